@@ -1,0 +1,56 @@
+"""The sdlens runtime on onnxruntime (CPU) with numpy arrays as tensors."""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+
+class OnnxRuntime:
+    """Runs graphs with onnxruntime's CPU provider; tensors are float32/int64 numpy arrays."""
+
+    def __init__(self, threads: int | None = None):
+        self.options = ort.SessionOptions()
+        self.options.log_severity_level = 3
+        if threads:
+            self.options.intra_op_num_threads = threads
+        self.backend = f"onnxruntime {ort.__version__} CPU"
+
+    def load(self, path: str, external_data: Sequence[str] = ()):
+        # External data files sit beside the graph; onnxruntime finds them by the graph's path.
+        return ort.InferenceSession(os.fspath(path), self.options, providers=["CPUExecutionProvider"])
+
+    def run(self, graph, feeds):
+        names = [o.name for o in graph.get_outputs()]
+        outputs = graph.run(names, {k: np.ascontiguousarray(v) for k, v in feeds.items()})
+        return dict(zip(names, outputs))
+
+    def floats(self, values, shape):
+        return np.asarray(values, dtype=np.float32).reshape(tuple(shape))
+
+    def ints(self, values, shape):
+        return np.asarray(values, dtype=np.int64).reshape(tuple(shape))
+
+    def combine(self, terms):
+        (c0, t0), *rest = terms
+        out = np.float32(c0) * t0
+        for c, t in rest:
+            out += np.float32(c) * t
+        return out.astype(np.float32, copy=False)
+
+    def concat(self, tensors):
+        return np.concatenate(tensors, axis=0)
+
+    def split(self, tensor):
+        return [tensor[i : i + 1] for i in range(tensor.shape[0])]
+
+    def read(self, tensor):
+        return np.asarray(tensor, dtype=np.float32).ravel().tolist()
+
+    def to_rgb8(self, image):
+        # diffusers: (x / 2 + 0.5).clamp(0, 1), then (x * 255).round() to uint8.
+        pixels = np.clip(image[0] / 2 + 0.5, 0, 1).transpose(1, 2, 0)
+        return (pixels * 255).round().astype(np.uint8).tobytes()
