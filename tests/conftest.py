@@ -1,7 +1,31 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 # `export` is a top-level folder of CPython tools, not an installed package.
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+ALL_VARIANTS = ["fp32", "fp16", "int8", "q4"]
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline_dir(tmp_path_factory) -> Path:
+    """A small random-weight SD pipeline in diffusers format, built by `export tiny`."""
+    from export.tiny import write_tiny_pipeline
+
+    out = tmp_path_factory.mktemp("tiny") / "tiny-sd"
+    write_tiny_pipeline(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_pipeline_dir, tmp_path_factory) -> Path:
+    """The tiny pipeline converted by `export convert`, every variant."""
+    from export.convert import convert
+
+    out = tmp_path_factory.mktemp("models") / "tiny-random"
+    convert(str(tiny_pipeline_dir), out, ALL_VARIANTS, quiet=True)
+    return out

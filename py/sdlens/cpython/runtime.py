@@ -25,7 +25,8 @@ class OnnxRuntime:
 
     def run(self, graph, feeds):
         names = [o.name for o in graph.get_outputs()]
-        outputs = graph.run(names, {k: np.ascontiguousarray(v) for k, v in feeds.items()})
+        # (np.ascontiguousarray would turn the 0-d timestep into shape (1,).)
+        outputs = graph.run(names, {k: np.asarray(v, order="C") for k, v in feeds.items()})
         return dict(zip(names, outputs))
 
     def floats(self, values, shape):

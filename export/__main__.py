@@ -1,0 +1,70 @@
+"""python -m export {tiny,convert} …: build and convert models for sdlens (CPython only)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from sdlens.errors import SdlensError
+
+# diffusers and transformers log warnings at import time (e.g. that optimum and optimum-onnx share
+# a top-level package); users of this command should see only its progress and its errors.
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def _float_or_none(text):
+    return None if text is None else float(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m export", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    tiny = commands.add_parser("tiny", help="write a small random-weight SD pipeline (diffusers format)")
+    tiny.add_argument("out", type=Path)
+    tiny.add_argument("--seed", type=int, default=0)
+    tiny.add_argument("--force", action="store_true", help="replace OUT if it exists")
+
+    convert = commands.add_parser("convert", help="convert a diffusers SD pipeline to an sdlens ONNX model folder")
+    convert.add_argument("src", help="a diffusers pipeline folder, or a hub id such as stabilityai/sd-turbo (online only)")
+    convert.add_argument("--out", type=Path, required=True)
+    convert.add_argument("--variants", default="fp32", help="comma-separated: fp32, fp16, int8, q4 (default fp32)")
+    convert.add_argument("--name", help="model name shown to users (default: OUT's folder name)")
+    convert.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    convert.add_argument("--default-steps", type=int)
+    convert.add_argument("--default-guidance", type=float)
+    convert.add_argument("--default-scheduler")
+    convert.add_argument("--quiet", action="store_true")
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "tiny":
+            from .tiny import write_tiny_pipeline
+
+            if args.out.exists() and not args.force:
+                raise SdlensError(f"{args.out} already exists; pass --force to replace it")
+            write_tiny_pipeline(args.out, seed=args.seed)
+            print(f"wrote {args.out}")
+        elif args.command == "convert":
+            from .convert import convert as run_convert, parse_variants
+
+            variants = parse_variants(args.variants)
+            defaults = {"steps": args.default_steps, "guidance": args.default_guidance,
+                        "scheduler": args.default_scheduler}
+            run_convert(args.src, args.out, variants, force=args.force, name=args.name,
+                        defaults=defaults, quiet=args.quiet)
+            print(f"wrote {args.out}/manifest.json")
+    except SdlensError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; nothing was written", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""`manifest.json`: the one file that describes an exported model to every sdlens runtime.
+
+Runtimes read nothing else up front: which files to fetch (with sizes and sha256, so the browser
+can show progress and verify), each graph's inputs and outputs, which browser backends each
+precision variant suits, and the numbers the pipeline needs (latent shape, VAE scaling factor,
+scheduler config, defaults such as SD-Turbo's 1 step at guidance 0).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import onnx
+
+from sdlens.model import MANIFEST_FORMAT
+
+from .variants import BACKENDS
+
+_DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16", onnx.TensorProto.INT64: "int64",
+           onnx.TensorProto.INT32: "int32", onnx.TensorProto.UINT8: "uint8", onnx.TensorProto.INT8: "int8"}
+
+SCHEDULER_NAMES = {
+    "DDIMScheduler": "ddim", "PNDMScheduler": "ddim", "EulerDiscreteScheduler": "euler",
+    "EulerAncestralDiscreteScheduler": "euler_a", "DPMSolverMultistepScheduler": "dpmpp_2m",
+    "LMSDiscreteScheduler": "lms",
+}
+
+
+def file_entry(path: Path, root: Path) -> dict:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"path": path.relative_to(root).as_posix(), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def _value_info(values) -> list[dict]:
+    out = []
+    for v in values:
+        t = v.type.tensor_type
+        shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in t.shape.dim]
+        out.append({"name": v.name, "dtype": _DTYPES.get(t.elem_type, str(t.elem_type)), "shape": shape})
+    return out
+
+
+def graph_io(path: Path) -> tuple[list[dict], list[dict]]:
+    model = onnx.load(str(path), load_external_data=False)
+    return _value_info(model.graph.input), _value_info(model.graph.output)
+
+
+def default_settings(src: str, scheduler_config: dict) -> dict:
+    """What a user gets before touching a control. Turbo models are distilled for 1 step, no guidance."""
+    scheduler = SCHEDULER_NAMES.get(scheduler_config.get("_class_name", ""), "ddim")
+    if "turbo" in src.lower():
+        return {"steps": 1, "guidance": 0.0, "scheduler": "euler"}
+    return {"steps": 25, "guidance": 7.5, "scheduler": scheduler}
+
+
+def build(pipe, src: str, name: str, root: Path, files: dict, parity: dict, defaults: dict) -> dict:
+    vae, unet, text_encoder = pipe.vae, pipe.unet, pipe.text_encoder
+    vae_scale = 2 ** (len(vae.config.block_out_channels) - 1)
+    sample_size = unet.config.sample_size
+    sample_size = sample_size if isinstance(sample_size, int) else sample_size[0]
+    scheduler_config = {k: v for k, v in dict(pipe.scheduler.config).items() if not k.startswith("_")}
+    scheduler_config["_class_name"] = type(pipe.scheduler).__name__
+    settings = default_settings(src, scheduler_config)
+    settings.update({k: v for k, v in defaults.items() if v is not None})
+    settings.setdefault("width", sample_size * vae_scale)
+    settings.setdefault("height", sample_size * vae_scale)
+    settings.setdefault("negative", "")
+
+    components = {}
+    for component, per_variant in files.items():
+        variants = {}
+        for variant, paths in per_variant.items():
+            inputs, outputs = graph_io(paths[0])
+            variants[variant] = {
+                "files": [file_entry(p, root) for p in paths],
+                "inputs": inputs,
+                "outputs": outputs,
+                "backends": BACKENDS[variant],
+                "parity": parity[component][variant],
+            }
+        components[component] = {"variants": variants}
+
+    return {
+        "format": MANIFEST_FORMAT,
+        "name": name,
+        "source": src,
+        "pipeline": "StableDiffusionPipeline",
+        "tokenizer": {"file": file_entry(root / "tokenizer.json", root), "max_length": pipe.tokenizer.model_max_length},
+        "components": components,
+        "latent_channels": unet.config.in_channels,
+        "vae_scale_factor": vae_scale,
+        "vae_scaling_factor": float(vae.config.scaling_factor),
+        "text_hidden_size": int(text_encoder.config.hidden_size),
+        "prediction_type": scheduler_config.get("prediction_type", "epsilon"),
+        "scheduler_config": scheduler_config,
+        "defaults": settings,
+    }
+
+
+def write(root: Path, manifest: dict) -> None:
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

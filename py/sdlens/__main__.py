@@ -1,0 +1,121 @@
+"""python -m sdlens {tokenize,generate} …: the sdlens pipeline from the command line (CPython)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import SdlensError
+from .model import Model, resolve_model_dir
+from .tokenizer import ClipTokenizer
+
+
+def _model_arg(parser):
+    parser.add_argument("--model", help="model folder with a manifest.json (default: the embedded default model)")
+
+
+def cmd_tokenize(args) -> int:
+    model = Model.from_dir(resolve_model_dir(args.model), verify=False)
+    tokenizer = ClipTokenizer.from_file(model.tokenizer_path())
+    enc = tokenizer.encode(args.prompt)
+    if args.json:
+        print(json.dumps({"ids": enc.ids, "tokens": enc.tokens, "length": enc.length,
+                          "max_length": enc.max_length, "dropped_words": enc.dropped_words}, ensure_ascii=False))
+        return 0
+    print(f"{enc.length} tokens (BOS and EOS included), {enc.max_length - enc.length} padding, max {enc.max_length}")
+    for position, (token_id, token) in enumerate(zip(enc.ids, enc.tokens)):
+        if position >= enc.length:
+            print(f"{position:>4}-{enc.max_length - 1:<4} {token_id:>6}  {token}  (padding)")
+            break
+        print(f"{position:>4}      {token_id:>6}  {token}")
+    if enc.dropped_words:
+        print(f"dropped (past {enc.max_length} tokens): {' '.join(enc.dropped_words)}")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from .cpython.images import save_npy, save_png
+    from .cpython.runtime import OnnxRuntime
+    from .pipeline import Pipeline, Settings
+
+    model = Model.from_dir(resolve_model_dir(args.model), variant=args.variant)
+    defaults = model.defaults
+    settings = Settings(
+        prompt=args.prompt,
+        negative=args.negative if args.negative is not None else defaults.get("negative", ""),
+        seed=args.seed,
+        steps=args.steps if args.steps is not None else defaults["steps"],
+        guidance=args.guidance if args.guidance is not None else defaults["guidance"],
+        scheduler=args.scheduler or defaults["scheduler"],
+    ).checked()
+    runtime = OnnxRuntime(threads=args.threads)
+    pipeline = Pipeline(model, runtime)
+
+    for label, text in (("prompt", settings.prompt), ("negative prompt", settings.negative)):
+        dropped = pipeline.tokenizer.encode(text).dropped_words
+        if dropped:
+            print(f"warning: {label} is longer than {pipeline.tokenizer.max_length} tokens; "
+                  f"dropped: {' '.join(dropped)}", file=sys.stderr)
+
+    print(f"model {model.name} ({args.variant}), backend {runtime.backend}")
+    print(f"{settings.scheduler}, {settings.steps} steps, guidance {settings.guidance}, seed {settings.seed}")
+    frames = Path(args.frames) if args.frames else None
+
+    def on_step(trace):
+        line = f"step {trace.index + 1:>3}/{settings.steps}  t={trace.timestep:7.2f}  {trace.seconds * 1000:8.1f} ms"
+        if frames is not None:
+            preview = runtime.to_rgb8(pipeline.decode(trace.pred_original))
+            save_png(preview, result_size[0], result_size[1], frames / f"step_{trace.index + 1:03d}.png")
+        print(line, flush=True)
+
+    result_size = (defaults["width"], defaults["height"])
+    result = pipeline.generate(settings, on_step=on_step)
+    save_png(result.rgb, result.width, result.height, Path(args.out))
+    if args.save_latents:
+        save_npy(result.latents, Path(args.save_latents))
+    t = result.timings
+    mean_step = sum(t["step_seconds"]) / len(t["step_seconds"])
+    print(f"text {t['text_seconds'] * 1000:.1f} ms, mean step {mean_step * 1000:.1f} ms, "
+          f"decode {t['decode_seconds'] * 1000:.1f} ms, total {t['total_seconds']:.2f} s")
+    print(f"wrote {args.out}" + (f" and {len(t['step_seconds'])} frames in {frames}" if frames else ""))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sdlens", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    tok = commands.add_parser("tokenize", help="show how CLIP's tokenizer splits a prompt")
+    tok.add_argument("prompt")
+    _model_arg(tok)
+    tok.add_argument("--json", action="store_true", help="print one JSON object")
+
+    gen = commands.add_parser("generate", help="generate an image")
+    gen.add_argument("prompt")
+    _model_arg(gen)
+    gen.add_argument("--negative", help='negative prompt (default: "")')
+    gen.add_argument("--seed", default="0", help="0 … 2**64-1, as torch.Generator().manual_seed")
+    gen.add_argument("--steps", help="denoising steps, 1 … 1000 (default: the model's)")
+    gen.add_argument("--guidance", help="classifier-free guidance scale ≥ 0; ≤ 1 turns it off (default: the model's)")
+    gen.add_argument("--scheduler", help="ddim, euler, euler_a, dpmpp_2m, lms (default: the model's)")
+    gen.add_argument("--variant", default="fp32", help="precision variant of every component (default fp32)")
+    gen.add_argument("--out", default="out.png", help="PNG file for the final image")
+    gen.add_argument("--frames", help="folder for a PNG of the predicted clean image at every step")
+    gen.add_argument("--save-latents", help="write the final latents (before VAE decoding) as float32 .npy")
+    gen.add_argument("--threads", type=int, help="onnxruntime intra-op threads")
+
+    args = parser.parse_args(argv)
+    try:
+        return {"tokenize": cmd_tokenize, "generate": cmd_generate}[args.command](args)
+    except SdlensError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

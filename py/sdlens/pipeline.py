@@ -1,0 +1,187 @@
+"""Stable Diffusion text-to-image, one readable step at a time.
+
+    prompt ──tokenize──► ids ──text encoder──► embeddings ─┐
+    seed ──randn──► noise x_T ──► [ UNet ε-prediction ─► guidance ─► scheduler step ] × N ─► x_0
+    x_0 ──VAE decoder──► image
+
+The order of operations is diffusers' StableDiffusionPipeline, so that the same checkpoint, prompt,
+seed, scheduler, steps and guidance give the same image. All tensor math goes through the runtime
+(see runtime.py): this file only decides *what* to compute.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from .errors import SdlensError
+from .guidance import check_guidance, guide, uses_guidance
+from .model import Model
+from .rng import Generator, check_seed
+from .schedulers import make_scheduler
+from .tokenizer import ClipTokenizer, Encoding
+
+MAX_STEPS = 1000
+
+
+class Cancelled(Exception):
+    """Raised inside `generate` when `should_stop()` turns true; the run is abandoned cleanly."""
+
+
+@dataclass
+class Settings:
+    prompt: str = ""
+    negative: str = ""
+    seed: int = 0
+    steps: int = 25
+    guidance: float = 7.5
+    scheduler: str = "ddim"
+
+    def checked(self) -> "Settings":
+        """The same settings, validated; raises SdlensError naming the bad field."""
+        if not isinstance(self.prompt, str) or not isinstance(self.negative, str):
+            raise SdlensError("prompt and negative prompt must be text")
+        steps = self.steps
+        if isinstance(steps, str) and steps.strip().lstrip("-").isdigit():
+            steps = int(steps)
+        if isinstance(steps, bool) or not isinstance(steps, int):
+            raise SdlensError(f"steps must be a whole number from 1 to {MAX_STEPS}, got {self.steps!r}")
+        if not 1 <= steps <= MAX_STEPS:
+            raise SdlensError(f"steps must be from 1 to {MAX_STEPS}, got {steps}")
+        return Settings(self.prompt, self.negative, check_seed(self.seed), steps,
+                        check_guidance(self.guidance), self.scheduler)
+
+
+@dataclass
+class StepTrace:
+    """Everything one denoising step computed, as runtime tensors. Reading values is up to the
+    listener (`runtime.read(...)`), so a plain generation never copies anything back."""
+
+    index: int
+    timestep: float
+    sigma: float
+    latent: Any  # x_t, the input of this step
+    eps_uncond: Any  # None when guidance is off
+    eps_cond: Any
+    eps_guided: Any
+    pred_original: Any  # x̂_0, the model's current guess of the clean latent
+    next_latent: Any  # x_{t-1}
+    coefficients: dict
+    seconds: float
+    onnx_seconds: float
+
+
+@dataclass
+class Result:
+    latents: Any
+    image: Any  # VAE output tensor, values in [-1, 1]
+    rgb: bytes
+    width: int
+    height: int
+    encoding: Encoding
+    negative_encoding: Optional[Encoding]
+    backend: str
+    timings: dict = field(default_factory=dict)
+
+
+class Pipeline:
+    def __init__(self, model: Model, runtime, tokenizer: ClipTokenizer | None = None):
+        self.model = model
+        self.runtime = runtime
+        self.tokenizer = tokenizer or ClipTokenizer.from_file(model.tokenizer_path())
+        self._graphs: dict[str, Any] = {}
+
+    # -- graphs -------------------------------------------------------------------------------
+    def graph(self, component: str):
+        if component not in self._graphs:
+            files = [self.model.path(f["path"]) for f in self.model.graph(component)["files"]]
+            self._graphs[component] = self.runtime.load(files[0], files[1:])
+        return self._graphs[component]
+
+    def _run(self, component: str, feeds: dict) -> Any:
+        outputs = self.runtime.run(self.graph(component), feeds)
+        return outputs[self.model.graph(component)["outputs"][0]["name"]]
+
+    # -- stages -------------------------------------------------------------------------------
+    def encode_text(self, encoding: Encoding):
+        """Token ids → one embedding vector per position (batch 1)."""
+        ids = self.runtime.ints(encoding.ids, (1, len(encoding.ids)))
+        return self._run("text_encoder", {"input_ids": ids})
+
+    def predict_noise(self, sample, timestep: float, context):
+        spec = {i["name"]: i for i in self.model.graph("unet")["inputs"]}
+        t = (self.runtime.ints if spec["timestep"]["dtype"].startswith("int") else self.runtime.floats)(
+            [timestep], tuple(d for d in spec["timestep"]["shape"] if isinstance(d, int)) or ())
+        return self._run("unet", {"sample": sample, "timestep": t, "encoder_hidden_states": context})
+
+    def decode(self, latents):
+        """Latents → image tensor in [-1, 1]. The VAE was trained on latents times scaling_factor."""
+        scaled = self.runtime.combine([(1.0 / self.model.manifest["vae_scaling_factor"], latents)])
+        return self._run("vae_decoder", {"latent_sample": scaled})
+
+    # -- the whole thing ----------------------------------------------------------------------
+    def generate(
+        self,
+        settings: Settings,
+        on_step: Callable[[StepTrace], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Result:
+        s = settings.checked()
+        ops = self.runtime
+        started = time.perf_counter()
+        defaults = self.model.defaults
+        width, height = defaults["width"], defaults["height"]
+
+        scheduler = make_scheduler(s.scheduler, self.model.manifest["scheduler_config"])
+        scheduler.set_timesteps(s.steps)
+
+        encoding = self.tokenizer.encode(s.prompt)
+        guided = uses_guidance(s.guidance)
+        negative_encoding = self.tokenizer.encode(s.negative) if guided else None
+        cond = self.encode_text(encoding)
+        context = ops.concat([self.encode_text(negative_encoding), cond]) if guided else cond
+        text_seconds = time.perf_counter() - started
+
+        generator = Generator(s.seed)
+        shape = self.model.latent_shape(width, height)
+        latents = ops.combine([(scheduler.init_noise_sigma, ops.floats(generator.randn(shape), shape))])
+
+        step_seconds = []
+        onnx_seconds = []
+        for index, timestep in enumerate(scheduler.timesteps):
+            if should_stop is not None and should_stop():
+                raise Cancelled()
+            step_started = time.perf_counter()
+            model_input = scheduler.scale_model_input(latents, index, ops)
+            if guided:
+                model_input = ops.concat([model_input, model_input])
+            unet_started = time.perf_counter()
+            noise = self.predict_noise(model_input, timestep, context)
+            unet_seconds = time.perf_counter() - unet_started
+            if guided:
+                eps_uncond, eps_cond = ops.split(noise)
+                eps = guide(ops, eps_uncond, eps_cond, s.guidance)
+            else:
+                eps_uncond, eps_cond, eps = None, noise, noise
+            out = scheduler.step(eps, index, latents, ops, generator=generator)
+            step_seconds.append(time.perf_counter() - step_started)
+            onnx_seconds.append(unet_seconds)
+            if on_step is not None:
+                on_step(StepTrace(index, float(timestep), scheduler.sigma(index), latents, eps_uncond, eps_cond,
+                                  eps, out.pred_original_sample, out.prev_sample, out.coefficients,
+                                  step_seconds[-1], unet_seconds))
+            latents = out.prev_sample
+
+        decode_started = time.perf_counter()
+        image = self.decode(latents)
+        rgb = ops.to_rgb8(image)
+        finished = time.perf_counter()
+        timings = {
+            "text_seconds": text_seconds,
+            "step_seconds": step_seconds,
+            "step_onnx_seconds": onnx_seconds,
+            "decode_seconds": finished - decode_started,
+            "total_seconds": finished - started,
+        }
+        return Result(latents, image, rgb, width, height, encoding, negative_encoding, ops.backend, timings)
