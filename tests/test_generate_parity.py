@@ -1,0 +1,109 @@
+"""End to end: sdlens on the exported tiny model equals diffusers' StableDiffusionPipeline on the
+diffusers folder it came from: same prompt, seed, scheduler, steps and guidance."""
+
+import numpy as np
+import pytest
+import torch
+
+from sdlens.cpython.runtime import OnnxRuntime
+from sdlens.model import Model
+from sdlens.pipeline import Pipeline, Settings
+
+DIFFUSERS_SCHEDULERS = {
+    "ddim": "DDIMScheduler",
+    "euler": "EulerDiscreteScheduler",
+    "euler_a": "EulerAncestralDiscreteScheduler",
+    "dpmpp_2m": "DPMSolverMultistepScheduler",
+    "lms": "LMSDiscreteScheduler",
+}
+STEPS = 8
+SEED = 42
+
+
+@pytest.fixture(scope="module")
+def reference_pipe(tiny_pipeline_dir):
+    from diffusers import StableDiffusionPipeline
+    from transformers import CLIPTokenizerFast
+
+    pipe = StableDiffusionPipeline.from_pretrained(
+        tiny_pipeline_dir, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    # sdlens implements the fast tokenizer (tokenizer.json); the slow one may differ on odd unicode.
+    pipe.tokenizer = CLIPTokenizerFast.from_pretrained(tiny_pipeline_dir / "tokenizer")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture(scope="module")
+def ours(tiny_model_dir):
+    return Pipeline(Model.from_dir(str(tiny_model_dir)), OnnxRuntime())
+
+
+def diffusers_generate(pipe, scheduler, prompt, negative, guidance):
+    import diffusers
+
+    pipe.scheduler = getattr(diffusers, DIFFUSERS_SCHEDULERS[scheduler]).from_config(pipe.scheduler.config)
+    with torch.no_grad():
+        latents = pipe(prompt, negative_prompt=negative, num_inference_steps=STEPS, guidance_scale=guidance,
+                       generator=torch.Generator("cpu").manual_seed(SEED), output_type="latent").images
+        image = pipe.vae.decode(latents / pipe.vae.config.scaling_factor).sample
+    return latents.numpy(), (image / 2 + 0.5).clamp(0, 1).numpy()
+
+
+@pytest.mark.parametrize("negative", [None, "blurry, low quality"])
+@pytest.mark.parametrize("guidance", [1.0, 7.5])
+@pytest.mark.parametrize("scheduler", list(DIFFUSERS_SCHEDULERS))
+def test_same_latents_and_image_as_diffusers(reference_pipe, ours, scheduler, guidance, negative):
+    prompt = "a big red circle on the left, light blue background"
+    ref_latents, ref_image = diffusers_generate(reference_pipe, scheduler, prompt, negative, guidance)
+    result = ours.generate(Settings(prompt=prompt, negative=negative or "", seed=SEED, steps=STEPS,
+                                    guidance=guidance, scheduler=scheduler))
+    latents = np.asarray(result.latents)
+    assert latents.shape == ref_latents.shape
+    # Latents, not only pixels: a random-weight VAE maps very different latents to similar images.
+    assert np.abs(latents - ref_latents).max() <= 1e-4 * np.abs(ref_latents).max()
+    image = np.clip(np.asarray(result.image) / 2 + 0.5, 0, 1)
+    assert np.abs(image - ref_image).max() <= 1e-3
+    # The bytes we hand out are diffusers' own rounding of that image.
+    ref_rgb = (ref_image[0].transpose(1, 2, 0) * 255).round().astype(np.uint8)
+    got_rgb = np.frombuffer(result.rgb, np.uint8).reshape(ref_rgb.shape)
+    assert np.abs(got_rgb.astype(int) - ref_rgb).max() <= 1
+
+
+def test_turbo_one_step_without_guidance(reference_pipe, ours, tiny_model_dir):
+    """SD-Turbo's case: Euler with trailing spacing, 1 step, guidance 0 (no unconditional pass)."""
+    from diffusers import EulerDiscreteScheduler
+
+    config = dict(reference_pipe.scheduler.config, timestep_spacing="trailing")
+    reference_pipe.scheduler = EulerDiscreteScheduler.from_config(config)
+    with torch.no_grad():
+        ref = reference_pipe("a red star", num_inference_steps=1, guidance_scale=0.0,
+                             generator=torch.Generator("cpu").manual_seed(3), output_type="latent").images.numpy()
+    model = Model.from_dir(str(tiny_model_dir))
+    model.manifest["scheduler_config"]["timestep_spacing"] = "trailing"
+    calls = []
+    runtime = OnnxRuntime()
+    run = runtime.run
+    runtime.run = lambda graph, feeds: calls.append({k: v.shape for k, v in feeds.items()}) or run(graph, feeds)
+    result = Pipeline(model, runtime).generate(Settings("a red star", seed=3, steps=1, guidance=0.0, scheduler="euler"))
+    assert np.abs(np.asarray(result.latents) - ref).max() <= 1e-4 * np.abs(ref).max()
+    # One text-encoder pass, one UNet call with batch 1, one decode: no unconditional work at all.
+    assert [c.get("sample", c.get("input_ids", c.get("latent_sample"))) for c in calls] == [
+        (1, 77), (1, 4, 16, 16), (1, 4, 16, 16)]
+
+
+def test_guidance_uses_one_batch_of_two(ours):
+    calls = []
+    runtime = ours.runtime
+    run = runtime.run
+    runtime.run = lambda graph, feeds: calls.append(feeds) or run(graph, feeds)
+    try:
+        ours.generate(Settings("a circle", negative="a square", seed=1, steps=3, guidance=5.0, scheduler="ddim"))
+    finally:
+        runtime.run = run
+    unet_calls = [c for c in calls if "sample" in c]
+    assert len(unet_calls) == 3 and all(c["sample"].shape[0] == 2 for c in unet_calls)
+    # Batch item 0 is the negative prompt (it replaces the empty prompt), item 1 the prompt: diffusers' order.
+    context = unet_calls[0]["encoder_hidden_states"]
+    negative = ours.encode_text(ours.tokenizer.encode("a square"))
+    prompt = ours.encode_text(ours.tokenizer.encode("a circle"))
+    np.testing.assert_array_equal(context, np.concatenate([negative, prompt]))
