@@ -20,6 +20,7 @@ from .guidance import check_guidance, guide, uses_guidance
 from .model import Model
 from .rng import Generator, check_seed
 from .schedulers import make_scheduler
+from .schedulers.base import check_steps
 from .tokenizer import ClipTokenizer, Encoding
 
 MAX_STEPS = 1000
@@ -42,14 +43,7 @@ class Settings:
         """The same settings, validated; raises SdlensError naming the bad field."""
         if not isinstance(self.prompt, str) or not isinstance(self.negative, str):
             raise SdlensError("prompt and negative prompt must be text")
-        steps = self.steps
-        if isinstance(steps, str) and steps.strip().lstrip("-").isdigit():
-            steps = int(steps)
-        if isinstance(steps, bool) or not isinstance(steps, int):
-            raise SdlensError(f"steps must be a whole number from 1 to {MAX_STEPS}, got {self.steps!r}")
-        if not 1 <= steps <= MAX_STEPS:
-            raise SdlensError(f"steps must be from 1 to {MAX_STEPS}, got {steps}")
-        return Settings(self.prompt, self.negative, check_seed(self.seed), steps,
+        return Settings(self.prompt, self.negative, check_seed(self.seed), check_steps(self.steps, MAX_STEPS),
                         check_guidance(self.guidance), self.scheduler)
 
 

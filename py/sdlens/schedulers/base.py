@@ -171,6 +171,23 @@ def sigma_from_alpha_prod(alpha_prod: float) -> float:
 # --------------------------------------------------------------------------------------------
 
 
+def check_steps(num_inference_steps, max_steps: int) -> int:
+    """A step count as an int in 1 … max_steps (also from text such as "30"), or SdlensError."""
+    n = num_inference_steps
+    if isinstance(n, bool):
+        n = None
+    elif isinstance(n, float) and n.is_integer():
+        n = int(n)
+    elif isinstance(n, str):
+        try:
+            n = int(n.strip(), 10)
+        except ValueError:
+            n = None
+    if not isinstance(n, int) or not 1 <= n <= max_steps:
+        raise SdlensError(f"steps must be a whole number from 1 to {max_steps}, got {num_inference_steps!r}")
+    return n
+
+
 @dataclass
 class StepResult:
     """One scheduler step.
@@ -271,21 +288,7 @@ class Scheduler:
 
     def check_steps(self, num_inference_steps) -> int:
         """``num_inference_steps`` as an int in 1 … max_steps, or SdlensError."""
-        n = num_inference_steps
-        if isinstance(n, bool):
-            n = None
-        elif isinstance(n, float) and n.is_integer():
-            n = int(n)
-        elif isinstance(n, str):
-            try:
-                n = int(n.strip(), 10)
-            except ValueError:
-                n = None
-        if not isinstance(n, int) or not 1 <= n <= self.max_steps:
-            raise SdlensError(
-                f"steps must be a whole number from 1 to {self.max_steps}, got {num_inference_steps!r}"
-            )
-        return n
+        return check_steps(num_inference_steps, self.max_steps)
 
     def set_timesteps(self, num_inference_steps: int) -> None:
         """Choose the timesteps for a run of ``num_inference_steps`` and reset any history."""

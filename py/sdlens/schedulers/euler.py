@@ -56,6 +56,35 @@ class _SigmaScheduler(Scheduler):
         sigma = self.sigma(index)
         return 1.0 / math.sqrt(sigma * sigma + 1.0)
 
+    def _euler_step(self, model_output, index: int, sample, ops, sigma_to: float,
+                    noise_terms=(), extra_coefficients=None) -> StepResult:
+        """One Euler step of the ODE from sigma down to ``sigma_to``: x + (sigma_to - sigma)·d,
+        with d = (x - x̂_0)/sigma, plus any ``noise_terms`` (coef, tensor) an ancestral step adds."""
+        sigma, sigma_next = self.sigmas[index], self.sigmas[index + 1]
+        # x̂_0 = a·x + b·model_output
+        a, b = self._x0_coefficients(sigma)
+        # derivative d = (x - x̂_0)/sigma, as a combination of (x, model_output)
+        d_sample, d_model = (1.0 - a) / sigma, -b / sigma
+        dt = sigma_to - sigma
+        sample_coef, model_coef = 1.0 + dt * d_sample, dt * d_model
+
+        pred_original = combine(ops, [(a, sample), (b, model_output)])
+        prev_sample = combine(ops, [(sample_coef, sample), (model_coef, model_output), *noise_terms])
+        coefficients = {
+            "timestep": self.timesteps[index],
+            "sigma": sigma,
+            "sigma_next": sigma_next,
+            **(extra_coefficients or {}),
+            "dt": dt,
+            "x0_sample_coef": a,
+            "x0_model_coef": b,
+            "derivative_sample_coef": d_sample,
+            "derivative_model_coef": d_model,
+            "sample_coef": sample_coef,
+            "model_coef": model_coef,
+        }
+        return StepResult(prev_sample, pred_original, coefficients)
+
 
 class EulerDiscreteScheduler(_SigmaScheduler):
     name = "euler"
@@ -92,26 +121,4 @@ class EulerDiscreteScheduler(_SigmaScheduler):
 
     def step(self, model_output, index: int, sample, ops, generator=None) -> StepResult:
         self._require_timesteps(index)
-        sigma, sigma_next = self.sigmas[index], self.sigmas[index + 1]
-        # x̂_0 = a·x + b·model_output
-        a, b = self._x0_coefficients(sigma)
-        # derivative d = (x - x̂_0)/sigma, as a combination of (x, model_output)
-        d_sample, d_model = (1.0 - a) / sigma, -b / sigma
-        dt = sigma_next - sigma
-        sample_coef, model_coef = 1.0 + dt * d_sample, dt * d_model
-
-        pred_original = combine(ops, [(a, sample), (b, model_output)])
-        prev_sample = combine(ops, [(sample_coef, sample), (model_coef, model_output)])
-        coefficients = {
-            "timestep": self.timesteps[index],
-            "sigma": sigma,
-            "sigma_next": sigma_next,
-            "dt": dt,
-            "x0_sample_coef": a,
-            "x0_model_coef": b,
-            "derivative_sample_coef": d_sample,
-            "derivative_model_coef": d_model,
-            "sample_coef": sample_coef,
-            "model_coef": model_coef,
-        }
-        return StepResult(prev_sample, pred_original, coefficients)
+        return self._euler_step(model_output, index, sample, ops, sigma_to=self.sigmas[index + 1])

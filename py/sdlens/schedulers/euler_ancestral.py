@@ -18,7 +18,7 @@ import math
 import random
 
 from ..rng import Generator
-from .base import StepResult, combine
+from .base import StepResult
 from .euler import _SigmaScheduler
 
 
@@ -30,35 +30,16 @@ class EulerAncestralDiscreteScheduler(_SigmaScheduler):
     def step(self, model_output, index: int, sample, ops, generator=None) -> StepResult:
         self._require_timesteps(index)
         sigma, sigma_next = self.sigmas[index], self.sigmas[index + 1]
-        a, b = self._x0_coefficients(sigma)
-        d_sample, d_model = (1.0 - a) / sigma, -b / sigma
-
         sigma_up = math.sqrt(sigma_next**2 * (sigma**2 - sigma_next**2) / sigma**2)
         sigma_down = math.sqrt(max(sigma_next**2 - sigma_up**2, 0.0))
-        dt = sigma_down - sigma
-        sample_coef, model_coef = 1.0 + dt * d_sample, dt * d_model
 
         if generator is None:  # diffusers falls back to torch's global generator
             generator = Generator(random.getrandbits(63))
         shape = tuple(model_output.shape)
         noise = ops.floats(generator.randn(shape), shape)
 
-        pred_original = combine(ops, [(a, sample), (b, model_output)])
-        prev_sample = combine(ops, [(sample_coef, sample), (model_coef, model_output), (sigma_up, noise)])
-        coefficients = {
-            "timestep": self.timesteps[index],
-            "sigma": sigma,
-            "sigma_next": sigma_next,
-            "sigma_up": sigma_up,
-            "sigma_down": sigma_down,
-            "dt": dt,
-            "x0_sample_coef": a,
-            "x0_model_coef": b,
-            "derivative_sample_coef": d_sample,
-            "derivative_model_coef": d_model,
-            "sample_coef": sample_coef,
-            "model_coef": model_coef,
-            "noise_coef": sigma_up,
-        }
-        return StepResult(prev_sample, pred_original, coefficients)
-
+        return self._euler_step(
+            model_output, index, sample, ops, sigma_to=sigma_down,
+            noise_terms=[(sigma_up, noise)],
+            extra_coefficients={"sigma_up": sigma_up, "sigma_down": sigma_down, "noise_coef": sigma_up},
+        )
