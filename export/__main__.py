@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     convert.add_argument("--default-steps", type=int)
     convert.add_argument("--default-guidance", type=float)
     convert.add_argument("--default-scheduler")
+    convert.add_argument("--default", action="store_true", help="mark as the model used when none is named")
     convert.add_argument("--quiet", action="store_true")
 
     args = parser.parse_args(argv)
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             defaults = {"steps": args.default_steps, "guidance": args.default_guidance,
                         "scheduler": args.default_scheduler}
             run_convert(args.src, args.out, variants, force=args.force, name=args.name,
-                        defaults=defaults, quiet=args.quiet)
+                        defaults=defaults, quiet=args.quiet, default_model=args.default)
             print(f"wrote {args.out}/manifest.json")
     except SdlensError as err:
         print(f"error: {err}", file=sys.stderr)

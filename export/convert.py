@@ -81,8 +81,12 @@ def export_fp32(model, onnx_config, out: Path) -> Path:
 
 
 def convert(src: str, out: Path, variants: list[str], force: bool = False, name: str | None = None,
-            defaults: dict | None = None, quiet: bool = False) -> dict:
-    """Convert SRC into the model folder OUT. Returns the manifest."""
+            defaults: dict | None = None, quiet: bool = False, default_model: bool = False) -> dict:
+    """Convert SRC into the model folder OUT. Returns the manifest.
+
+    A source folder may hold `sdlens_extras.json` (written by the models this repo trains) with
+    "starter_prompts", "prompt_pairs" and "defaults"; they are carried into the manifest.
+    `default_model` marks the model that runs when the user names none."""
     import optimum.exporters.onnx.model_configs  # noqa: F401  (registers the ONNX export configs)
     from optimum.exporters.utils import get_diffusion_models_for_export
     from tqdm.auto import tqdm
@@ -121,10 +125,14 @@ def convert(src: str, out: Path, variants: list[str], force: bool = False, name:
                     report[component][variant] = parity.check(written[0], references[component])
                     bar.update(1)
 
+        extras = _source_extras(src)
         manifest = manifest_mod.build(
             pipe, src=src, name=name or out.name, root=final, files=files, parity=report,
-            defaults=defaults or {},
+            defaults={**extras.pop("defaults", {}), **{k: v for k, v in (defaults or {}).items() if v is not None}},
         )
+        manifest.update(extras)
+        if default_model:
+            manifest["default"] = True
         (final / "parity.json").write_text(json.dumps(report, indent=2) + "\n")
         manifest_mod.write(final, manifest)
         if not quiet:
@@ -133,6 +141,14 @@ def convert(src: str, out: Path, variants: list[str], force: bool = False, name:
         return manifest
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _source_extras(src: str) -> dict:
+    path = Path(src) / "sdlens_extras.json"
+    if not path.is_file():
+        return {}
+    extras = json.loads(path.read_text())
+    return {k: extras[k] for k in ("starter_prompts", "prompt_pairs", "defaults", "description") if k in extras}
 
 
 def _move_into_place(built: Path, out: Path) -> None:

@@ -152,3 +152,21 @@ def test_cli_convert_with_force_replaces(tiny_pipeline_dir, tmp_path):
     assert not (out / "stale.txt").exists()
     manifest = json.loads((out / "manifest.json").read_text())
     assert list(manifest["components"]["unet"]["variants"]) == ["fp32"]
+
+
+def test_extras_and_default_flag_reach_the_manifest(tiny_pipeline_dir, tmp_path):
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(tiny_pipeline_dir, src)
+    extras = {"starter_prompts": ["a red circle"], "prompt_pairs": [["a red circle", "a blue circle"]],
+              "defaults": {"steps": 10, "guidance": 3.0}, "ignored": 1}
+    (src / "sdlens_extras.json").write_text(json.dumps(extras))
+    manifest = convert(str(src), tmp_path / "m", ["fp32"], quiet=True, default_model=True,
+                       defaults={"steps": 12, "guidance": None})
+    assert manifest["default"] is True
+    assert manifest["starter_prompts"] == ["a red circle"]
+    assert manifest["prompt_pairs"] == [["a red circle", "a blue circle"]]
+    assert manifest["defaults"]["steps"] == 12 and manifest["defaults"]["guidance"] == 3.0
+    assert "ignored" not in manifest
+    assert json.loads((tmp_path / "m" / "manifest.json").read_text()) == manifest
