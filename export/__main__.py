@@ -1,4 +1,4 @@
-"""python -m export {tiny,convert} …: build and convert models for sdlens (CPython only)."""
+"""python -m export {tiny,convert,train-tiny,judge} …: build and convert models for sdlens (CPython only)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,19 @@ def main(argv: list[str] | None = None) -> int:
     convert.add_argument("--default", action="store_true", help="mark as the model used when none is named")
     convert.add_argument("--quiet", action="store_true")
 
+    commands.add_parser("web-ops", help="rewrite the small tensor-math graphs of the browser runtime (web/ops)")
+
+    train = commands.add_parser("train-tiny", help="train the small default SD from scratch on rendered shapes (CPU)")
+    train.add_argument("out", type=Path)
+    train.add_argument("--minutes", type=float, default=60.0, help="wall-time budget for the whole run (default 60)")
+    train.add_argument("--config", default="full", help="full (the default model) or reduced (tests)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    train.add_argument("--vae-steps", type=int, help="fix the VAE iterations instead of planning them from --minutes")
+    train.add_argument("--unet-steps", type=int, help="fix the UNet iterations instead of planning them from --minutes")
+    train.add_argument("--force", action="store_true", help="discard OUT (and any checkpoint in it) and start over")
+    train.add_argument("--quiet", action="store_true")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "tiny":
@@ -58,11 +71,26 @@ def main(argv: list[str] | None = None) -> int:
             run_convert(args.src, args.out, variants, force=args.force, name=args.name,
                         defaults=defaults, quiet=args.quiet, default_model=args.default)
             print(f"wrote {args.out}/manifest.json")
+        elif args.command == "train-tiny":
+            from .train import train_tiny
+
+            report = train_tiny(args.out, minutes=args.minutes, config=args.config, seed=args.seed,
+                                threads=args.threads, force=args.force, vae_steps=args.vae_steps,
+                                unet_steps=args.unet_steps, quiet=args.quiet)
+            print(f"wrote {args.out}: VAE {report['vae']['steps']} steps (PSNR {report['vae']['psnr_db']} dB), "
+                  f"UNet {report['unet']['steps']} steps at {report['unet']['steps_per_s']} it/s, "
+                  f"{report['wall_seconds'] / 60:.1f} min")
+        elif args.command == "web-ops":
+            from .web_ops import write
+
+            for path in write():
+                print(f"wrote {path}")
     except SdlensError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; nothing was written", file=sys.stderr)
+        print("interrupted" + ("; run the same command again to resume" if args.command == "train-tiny"
+                                else "; nothing was written"), file=sys.stderr)
         return 130
     return 0
 

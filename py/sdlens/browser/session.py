@@ -1,0 +1,91 @@
+"""What the browser worker calls: load a model, tokenize, generate with per-step reports.
+
+The worker hands us the manifest and tokenizer JSON it fetched and verified, and its
+onnxruntime-web runtime; everything else is the same sdlens code that CPython runs.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..errors import SdlensError
+from ..model import Model
+from ..pipeline import Cancelled, Pipeline, Settings
+from ..tokenizer import ClipTokenizer
+from .runtime import BrowserRuntime
+
+
+class BrowserSession:
+    def __init__(self, manifest_json: str, tokenizer_json: str, js_runtime, variant: str):
+        self.model = Model.from_json(manifest_json, root="", variant=variant)
+        self.runtime = BrowserRuntime(js_runtime)
+        self.pipeline = Pipeline(self.model, self.runtime, ClipTokenizer.from_json(tokenizer_json))
+
+    def tokenize(self, prompt: str) -> dict:
+        enc = self.pipeline.tokenizer.encode(prompt)
+        return {"ids": enc.ids, "tokens": enc.tokens, "length": enc.length,
+                "max_length": enc.max_length, "dropped_words": enc.dropped_words}
+
+    def check(self, settings: dict) -> dict:
+        """Validate settings without running; returns {"ok": True} or the field and message."""
+        try:
+            self._settings(settings)
+        except SdlensError as err:
+            return {"ok": False, "message": str(err), "field": _field_of(str(err))}
+        return {"ok": True}
+
+    def _settings(self, settings: dict) -> Settings:
+        defaults = self.model.defaults
+        return Settings(
+            prompt=settings.get("prompt", ""),
+            negative=settings.get("negative", ""),
+            seed=settings.get("seed", 0),
+            steps=settings.get("steps", defaults["steps"]),
+            guidance=settings.get("guidance", defaults["guidance"]),
+            scheduler=settings.get("scheduler") or defaults["scheduler"],
+        ).checked()
+
+    def generate(self, settings: dict, on_step, should_stop) -> dict:
+        s = self._settings(settings)
+        from ..schedulers import make_scheduler
+
+        make_scheduler(s.scheduler, self.model.manifest["scheduler_config"])  # unknown name → SdlensError now
+        runtime = self.runtime
+        python_seconds = []
+
+        def report(trace):
+            started = time.perf_counter()
+            preview = runtime.read_f32(trace.pred_original)
+            on_step(trace.index, len_steps, trace.timestep, trace.sigma, trace.seconds, trace.onnx_seconds, preview)
+            python_seconds.append(time.perf_counter() - started)
+
+        len_steps = s.steps
+        try:
+            result = self.pipeline.generate(s, on_step=report, should_stop=lambda: bool(should_stop()))
+        except Cancelled:
+            return {"cancelled": True}
+        t = result.timings
+        return {
+            "cancelled": False,
+            "width": result.width,
+            "height": result.height,
+            "rgb": result.rgb,
+            "backend": result.backend,
+            "timings": {
+                "text_ms": t["text_seconds"] * 1000,
+                "step_ms": [x * 1000 for x in t["step_seconds"]],
+                "step_onnx_ms": [x * 1000 for x in t["step_onnx_seconds"]],
+                "decode_ms": t["decode_seconds"] * 1000,
+                "total_ms": t["total_seconds"] * 1000,
+            },
+            "settings": {"prompt": s.prompt, "negative": s.negative, "seed": str(s.seed), "steps": s.steps,
+                         "guidance": s.guidance, "scheduler": s.scheduler},
+            "dropped_words": result.encoding.dropped_words,
+        }
+
+
+def _field_of(message: str) -> str:
+    for field in ("seed", "steps", "guidance", "scheduler", "prompt"):
+        if message.startswith(field) or f" {field} " in message[:40]:
+            return field
+    return ""

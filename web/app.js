@@ -1,0 +1,293 @@
+// The page: controls, progress, the image and the per-step strip, and `window.sdlens` for
+// automation. All computing happens in the worker (worker.js); this thread only draws.
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const preference = params.get("backend") || "auto"; // auto | webgpu | wasm
+
+// ---------------------------------------------------------------------------------------------
+// The worker, as promises
+
+let worker;
+let nextId = 0;
+const pending = new Map();
+let onWorkerEvent = () => {};
+
+function startWorker() {
+  worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+  worker.onmessage = ({ data }) => {
+    if (data.type !== "reply") return onWorkerEvent(data);
+    const { resolve, reject } = pending.get(data.id);
+    pending.delete(data.id);
+    if (data.error !== undefined) reject(new Error(data.error));
+    else resolve(data.value);
+  };
+  worker.onerror = (event) => showError(`The worker failed: ${event.message || "unknown error"}`);
+}
+
+function call(type, payload = {}) {
+  const id = nextId++;
+  return new Promise((resolve, reject) => {
+    pending.set(id, { resolve, reject });
+    worker.postMessage({ type, id, ...payload });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// State and display
+
+const state = { models: [], modelId: null, loading: null, running: false, backend: null };
+
+function setProgress(text, fraction) {
+  $("progress-text").textContent = text;
+  const bar = $("progress-bar");
+  if (fraction === null || fraction === undefined) bar.removeAttribute("value");
+  else bar.value = fraction;
+}
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message;
+  box.hidden = !message;
+}
+
+function setBusy(running) {
+  state.running = running;
+  $("generate").disabled = running || !state.modelId;
+  $("stop").disabled = !running;
+}
+
+function showBackend(backend) {
+  const badge = $("backend-badge");
+  badge.textContent = backend.label;
+  badge.title = backend.reason;
+  badge.className = `badge ${backend.ep}`;
+}
+
+const formatBytes = (n) => (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : `${(n / 1024).toFixed(0)} kB`);
+
+onWorkerEvent = (event) => {
+  if (event.type === "download") {
+    const source = event.source === "cache" ? " (from cache)" : "";
+    setProgress(
+      `Model files: ${formatBytes(event.totalReceived)} of ${formatBytes(event.total)}; ` +
+        `${event.file} ${formatBytes(event.received)} of ${formatBytes(event.size)}${source}`,
+      event.totalReceived / event.total,
+    );
+  } else if (event.type === "step") {
+    setProgress(`Step ${event.index + 1} of ${event.steps}: ${event.ms.toFixed(0)} ms`, (event.index + 1) / event.steps);
+    addPreview(event);
+  }
+};
+
+function drawRgba(canvas, { width, height, rgba }) {
+  canvas.width = width;
+  canvas.height = height;
+  canvas.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(rgba), width, height), 0, 0);
+}
+
+function addPreview(event) {
+  const figure = document.createElement("figure");
+  const canvas = document.createElement("canvas");
+  drawRgba(canvas, event.preview);
+  const caption = document.createElement("figcaption");
+  caption.textContent = `t=${Math.round(event.timestep)}`;
+  figure.append(canvas, caption);
+  $("previews").append(figure);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Models
+
+async function loadModel(modelId) {
+  if (state.modelId === modelId && !state.loading) return state.backend;
+  if (state.loading && state.loading.modelId === modelId) return state.loading.promise;
+  const model = state.models.find((m) => m.id === modelId);
+  if (!model) throw new Error(`unknown model ${modelId}; available: ${state.models.map((m) => m.id).join(", ")}`);
+  if (state.modelId) {
+    // A fresh worker per model: onnxruntime's backend is fixed once loaded.
+    worker.terminate();
+    startWorker();
+    await call("init");
+  }
+  state.modelId = null;
+  setBusy(false);
+  const promise = (async () => {
+    setProgress(`Loading ${model.name}…`, 0);
+    const loaded = await call("load", { modelId, manifestUrl: model.manifest, preference });
+    state.modelId = modelId;
+    state.backend = loaded.backend;
+    state.manifest = loaded.manifest;
+    showBackend(loaded.backend);
+    applyDefaults(loaded.manifest.defaults);
+    setProgress(`${model.name} is ready (${loaded.backend.label}).`, 1);
+    setBusy(false);
+    return loaded.backend;
+  })();
+  state.loading = { modelId, promise };
+  try {
+    return await promise;
+  } finally {
+    state.loading = null;
+  }
+}
+
+function applyDefaults(defaults) {
+  $("steps").value = defaults.steps;
+  $("guidance").value = defaults.guidance;
+  $("scheduler").value = defaults.scheduler;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation next to each field
+
+const FIELDS = ["prompt", "seed", "steps", "guidance", "scheduler"];
+
+function clearFieldMessages() {
+  for (const field of FIELDS) {
+    const el = $(`${field}-message`);
+    el.textContent = "";
+    el.className = "field-message";
+  }
+}
+
+function fieldMessage(field, text, warning = false) {
+  const el = $(`${field || "prompt"}-message`);
+  el.textContent = text;
+  el.className = warning ? "field-message warning" : "field-message";
+}
+
+function readForm() {
+  return {
+    prompt: $("prompt").value,
+    negative: $("negative").value,
+    seed: $("seed").value.trim(),
+    steps: $("steps").value.trim(),
+    guidance: $("guidance").value.trim() === "" ? "nan" : $("guidance").value.trim(),
+    scheduler: $("scheduler").value,
+    model: $("model").value,
+  };
+}
+
+async function warnAboutDroppedWords(settings) {
+  const tokens = await call("tokenize", { prompt: settings.prompt });
+  if (tokens.dropped_words.length) {
+    fieldMessage("prompt", `Longer than ${tokens.max_length} tokens; dropped: ${tokens.dropped_words.join(" ")}`, true);
+  }
+  return tokens;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generate and stop
+
+async function generate(request) {
+  if (state.running) throw new Error("a generation is already running; press Stop first");
+  const settings = { ...readForm(), ...request };
+  for (const key of ["seed", "steps", "guidance"]) settings[key] = String(settings[key]);
+  showError("");
+  clearFieldMessages();
+  setBusy(true);
+  try {
+    await loadModel(settings.model || state.models.find((m) => m.default).id);
+    setBusy(true);
+    const check = await call("check", { settings });
+    if (!check.ok) {
+      fieldMessage(check.field, check.message);
+      throw new Error(check.message);
+    }
+    await warnAboutDroppedWords(settings);
+    $("previews").replaceChildren();
+    setProgress("Encoding the prompt…", null);
+    const started = performance.now();
+    const result = await call("generate", { settings });
+    if (result.cancelled) {
+      setProgress("Stopped.", 0);
+      return { cancelled: true };
+    }
+    drawRgba($("image"), result);
+    const wall = performance.now() - started;
+    const steps = result.timings.step_ms;
+    const mean = steps.reduce((a, b) => a + b, 0) / steps.length;
+    setProgress(`Done: ${steps.length} steps, ${mean.toFixed(0)} ms per step, ${(wall / 1000).toFixed(1)} s in all.`, 1);
+    return {
+      width: result.width,
+      height: result.height,
+      rgba: result.rgba,
+      backend: state.backend.label,
+      timings: { ...result.timings, wall_ms: wall },
+      settings: result.settings,
+    };
+  } catch (err) {
+    showError(err.message);
+    throw err;
+  } finally {
+    setBusy(false);
+  }
+}
+
+function stop() {
+  if (state.running) worker.postMessage({ type: "stop" });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start-up
+
+async function fillModels() {
+  state.models = await (await fetch("/api/models.json")).json();
+  const select = $("model");
+  select.replaceChildren(...state.models.map((m) => new Option(m.name, m.id, m.default, m.default)));
+  if (!state.models.length) throw new Error("no models on this server; export one with: python -m export convert …");
+}
+
+async function registerServiceWorker() {
+  if (!("serviceWorker" in navigator)) return;
+  try {
+    await navigator.serviceWorker.register("/sw.js");
+    if (!navigator.serviceWorker.controller) {
+      // Route the worker's requests through the service worker from the first visit on.
+      await new Promise((resolve) => {
+        navigator.serviceWorker.addEventListener("controllerchange", resolve, { once: true });
+        setTimeout(resolve, 5000);
+      });
+    }
+  } catch (err) {
+    console.warn(`offline support unavailable: ${err.message}`);
+  }
+}
+
+async function main() {
+  $("controls").addEventListener("submit", (event) => {
+    event.preventDefault();
+    generate({}).catch(() => {});
+  });
+  $("stop").addEventListener("click", stop);
+  $("random-seed").addEventListener("click", () => {
+    const words = crypto.getRandomValues(new Uint32Array(2));
+    $("seed").value = String(BigInt(words[0]) * 4294967296n + BigInt(words[1]));
+  });
+  $("model").addEventListener("change", () => loadModel($("model").value).catch((err) => showError(err.message)));
+
+  await registerServiceWorker();
+  await fillModels();
+  startWorker();
+  setProgress("Starting Python (Pyodide)…", null);
+  const info = await call("init");
+  state.gpu = info.gpu;
+  await loadModel(state.models.find((m) => m.default).id);
+}
+
+const ready = main();
+ready.catch((err) => {
+  showError(err.message);
+  setProgress("Not ready.", 0);
+});
+
+window.sdlens = {
+  ready,
+  generate: (options = {}) => ready.then(() => generate(options)),
+  stop,
+  tokenize: (prompt) => ready.then(() => call("tokenize", { prompt })),
+  get backend() {
+    return state.backend;
+  },
+};

@@ -1,0 +1,111 @@
+// sdlens' tensor runtime on onnxruntime-web: the JavaScript half of py/sdlens/browser/runtime.py.
+//
+// Every tensor operation is an onnxruntime session, so on WebGPU latents and noise predictions
+// stay in GPU buffers from one UNet call to the next; only what the page shows is read back.
+// The small graphs for tensor math (web/ops/*.onnx) compute exactly what the CPython runtime's
+// numpy code computes, in the same order.
+
+const OPS_URL = new URL("./ops/", import.meta.url);
+
+export class OrtRuntime {
+  /**
+   * @param ort        the onnxruntime-web module
+   * @param backend    {ep: "webgpu" | "wasm", label: "WebGPU fp32" …}
+   * @param openFile   async (path) => Uint8Array: a verified model file, by manifest path
+   */
+  constructor(ort, backend, openFile) {
+    this.ort = ort;
+    this.ep = backend.ep;
+    this.backend = backend.label;
+    this.openFile = openFile;
+    this.ops = new Map();
+    this.live = new Set(); // GPU tensors handed to Python, freed when Python drops them
+  }
+
+  sessionOptions() {
+    // logSeverityLevel 3: onnxruntime reports warnings (e.g. shape ops placed on the CPU) via console.error.
+    const options = { executionProviders: [this.ep], graphOptimizationLevel: "all", logSeverityLevel: 3 };
+    // Keep outputs on the GPU: the next graph reads them there.
+    if (this.ep === "webgpu") options.preferredOutputLocation = "gpu-buffer";
+    return options;
+  }
+
+  async load(path, externalData = []) {
+    const options = this.sessionOptions();
+    const bytes = await this.openFile(path);
+    if (externalData.length) {
+      options.externalData = [];
+      for (const extra of externalData) {
+        options.externalData.push({ path: extra.split("/").pop(), data: await this.openFile(extra) });
+      }
+    }
+    return this.ort.InferenceSession.create(bytes, options);
+  }
+
+  async op(name) {
+    if (!this.ops.has(name)) {
+      const bytes = new Uint8Array(await (await fetch(new URL(`${name}.onnx`, OPS_URL))).arrayBuffer());
+      this.ops.set(name, await this.ort.InferenceSession.create(bytes, this.sessionOptions()));
+    }
+    return this.ops.get(name);
+  }
+
+  async run(session, names, tensors) {
+    const feeds = {};
+    names.forEach((name, i) => (feeds[name] = tensors[i]));
+    const outputs = await session.run(feeds);
+    for (const tensor of Object.values(outputs)) this.live.add(tensor);
+    return outputs;
+  }
+
+  floats(values, dims) {
+    return new this.ort.Tensor("float32", values, dims);
+  }
+
+  ints(values, dims) {
+    return new this.ort.Tensor("int64", BigInt64Array.from(values, (v) => BigInt(v)), dims);
+  }
+
+  async combine(coefficients, tensors) {
+    const session = await this.op(`combine_${tensors.length}`);
+    const feeds = { coefficients: new this.ort.Tensor("float32", coefficients, [coefficients.length]) };
+    tensors.forEach((t, i) => (feeds[`x${i}`] = t));
+    return this.track((await session.run(feeds)).y);
+  }
+
+  async concat(tensors) {
+    if (tensors.length !== 2) throw new Error("concat takes two tensors");
+    const session = await this.op("concat_2");
+    return this.track((await session.run({ a: tensors[0], b: tensors[1] })).y);
+  }
+
+  async split(tensor) {
+    if (tensor.dims[0] !== 2) throw new Error("split takes a batch of two");
+    const session = await this.op("split_2");
+    const out = await session.run({ x: tensor });
+    return [this.track(out.a), this.track(out.b)];
+  }
+
+  async read(tensor) {
+    // getData() downloads GPU buffers; CPU tensors answer at once.
+    const data = await tensor.getData();
+    return data instanceof Float32Array ? data : Float32Array.from(data);
+  }
+
+  async toRgb8(image) {
+    const session = await this.op("to_rgb");
+    const pixels = (await session.run({ image })).pixels;
+    const values = await pixels.getData();
+    pixels.dispose?.();
+    return Uint8Array.from(values);
+  }
+
+  track(tensor) {
+    this.live.add(tensor);
+    return tensor;
+  }
+
+  release(tensor) {
+    if (this.live.delete(tensor) && tensor.location === "gpu-buffer") tensor.dispose();
+  }
+}

@@ -1,0 +1,137 @@
+// The sdlens worker: Pyodide runs the same py/sdlens files as CPython, and onnxruntime-web runs
+// the graphs (WebGPU or WASM). Working here keeps Pyodide's start-up and shader compilation off
+// the page's thread, so the page stays responsive.
+
+import { chooseBackend, probeWebGPU } from "./backend.js";
+import { fetchJson, ModelFileError, openModelFile } from "./model_files.js";
+import { OrtRuntime } from "./ort_runtime.js";
+import { previewImage } from "./preview.js";
+
+const PY_ROOT = "/home/pyodide/";
+let pyodide = null;
+let gpu = null;
+let ort = null;
+let loaded = null; // {modelId, manifest, backend, session}
+let stopRequested = false;
+
+const post = (message) => self.postMessage(message);
+
+async function startPython() {
+  const { loadPyodide } = await import("/vendor/pyodide/pyodide.mjs");
+  pyodide = await loadPyodide({ indexURL: "/vendor/pyodide/" });
+  if (typeof WebAssembly.Suspending !== "function") {
+    throw new Error("this browser lacks WebAssembly JavaScript Promise Integration (JSPI); use Chrome or Edge 137+");
+  }
+  const files = await fetchJson("/api/python.json");
+  for (const file of files) {
+    const text = await (await fetch(`/py/${file}`)).text();
+    const path = PY_ROOT + file;
+    pyodide.FS.mkdirTree(path.slice(0, path.lastIndexOf("/")));
+    pyodide.FS.writeFile(path, text);
+  }
+  pyodide.runPython(`import sys; sys.path.insert(0, "${PY_ROOT}")`);
+  pyodide.runPython("import sdlens.browser.session");
+}
+
+async function loadOrt(ep) {
+  if (ort) return ort;
+  // The WebGPU build also runs WASM; the WASM-only build is half the download.
+  const file = ep === "webgpu" ? "ort.webgpu.min.mjs" : "ort.wasm.min.mjs";
+  ort = await import(`/vendor/ort/${file}`);
+  ort.env.wasm.wasmPaths = "/vendor/ort/";
+  // On few cores one thread was fastest; threads need cross-origin isolation.
+  ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.max(1, Math.min(4, (navigator.hardwareConcurrency >> 1) || 1)) : 1;
+  ort.env.logLevel = "error";
+  return ort;
+}
+
+async function loadModel({ modelId, manifestUrl, preference }) {
+  const manifest = await fetchJson(manifestUrl);
+  const backend = chooseBackend(manifest, gpu, preference);
+  await loadOrt(backend.ep);
+  const base = new URL(manifestUrl, self.location.href);
+  const needed = [manifest.tokenizer.file];
+  for (const component of ["text_encoder", "unet", "vae_decoder"]) {
+    needed.push(...manifest.components[component].variants[backend.variant].files);
+  }
+  const total = needed.reduce((sum, f) => sum + f.bytes, 0);
+  const done = new Map();
+  const files = new Map();
+  for (const entry of needed) {
+    files.set(entry.path, await openModelFile(base, entry, (received, size, source) => {
+      done.set(entry.path, received);
+      const sum = [...done.values()].reduce((a, b) => a + b, 0);
+      post({ type: "download", file: entry.path, received, size, source, totalReceived: sum, total });
+    }));
+  }
+  const openFile = async (path) => {
+    if (!files.has(path)) throw new ModelFileError(`model file ${path} is not in the manifest`);
+    return files.get(path);
+  };
+  const runtime = new OrtRuntime(ort, backend, openFile);
+  const tokenizerJson = new TextDecoder().decode(files.get(manifest.tokenizer.file.path));
+  const Session = pyodide.pyimport("sdlens.browser.session").BrowserSession;
+  const session = Session(JSON.stringify(manifest), tokenizerJson, runtime, backend.variant);
+  // Create the sessions now, so the first Generate does not pay for it.
+  const graph = session.pipeline.graph;
+  for (const component of ["text_encoder", "unet", "vae_decoder"]) await graph.callPromising(component);
+  graph.destroy();
+  loaded = { modelId, manifest, backend, session, runtime };
+  return { modelId, backend, manifest };
+}
+
+async function generate({ settings }) {
+  stopRequested = false;
+  const { session, manifest } = loaded;
+  const width = manifest.defaults.width / manifest.vae_scale_factor;
+  const onStep = (index, steps, timestep, sigma, seconds, onnxSeconds, x0) => {
+    const preview = previewImage(x0, manifest, width);
+    post({ type: "step", index, steps, timestep, sigma, ms: seconds * 1000, onnxMs: onnxSeconds * 1000, preview });
+  };
+  const result = await session.generate.callPromising(pyodide.toPy(settings), onStep, () => stopRequested);
+  const js = result.toJs({ dict_converter: Object.fromEntries });
+  result.destroy();
+  if (js.cancelled) return { cancelled: true };
+  const rgba = new Uint8ClampedArray(js.width * js.height * 4);
+  for (let i = 0, j = 0; i < js.rgb.length; i += 3, j += 4) {
+    rgba[j] = js.rgb[i];
+    rgba[j + 1] = js.rgb[i + 1];
+    rgba[j + 2] = js.rgb[i + 2];
+    rgba[j + 3] = 255;
+  }
+  delete js.rgb;
+  return { ...js, rgba };
+}
+
+const handlers = {
+  async init() {
+    const started = performance.now();
+    gpu = await probeWebGPU();
+    await startPython();
+    return { gpu, pythonMs: performance.now() - started };
+  },
+  load: loadModel,
+  generate,
+  async tokenize({ prompt }) {
+    return loaded.session.tokenize(prompt).toJs({ dict_converter: Object.fromEntries });
+  },
+  async check({ settings }) {
+    return loaded.session.check(pyodide.toPy(settings)).toJs({ dict_converter: Object.fromEntries });
+  },
+};
+
+self.onmessage = async ({ data }) => {
+  if (data.type === "stop") {
+    stopRequested = true;
+    return;
+  }
+  try {
+    const value = await handlers[data.type](data);
+    post({ type: "reply", id: data.id, value });
+  } catch (err) {
+    const message = String(err?.message || err).split("\n").filter(Boolean);
+    // Python errors arrive as a traceback; the user needs its last line, without the class name.
+    const last = message[message.length - 1] || "unknown error";
+    post({ type: "reply", id: data.id, error: last.replace(/^[\w.]*(SdlensError|Error): /, "") });
+  }
+};
