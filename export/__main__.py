@@ -53,6 +53,17 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--force", action="store_true", help="discard OUT (and any checkpoint in it) and start over")
     train.add_argument("--quiet", action="store_true")
 
+    judge = commands.add_parser("judge", help="score a model's pictures against its prompts, from pixels alone")
+    judge.add_argument("model", help="an exported model folder (manifest.json)")
+    judge.add_argument("--prompts", type=int, default=200, help="prompts per set (training pairs, held-out pairs)")
+    judge.add_argument("--steps", type=int, default=25)
+    judge.add_argument("--guidances", default="1,3,7.5", help="comma-separated guidance scales")
+    judge.add_argument("--scheduler", default="ddim")
+    judge.add_argument("--variant", default="fp32")
+    judge.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
+    judge.add_argument("--grid", type=Path, help="save a PNG of the first 8 pictures per set and guidance")
+    judge.add_argument("--json", type=Path, help="also write the accuracies as JSON")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "tiny":
@@ -85,6 +96,20 @@ def main(argv: list[str] | None = None) -> int:
 
             for path in write():
                 print(f"wrote {path}")
+        elif args.command == "judge":
+            import json
+
+            from .judge import chance, format_table, judge_model
+
+            guidances = [float(g) for g in args.guidances.split(",") if g.strip()]
+            results = judge_model(args.model, prompts=args.prompts, steps=args.steps, guidances=guidances,
+                                  scheduler=args.scheduler, variant=args.variant, threads=args.threads, grid=args.grid)
+            print(f"{args.model}: {args.prompts} prompts per set, {args.steps} {args.scheduler} steps, {args.variant}")
+            print(format_table(results))
+            print("chance: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in chance().items()))
+            if args.json:
+                args.json.write_text(json.dumps({s: {str(g): a for g, a in r.items()} for s, r in results.items()},
+                                                indent=2) + "\n")
     except SdlensError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -38,7 +38,7 @@ class ModelConfig:
     text_intermediate: int = 256
     image_size: int = IMAGE_SIZE
     # Training data and batch sizes.
-    scenes: int = 30000  # pictures whose latents the UNet trains on
+    scenes: int = 20000  # pictures whose latents the UNet trains on
     vae_batch: int = 16
     vae_crop: int = 32  # most VAE steps see 32x32 crops: 4x cheaper, the convolutions don't care
     unet_batch: int = 32
