@@ -75,6 +75,7 @@ onWorkerEvent = (event) => {
       event.totalReceived / event.total,
     );
   } else if (event.type === "step") {
+    window.dispatchEvent(new CustomEvent("sdlens:step", { detail: event }));
     setProgress(`Step ${event.index + 1} of ${event.steps}: ${event.ms.toFixed(0)} ms`, (event.index + 1) / event.steps);
     addPreview(event);
   }

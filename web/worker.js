@@ -16,6 +16,15 @@ let stopRequested = false;
 
 const post = (message) => self.postMessage(message);
 
+// One turn of the event loop, so that a waiting "stop" message is delivered. onnxruntime's WASM
+// runs resolve as microtasks, which never let messages in; a MessageChannel round trip does,
+// without setTimeout's clamping to 4 ms.
+const channel = new MessageChannel();
+const waiting = [];
+channel.port1.onmessage = () => waiting.shift()();
+const yieldToEvents = () => new Promise((resolve) => { waiting.push(resolve); channel.port2.postMessage(null); });
+const shouldStop = async () => { await yieldToEvents(); return stopRequested; };
+
 async function startPython() {
   const { loadPyodide } = await import("/vendor/pyodide/pyodide.mjs");
   pyodide = await loadPyodide({ indexURL: "/vendor/pyodide/" });
@@ -88,7 +97,7 @@ async function generate({ settings }) {
     const preview = previewImage(x0, manifest, width);
     post({ type: "step", index, steps, timestep, sigma, ms: seconds * 1000, onnxMs: onnxSeconds * 1000, preview });
   };
-  const result = await session.generate.callPromising(pyodide.toPy(settings), onStep, () => stopRequested);
+  const result = await session.generate.callPromising(pyodide.toPy(settings), onStep, shouldStop);
   const js = result.toJs({ dict_converter: Object.fromEntries });
   result.destroy();
   if (js.cancelled) return { cancelled: true };

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import time
 
+from pyodide.ffi import run_sync
+
 from ..errors import SdlensError
 from ..model import Model
 from ..pipeline import Cancelled, Pipeline, Settings
+from ..schedulers import make_scheduler
 from ..tokenizer import ClipTokenizer
 from .runtime import BrowserRuntime
 
@@ -36,7 +39,7 @@ class BrowserSession:
 
     def _settings(self, settings: dict) -> Settings:
         defaults = self.model.defaults
-        return Settings(
+        checked = Settings(
             prompt=settings.get("prompt", ""),
             negative=settings.get("negative", ""),
             seed=settings.get("seed", 0),
@@ -44,12 +47,11 @@ class BrowserSession:
             guidance=settings.get("guidance", defaults["guidance"]),
             scheduler=settings.get("scheduler") or defaults["scheduler"],
         ).checked()
+        make_scheduler(checked.scheduler, self.model.manifest["scheduler_config"])  # unknown name → SdlensError
+        return checked
 
     def generate(self, settings: dict, on_step, should_stop) -> dict:
         s = self._settings(settings)
-        from ..schedulers import make_scheduler
-
-        make_scheduler(s.scheduler, self.model.manifest["scheduler_config"])  # unknown name → SdlensError now
         runtime = self.runtime
         python_seconds = []
 
@@ -61,7 +63,8 @@ class BrowserSession:
 
         len_steps = s.steps
         try:
-            result = self.pipeline.generate(s, on_step=report, should_stop=lambda: bool(should_stop()))
+            # should_stop is asynchronous: it lets the worker read its messages (a Stop click) first.
+            result = self.pipeline.generate(s, on_step=report, should_stop=lambda: bool(run_sync(should_stop())))
         except Cancelled:
             return {"cancelled": True}
         t = result.timings
