@@ -85,6 +85,8 @@ def build(pipe, src: str, name: str, root: Path, files: dict, parity: dict, defa
             }
         components[component] = {"variants": variants}
 
+    from .latent_rgb import fit_latent_rgb
+
     return {
         "format": MANIFEST_FORMAT,
         "name": name,
@@ -95,6 +97,7 @@ def build(pipe, src: str, name: str, root: Path, files: dict, parity: dict, defa
         "latent_channels": unet.config.in_channels,
         "vae_scale_factor": vae_scale,
         "vae_scaling_factor": float(vae.config.scaling_factor),
+        "latent_rgb": fit_latent_rgb(vae, sample_size * vae_scale),
         "text_hidden_size": int(text_encoder.config.hidden_size),
         "prediction_type": scheduler_config.get("prediction_type", "epsilon"),
         "scheduler_config": scheduler_config,

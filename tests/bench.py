@@ -1,8 +1,12 @@
-"""Benchmarks (not tests): `python -m tests.bench pipeline [--steps 20] [--repeats 5]`.
+"""Benchmarks (not tests): `python -m tests.bench {pipeline,browser} [--steps 20] [--repeats 5]`.
 
 pipeline: on the tiny model, sdlens' per-step time (onnxruntime + pure-Python schedulers) against
 diffusers' StableDiffusionPipeline (PyTorch) with the same scheduler, steps and guidance, and the
 share of each sdlens step spent in Python outside the UNet's ONNX run.
+
+browser: on the tiny model in headless Chromium (WASM backend), the per-step time against native
+onnxruntime (`sdlens generate`'s runtime), the share of a browser step spent in Pyodide's Python,
+cold start (page open → first image) and warm start (a second generation).
 """
 
 from __future__ import annotations
@@ -85,6 +89,62 @@ def bench_pipeline(args) -> None:
           f"median {statistics.median(python_share) * 100:.1f}%, max {max(python_share) * 100:.1f}%")
 
 
+def bench_browser(args) -> None:
+    import threading
+
+    from playwright.sync_api import sync_playwright
+
+    import serve
+    from sdlens.cpython.runtime import OnnxRuntime
+    from sdlens.model import Model
+    from sdlens.pipeline import Pipeline, Settings
+
+    from .test_browser import CHROMIUM, FLAGS
+
+    with tempfile.TemporaryDirectory() as tmp:
+        _, model_dir = build_tiny(Path(tmp) / "models")
+        native = Pipeline(Model.from_dir(str(model_dir)), OnnxRuntime())
+        settings = Settings("a big red circle on the left", "", 42, args.steps, args.guidance, args.scheduler)
+        native.generate(settings)
+        native_steps = []
+        for _ in range(args.repeats):
+            native_steps += native.generate(settings).timings["step_seconds"]
+
+        httpd = serve.make_server("127.0.0.1", 0, model_dir.parent, quiet=True)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        request = {"prompt": settings.prompt, "seed": 42, "steps": args.steps, "guidance": args.guidance,
+                   "scheduler": args.scheduler}
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+            page = browser.new_context().new_page()
+            opened = time.perf_counter()
+            page.goto(f"http://localhost:{httpd.server_address[1]}/?backend={args.backend}")
+            first = page.evaluate("(s) => window.sdlens.generate(s).then((r) => r.timings)", request)
+            cold = time.perf_counter() - opened
+            runs = []
+            for _ in range(args.repeats):
+                started = time.perf_counter()
+                runs.append(page.evaluate("(s) => window.sdlens.generate(s).then((r) => r.timings)", request))
+                runs[-1]["outer_s"] = time.perf_counter() - started
+            backend = page.evaluate("window.sdlens.backend.label")
+            browser.close()
+        httpd.shutdown()
+
+    browser_steps = [ms / 1000 for r in runs for ms in r["step_ms"]]
+    python_share = [py / ms for r in runs for py, ms in zip(r["step_python_ms"], r["step_ms"])]
+    ours, ref = statistics.median(browser_steps) * 1000, statistics.median(native_steps) * 1000
+    print(f"tiny model, {args.scheduler}, {args.steps} steps, guidance {args.guidance}, {args.repeats} runs; "
+          f"browser backend: {backend}")
+    print(f"  browser median step:              {ours:8.2f} ms")
+    print(f"  native onnxruntime median step:   {ref:8.2f} ms")
+    print(f"  ratio browser / native:           {ours / ref:8.2f}")
+    print(f"  share of a browser step in Pyodide Python: median {statistics.median(python_share) * 100:.1f}%, "
+          f"max {max(python_share) * 100:.1f}%")
+    print(f"  cold start (page open → first image): {cold:6.2f} s  (first generation itself "
+          f"{first['wall_ms'] / 1000:.2f} s)")
+    print(f"  warm start (a second generation):     {statistics.median(r['outer_s'] for r in runs):6.2f} s median")
+
+
 def main() -> None:
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
     parser = argparse.ArgumentParser(prog="python -m tests.bench")
@@ -94,8 +154,14 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--guidance", type=float, default=7.5)
     p.add_argument("--scheduler", default="ddim")
+    b = commands.add_parser("browser", help="the browser app vs native onnxruntime on the tiny model")
+    b.add_argument("--steps", type=int, default=20)
+    b.add_argument("--repeats", type=int, default=5)
+    b.add_argument("--guidance", type=float, default=7.5)
+    b.add_argument("--scheduler", default="ddim")
+    b.add_argument("--backend", default="wasm", choices=["wasm", "webgpu"])
     args = parser.parse_args()
-    {"pipeline": bench_pipeline}[args.command](args)
+    {"pipeline": bench_pipeline, "browser": bench_browser}[args.command](args)
 
 
 if __name__ == "__main__":

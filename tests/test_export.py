@@ -170,3 +170,26 @@ def test_extras_and_default_flag_reach_the_manifest(tiny_pipeline_dir, tmp_path)
     assert manifest["defaults"]["steps"] == 12 and manifest["defaults"]["guidance"] == 3.0
     assert "ignored" not in manifest
     assert json.loads((tmp_path / "m" / "manifest.json").read_text()) == manifest
+
+
+def test_latent_rgb_map_previews_colours(tiny_pipeline_dir, manifest):
+    """On a VAE whose latents are (locally) the image itself, the fitted map recovers the colours."""
+    import torch
+
+    from export.latent_rgb import fit_latent_rgb
+
+    class ColourVAE:  # latents = downsampled image in channels 0-2, a constant in channel 3
+        class config:
+            block_out_channels = (1, 1)
+            scaling_factor = 1.0
+
+        def encode(self, images):
+            pooled = torch.nn.functional.avg_pool2d(images, 2)
+            latents = torch.cat([pooled, torch.ones_like(pooled[:, :1])], dim=1)
+            return type("Out", (), {"latent_dist": type("D", (), {"mean": latents})})
+
+    fitted = fit_latent_rgb(ColourVAE(), 32)
+    weights, bias = np.array(fitted["weights"]), np.array(fitted["bias"])
+    # rgb = (latent + 1) / 2 per channel
+    np.testing.assert_allclose(weights[:3], np.eye(3) * 0.5, atol=1e-4)
+    assert len(manifest["latent_rgb"]["weights"]) == 4 and len(manifest["latent_rgb"]["bias"]) == 3

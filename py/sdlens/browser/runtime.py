@@ -8,6 +8,7 @@ Integration). Tensors stay in JavaScript (in GPU buffers on WebGPU); Python hold
 
 from __future__ import annotations
 
+import time
 from array import array
 
 import js
@@ -45,13 +46,22 @@ class BrowserRuntime:
     def __init__(self, js_runtime):
         self.js = js_runtime
         self.backend = str(js_runtime.backend)
+        #: Seconds spent waiting for JavaScript (onnxruntime-web), to tell Python's share of a step.
+        self.waited_seconds = 0.0
+
+    def _wait(self, promise):
+        started = time.perf_counter()
+        try:
+            return run_sync(promise)
+        finally:
+            self.waited_seconds += time.perf_counter() - started
 
     def load(self, path, external_data=()):
-        return run_sync(self.js.load(path, to_js(list(external_data))))
+        return self._wait(self.js.load(path, to_js(list(external_data))))
 
     def run(self, graph, feeds):
         names = list(feeds)
-        outputs = run_sync(self.js.run(graph, to_js(names), to_js([feeds[n].js for n in names])))
+        outputs = self._wait(self.js.run(graph, to_js(names), to_js([feeds[n].js for n in names])))
         return {str(name): Handle(self, tensor) for name, tensor in outputs.to_py(depth=1).items()}
 
     def floats(self, values, shape):
@@ -62,20 +72,20 @@ class BrowserRuntime:
 
     def combine(self, terms):
         coefficients = _f32([c for c, _ in terms])
-        return Handle(self, run_sync(self.js.combine(coefficients, to_js([t.js for _, t in terms]))))
+        return Handle(self, self._wait(self.js.combine(coefficients, to_js([t.js for _, t in terms]))))
 
     def concat(self, tensors):
-        return Handle(self, run_sync(self.js.concat(to_js([t.js for t in tensors]))))
+        return Handle(self, self._wait(self.js.concat(to_js([t.js for t in tensors]))))
 
     def split(self, tensor):
-        return [Handle(self, t) for t in run_sync(self.js.split(tensor.js))]
+        return [Handle(self, t) for t in self._wait(self.js.split(tensor.js))]
 
     def read(self, tensor):
-        return run_sync(self.js.read(tensor.js)).to_py().tolist()
+        return self._wait(self.js.read(tensor.js)).to_py().tolist()
 
     def read_f32(self, tensor):
         """The values as a JavaScript Float32Array, for the page (no Python list in between)."""
-        return run_sync(self.js.read(tensor.js))
+        return self._wait(self.js.read(tensor.js))
 
     def to_rgb8(self, image):
-        return run_sync(self.js.toRgb8(image.js)).to_py().tobytes()
+        return self._wait(self.js.toRgb8(image.js)).to_py().tobytes()

@@ -53,15 +53,16 @@ class BrowserSession:
     def generate(self, settings: dict, on_step, should_stop) -> dict:
         s = self._settings(settings)
         runtime = self.runtime
-        python_seconds = []
+        step_python_seconds = []
+        waited = [runtime.waited_seconds]
 
         def report(trace):
-            started = time.perf_counter()
+            # Python's share of the step: its time less the time spent waiting for onnxruntime-web.
+            step_python_seconds.append(max(trace.seconds - (runtime.waited_seconds - waited[0]), 0.0))
             preview = runtime.read_f32(trace.pred_original)
-            on_step(trace.index, len_steps, trace.timestep, trace.sigma, trace.seconds, trace.onnx_seconds, preview)
-            python_seconds.append(time.perf_counter() - started)
+            on_step(trace.index, s.steps, trace.timestep, trace.sigma, trace.seconds, trace.onnx_seconds, preview)
+            waited[0] = runtime.waited_seconds
 
-        len_steps = s.steps
         try:
             # should_stop is asynchronous: it lets the worker read its messages (a Stop click) first.
             result = self.pipeline.generate(s, on_step=report, should_stop=lambda: bool(run_sync(should_stop())))
@@ -78,6 +79,7 @@ class BrowserSession:
                 "text_ms": t["text_seconds"] * 1000,
                 "step_ms": [x * 1000 for x in t["step_seconds"]],
                 "step_onnx_ms": [x * 1000 for x in t["step_onnx_seconds"]],
+                "step_python_ms": [x * 1000 for x in step_python_seconds],
                 "decode_ms": t["decode_seconds"] * 1000,
                 "total_ms": t["total_seconds"] * 1000,
             },
