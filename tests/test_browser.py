@@ -64,9 +64,19 @@ def _origin(url):
 
 
 @pytest.fixture(scope="module")
-def models_dir(tiny_model_dir, tmp_path_factory):
+def models_dir(tiny_model_dir, tiny_pipeline_dir, tmp_path_factory):
+    """The tiny model, and the same weights exported as graphs + external data files."""
+    from export import variants
+    from export.convert import convert
+
     folder = tmp_path_factory.mktemp("browser-models")
     shutil.copytree(tiny_model_dir, folder / "tiny-random")
+    threshold = variants.EXTERNAL_DATA_BYTES
+    variants.EXTERNAL_DATA_BYTES = 100_000
+    try:
+        convert(str(tiny_pipeline_dir), folder / "tiny-split", ["fp32"], quiet=True)
+    finally:
+        variants.EXTERNAL_DATA_BYTES = threshold
     return folder
 
 
@@ -196,6 +206,20 @@ def test_long_prompt_names_dropped_words(wasm_page):
     wasm_page.generate(prompt=prompt, steps=1)
     text = wasm_page.page.locator("#prompt-message").text_content()
     assert "dropped: word28 word29" in text and text.rstrip().endswith("word89")
+
+
+def test_model_picker_and_external_data(wasm_page, models_dir, cpython):
+    manifest = (models_dir / "tiny-split" / "manifest.json").read_text()
+    assert "model_fp32.onnx_data" in manifest
+    p = wasm_page.page
+    assert p.locator("#model option").all_text_contents() == ["tiny-random", "tiny-split"]
+    settings = dict(prompt="a green heart", negative="", seed=11, steps=2, guidance=7.5, scheduler="euler")
+    result = wasm_page.generate(model="tiny-split", **settings)
+    assert p.locator("#model").input_value() == "tiny-split"
+    got = np.array(result["rgba"], np.uint8).reshape(result["height"], result["width"], 4)[..., :3]
+    assert np.abs(got.astype(int) - cpython_pixels(cpython, settings)).max() <= TOLERANCE["wasm"]
+    wasm_page.generate(model="tiny-random", prompt="back", steps=1)
+    assert wasm_page.errors == []
 
 
 def test_corrupted_model_file_is_named(browser, models_dir, tmp_path):

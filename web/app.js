@@ -113,6 +113,7 @@ async function loadModel(modelId) {
   }
   state.modelId = null;
   setBusy(false);
+  $("model").value = modelId;
   const promise = (async () => {
     setProgress(`Loading ${model.name}…`, 0);
     const loaded = await call("load", { modelId, manifestUrl: model.manifest, preference });

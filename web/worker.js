@@ -16,6 +16,13 @@ let stopRequested = false;
 
 const post = (message) => self.postMessage(message);
 
+/** A Python result as plain JavaScript; the Python proxy is freed (proxies are not garbage collected). */
+function fromPython(proxy) {
+  const value = proxy.toJs({ dict_converter: Object.fromEntries });
+  proxy.destroy();
+  return value;
+}
+
 // One turn of the event loop, so that a waiting "stop" message is delivered. onnxruntime's WASM
 // runs resolve as microtasks, which never let messages in; a MessageChannel round trip does,
 // without setTimeout's clamping to 4 ms.
@@ -97,9 +104,9 @@ async function generate({ settings }) {
     const preview = previewImage(x0, manifest, width);
     post({ type: "step", index, steps, timestep, sigma, ms: seconds * 1000, onnxMs: onnxSeconds * 1000, preview });
   };
-  const result = await session.generate.callPromising(pyodide.toPy(settings), onStep, shouldStop);
-  const js = result.toJs({ dict_converter: Object.fromEntries });
-  result.destroy();
+  const pySettings = pyodide.toPy(settings);
+  const js = fromPython(await session.generate.callPromising(pySettings, onStep, shouldStop));
+  pySettings.destroy();
   if (js.cancelled) return { cancelled: true };
   const rgba = new Uint8ClampedArray(js.width * js.height * 4);
   for (let i = 0, j = 0; i < js.rgb.length; i += 3, j += 4) {
@@ -122,10 +129,15 @@ const handlers = {
   load: loadModel,
   generate,
   async tokenize({ prompt }) {
-    return loaded.session.tokenize(prompt).toJs({ dict_converter: Object.fromEntries });
+    return fromPython(loaded.session.tokenize(prompt));
   },
   async check({ settings }) {
-    return loaded.session.check(pyodide.toPy(settings)).toJs({ dict_converter: Object.fromEntries });
+    const pySettings = pyodide.toPy(settings);
+    try {
+      return fromPython(loaded.session.check(pySettings));
+    } finally {
+      pySettings.destroy();
+    }
   },
 };
 
