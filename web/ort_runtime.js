@@ -87,9 +87,9 @@ export class OrtRuntime {
   }
 
   async read(tensor) {
-    // getData() downloads GPU buffers; CPU tensors answer at once.
-    const data = await tensor.getData();
-    return data instanceof Float32Array ? data : Float32Array.from(data);
+    // getData() downloads GPU buffers; CPU tensors answer at once with their own array, so copy:
+    // the page may take (transfer) what it reads while the tensor is still in use.
+    return Float32Array.from(await tensor.getData());
   }
 
   async toRgb8(image) {

@@ -96,27 +96,33 @@ async function loadModel({ modelId, manifestUrl, preference }) {
   return { modelId, backend, manifest };
 }
 
-async function generate({ settings }) {
+async function generate({ settings, explain = false }) {
   stopRequested = false;
   const { session, manifest } = loaded;
   const width = manifest.defaults.width / manifest.vae_scale_factor;
-  const onStep = (index, steps, timestep, sigma, seconds, onnxSeconds, x0) => {
-    const preview = previewImage(x0, manifest, width);
-    post({ type: "step", index, steps, timestep, sigma, ms: seconds * 1000, onnxMs: onnxSeconds * 1000, preview });
+  const onStep = (info, tensors) => {
+    const preview = previewImage(tensors.x0, manifest, width);
+    const transfer = Object.values(tensors).map((t) => t.buffer);
+    post({ type: "step", ...info, preview, tensors: explain ? tensors : undefined }, explain ? transfer : []);
   };
   const pySettings = pyodide.toPy(settings);
-  const js = fromPython(await session.generate.callPromising(pySettings, onStep, shouldStop));
+  const js = fromPython(await session.generate.callPromising(pySettings, onStep, shouldStop, explain));
   pySettings.destroy();
   if (js.cancelled) return { cancelled: true };
-  const rgba = new Uint8ClampedArray(js.width * js.height * 4);
-  for (let i = 0, j = 0; i < js.rgb.length; i += 3, j += 4) {
-    rgba[j] = js.rgb[i];
-    rgba[j + 1] = js.rgb[i + 1];
-    rgba[j + 2] = js.rgb[i + 2];
-    rgba[j + 3] = 255;
-  }
+  const rgba = rgbToRgba(js.rgb, js.width * js.height);
   delete js.rgb;
   return { ...js, rgba };
+}
+
+function rgbToRgba(rgb, pixels) {
+  const rgba = new Uint8ClampedArray(pixels * 4);
+  for (let i = 0, j = 0; i < rgb.length; i += 3, j += 4) {
+    rgba[j] = rgb[i];
+    rgba[j + 1] = rgb[i + 1];
+    rgba[j + 2] = rgb[i + 2];
+    rgba[j + 3] = 255;
+  }
+  return rgba;
 }
 
 const handlers = {
@@ -128,6 +134,12 @@ const handlers = {
   },
   load: loadModel,
   generate,
+  async decode({ latent, shape }) {
+    const rgb = fromPython(await loaded.session.decode.callPromising(latent, shape));
+    const scale = loaded.manifest.vae_scale_factor;
+    const [width, height] = [shape[3] * scale, shape[2] * scale];
+    return { width, height, rgba: rgbToRgba(rgb, width * height) };
+  },
   async tokenize({ prompt }) {
     return fromPython(loaded.session.tokenize(prompt));
   },

@@ -76,6 +76,7 @@ class Result:
     encoding: Encoding
     negative_encoding: Optional[Encoding]
     backend: str
+    text_embeddings: Any = None  # the prompt's text-encoder output, (1, tokens, hidden)
     timings: dict = field(default_factory=dict)
 
 
@@ -178,4 +179,5 @@ class Pipeline:
             "decode_seconds": finished - decode_started,
             "total_seconds": finished - started,
         }
-        return Result(latents, image, rgb, width, height, encoding, negative_encoding, ops.backend, timings)
+        return Result(latents, image, rgb, width, height, encoding, negative_encoding, ops.backend,
+                      text_embeddings=cond, timings=timings)

@@ -12,7 +12,7 @@ import time
 from array import array
 
 import js
-from pyodide.ffi import run_sync, to_js
+from pyodide.ffi import JsProxy, run_sync, to_js
 
 
 class Handle:
@@ -36,6 +36,8 @@ class Handle:
 
 
 def _f32(values) -> "js.Float32Array":
+    if isinstance(values, JsProxy):  # already a JavaScript Float32Array (e.g. a latent the page kept)
+        return values
     data = values if isinstance(values, array) and values.typecode == "f" else array("f", values)
     out = js.Float32Array.new(len(data))
     out.assign(data)

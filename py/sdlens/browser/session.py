@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import time
 
-from pyodide.ffi import run_sync
+import js
+from pyodide.ffi import run_sync, to_js
 
 from ..errors import SdlensError
 from ..model import Model
@@ -50,7 +51,14 @@ class BrowserSession:
         make_scheduler(checked.scheduler, self.model.manifest["scheduler_config"])  # unknown name → SdlensError
         return checked
 
-    def generate(self, settings: dict, on_step, should_stop) -> dict:
+    def decode(self, latent_f32, shape) -> bytes:
+        """RGB bytes of a latent the page kept (e.g. a step's x̂0), decoded by the VAE."""
+        latent = self.runtime.floats(latent_f32, tuple(shape))
+        return self.runtime.to_rgb8(self.pipeline.decode(latent))
+
+    def generate(self, settings: dict, on_step, should_stop, explain: bool = False) -> dict:
+        """Run; after each step call on_step(info, tensors). `tensors` holds x̂0 only, or with
+        `explain` every tensor of the step (x_t, ε parts, x̂0), as JavaScript Float32Arrays."""
         s = self._settings(settings)
         runtime = self.runtime
         step_python_seconds = []
@@ -59,8 +67,18 @@ class BrowserSession:
         def report(trace):
             # Python's share of the step: its time less the time spent waiting for onnxruntime-web.
             step_python_seconds.append(max(trace.seconds - (runtime.waited_seconds - waited[0]), 0.0))
-            preview = runtime.read_f32(trace.pred_original)
-            on_step(trace.index, s.steps, trace.timestep, trace.sigma, trace.seconds, trace.onnx_seconds, preview)
+            tensors = {"x0": runtime.read_f32(trace.pred_original)}
+            if explain:
+                tensors["latent"] = runtime.read_f32(trace.latent)
+                tensors["eps_cond"] = runtime.read_f32(trace.eps_cond)
+                tensors["eps_guided"] = runtime.read_f32(trace.eps_guided)
+                if trace.eps_uncond is not None:
+                    tensors["eps_uncond"] = runtime.read_f32(trace.eps_uncond)
+            info = {"index": trace.index, "steps": s.steps, "timestep": trace.timestep, "sigma": trace.sigma,
+                    "ms": trace.seconds * 1000, "onnx_ms": trace.onnx_seconds * 1000,
+                    "coefficients": dict(trace.coefficients), "shape": list(trace.latent.shape)}
+            on_step(to_js(info, dict_converter=js.Object.fromEntries),
+                    to_js(tensors, dict_converter=js.Object.fromEntries))
             waited[0] = runtime.waited_seconds
 
         try:
@@ -86,6 +104,10 @@ class BrowserSession:
             "settings": {"prompt": s.prompt, "negative": s.negative, "seed": str(s.seed), "steps": s.steps,
                          "guidance": s.guidance, "scheduler": s.scheduler},
             "dropped_words": result.encoding.dropped_words,
+            "tokens": self.tokenize(s.prompt),
+            "text_embeddings": runtime.read_f32(result.text_embeddings) if explain else None,
+            "text_shape": list(result.text_embeddings.shape),
+            "latents": runtime.read_f32(result.latents) if explain else None,
         }
 
 
