@@ -1,7 +1,11 @@
 // The page: controls, progress, the image and the per-step strip, and `window.sdlens` for
 // automation. All computing happens in the worker (worker.js); this thread only draws.
 
+import { mountExplainer } from "./explainer/index.js";
+import { RunStore } from "./explainer/store.js";
+
 const $ = (id) => document.getElementById(id);
+export const store = new RunStore();
 const params = new URLSearchParams(location.search);
 const preference = params.get("backend") || "auto"; // auto | webgpu | wasm
 
@@ -76,8 +80,9 @@ onWorkerEvent = (event) => {
     );
   } else if (event.type === "step") {
     window.dispatchEvent(new CustomEvent("sdlens:step", { detail: event }));
+    if (state.runKey) store.addStep(state.runKey, event);
     setProgress(`Step ${event.index + 1} of ${event.steps}: ${event.ms.toFixed(0)} ms`, (event.index + 1) / event.steps);
-    addPreview(event);
+    if (!state.runKey || state.runKey === "main") addPreview(event); // side runs leave the main view alone
   }
 };
 
@@ -182,7 +187,7 @@ async function warnAboutDroppedWords(settings) {
 // ---------------------------------------------------------------------------------------------
 // Generate and stop
 
-async function generate(request) {
+async function generate(request, { explain = false, runKey = null } = {}) {
   if (state.running) throw new Error("a generation is already running; press Stop first");
   const settings = { ...readForm(), ...request };
   for (const key of ["seed", "steps", "guidance"]) settings[key] = String(settings[key]);
@@ -198,15 +203,20 @@ async function generate(request) {
       throw new Error(check.message);
     }
     await warnAboutDroppedWords(settings);
-    $("previews").replaceChildren();
+    const mainView = !runKey || runKey === "main";
+    if (mainView) $("previews").replaceChildren();
+    state.runKey = explain ? runKey || "main" : null;
+    if (state.runKey) store.begin(state.runKey, settings, state.manifest, state.backend);
     setProgress("Encoding the prompt…", null);
     const started = performance.now();
-    const result = await call("generate", { settings });
+    const result = await call("generate", { settings, explain: Boolean(state.runKey) });
     if (result.cancelled) {
+      if (state.runKey) store.discard(state.runKey);
       setProgress("Stopped.", 0);
       return { cancelled: true };
     }
-    drawRgba($("image"), result);
+    if (mainView) drawRgba($("image"), result);
+    if (state.runKey) store.finish(state.runKey, result);
     const wall = performance.now() - started;
     const steps = result.timings.step_ms;
     const mean = steps.reduce((a, b) => a + b, 0) / steps.length;
@@ -223,6 +233,7 @@ async function generate(request) {
     showError(err.message);
     throw err;
   } finally {
+    state.runKey = null;
     setBusy(false);
   }
 }
@@ -260,7 +271,7 @@ async function registerServiceWorker() {
 async function main() {
   $("controls").addEventListener("submit", (event) => {
     event.preventDefault();
-    generate({}).catch(() => {});
+    generate({}, { explain: $("explain").checked }).catch(() => {});
   });
   $("stop").addEventListener("click", stop);
   $("random-seed").addEventListener("click", () => {
@@ -279,6 +290,7 @@ async function main() {
 }
 
 const ready = main();
+ready.then(() => mountExplainer(store)).catch(() => {});
 ready.catch((err) => {
   showError(err.message);
   setProgress("Not ready.", 0);
@@ -287,6 +299,10 @@ ready.catch((err) => {
 window.sdlens = {
   ready,
   generate: (options = {}) => ready.then(() => generate(options)),
+  /** Generate with every step's tensors kept for the explainer (run "main" unless runKey says). */
+  explain: (options = {}, runKey = "main") => ready.then(() => generate(options, { explain: true, runKey })),
+  decode: (latent, shape) => ready.then(() => call("decode", { latent, shape })),
+  store,
   stop,
   tokenize: (prompt) => ready.then(() => call("tokenize", { prompt })),
   get backend() {

@@ -1,0 +1,17 @@
+// The explainer: mounted under the generator once the page is ready. Each view is a module that
+// draws from the run store (store.js) and follows the selected timestep.
+
+import { mountArticle } from "./article.js";
+import { displayed, mountDetail } from "./detail.js";
+import { mountOverview } from "./overview.js";
+import { mountTimeline } from "./timeline.js";
+
+export function mountExplainer(store) {
+  const $ = (id) => document.getElementById(id);
+  const detail = mountDetail($("detail"), store);
+  mountOverview($("overview"), store, (id) => detail.show(id));
+  mountTimeline($("timeline"), store);
+  mountArticle($("article"), store);
+  // For tests and curious students: what each view shows right now, as plain arrays.
+  window.sdlens.debug = { displayed, open: (id) => detail.show(id), close: () => detail.close(), store };
+}

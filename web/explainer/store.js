@@ -1,0 +1,70 @@
+// The explainer's memory: every run's per-step tensors as the worker reported them, and the
+// selected step. Views draw only from here, so scrubbing a finished run recomputes nothing, and
+// what a view shows is exactly what the run computed.
+//
+// A run: {key, settings, manifest, backend, steps: [step], tokens, textEmbeddings, textShape,
+//         final: {width, height, rgba}, decoded: Map(step index → {width, height, rgba})}
+// A step: {index, steps, timestep, sigma, ms, coefficients, shape,
+//          tensors: {latent, eps_uncond?, eps_cond, eps_guided, x0}, preview}
+
+export class RunStore extends EventTarget {
+  constructor() {
+    super();
+    this.runs = new Map();
+    this.selected = 0;
+  }
+
+  /** Start collecting a run under `key` ("main", "compare", …); replaces an older one. */
+  begin(key, settings, manifest, backend) {
+    const run = { key, settings, manifest, backend, steps: [], decoded: new Map(), final: null };
+    this.runs.set(key, run);
+    this.emit("run", { key });
+    return run;
+  }
+
+  addStep(key, step) {
+    const run = this.runs.get(key);
+    run.steps.push(step);
+    if (key === "main") this.selected = step.index;
+    this.emit("step", { key, index: step.index });
+  }
+
+  finish(key, result) {
+    const run = this.runs.get(key);
+    Object.assign(run, {
+      final: { width: result.width, height: result.height, rgba: result.rgba },
+      tokens: result.tokens,
+      textEmbeddings: result.text_embeddings,
+      textShape: result.text_shape,
+      latents: result.latents,
+      timings: result.timings,
+    });
+    this.emit("finish", { key });
+  }
+
+  discard(key) {
+    this.runs.delete(key);
+    this.emit("run", { key });
+  }
+
+  get main() {
+    return this.runs.get("main");
+  }
+
+  select(index) {
+    const run = this.main;
+    if (!run || !run.steps.length) return;
+    this.selected = Math.max(0, Math.min(run.steps.length - 1, index));
+    this.emit("select", { index: this.selected });
+  }
+
+  step(key = "main", index = this.selected) {
+    const run = this.runs.get(key);
+    if (!run || !run.steps.length) return null;
+    return run.steps[Math.min(index, run.steps.length - 1)];
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}

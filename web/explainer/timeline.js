@@ -1,0 +1,61 @@
+// The timestep controller: a slider over the run's steps, play/pause, step back/forward, and the
+// keyboard (space plays, arrows step). Every view follows `store.selected`.
+
+export function mountTimeline(container, store) {
+  container.innerHTML = `
+    <div class="timeline">
+      <button type="button" id="tl-back" aria-label="previous step">◀</button>
+      <button type="button" id="tl-play" aria-label="play">▶ play</button>
+      <button type="button" id="tl-forward" aria-label="next step">▶</button>
+      <input type="range" id="tl-slider" min="0" max="0" value="0" aria-label="denoising step">
+      <span id="tl-label">Run the model to explore its steps.</span>
+    </div>`;
+  const slider = container.querySelector("#tl-slider");
+  const label = container.querySelector("#tl-label");
+  const play = container.querySelector("#tl-play");
+  let timer = null;
+
+  const steps = () => store.main?.steps.length || 0;
+  const update = () => {
+    const n = steps();
+    slider.max = Math.max(0, n - 1);
+    slider.value = store.selected;
+    const step = store.step();
+    label.textContent = step
+      ? `Step ${store.selected + 1} of ${n} · timestep t = ${Math.round(step.timestep)} · noise level σ = ${step.sigma.toFixed(3)}`
+      : "Run the model to explore its steps.";
+  };
+  const stopPlaying = () => {
+    clearInterval(timer);
+    timer = null;
+    play.textContent = "▶ play";
+  };
+  const togglePlay = () => {
+    if (timer) return stopPlaying();
+    if (!steps()) return;
+    if (store.selected >= steps() - 1) store.select(0);
+    play.textContent = "❚❚ pause";
+    timer = setInterval(() => {
+      if (store.selected >= steps() - 1) return stopPlaying();
+      store.select(store.selected + 1);
+    }, 400);
+  };
+
+  slider.addEventListener("input", () => store.select(Number(slider.value)));
+  container.querySelector("#tl-back").addEventListener("click", () => store.select(store.selected - 1));
+  container.querySelector("#tl-forward").addEventListener("click", () => store.select(store.selected + 1));
+  play.addEventListener("click", togglePlay);
+  document.addEventListener("keydown", (event) => {
+    if (event.target.closest("input, textarea, select")) return; // typing, or the slider's own arrows
+    if (event.key === " ") {
+      event.preventDefault();
+      togglePlay();
+    } else if (event.key === "ArrowLeft") {
+      store.select(store.selected - 1);
+    } else if (event.key === "ArrowRight") {
+      store.select(store.selected + 1);
+    }
+  });
+  for (const type of ["select", "step", "run", "finish"]) store.addEventListener(type, update);
+  update();
+}
