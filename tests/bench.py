@@ -6,7 +6,8 @@ share of each sdlens step spent in Python outside the UNet's ONNX run.
 
 browser: on the tiny model in headless Chromium (WASM backend), the per-step time against native
 onnxruntime (`sdlens generate`'s runtime), the share of a browser step spent in Pyodide's Python,
-cold start (page open → first image) and warm start (a second generation).
+cold start (page open → first image), warm start (a second generation), and the cost of keeping
+every step's tensors for the explainer.
 """
 
 from __future__ import annotations
@@ -126,6 +127,11 @@ def bench_browser(args) -> None:
                 started = time.perf_counter()
                 runs.append(page.evaluate("(s) => window.sdlens.generate(s).then((r) => r.timings)", request))
                 runs[-1]["outer_s"] = time.perf_counter() - started
+            explained = []
+            for _ in range(args.repeats):
+                started = time.perf_counter()
+                explained.append(page.evaluate("(s) => window.sdlens.explain(s).then((r) => r.timings)", request))
+                explained[-1]["outer_s"] = time.perf_counter() - started
             backend = page.evaluate("window.sdlens.backend.label")
             browser.close()
         httpd.shutdown()
@@ -142,7 +148,11 @@ def bench_browser(args) -> None:
           f"max {max(python_share) * 100:.1f}%")
     print(f"  cold start (page open → first image): {cold:6.2f} s  (first generation itself "
           f"{first['wall_ms'] / 1000:.2f} s)")
-    print(f"  warm start (a second generation):     {statistics.median(r['outer_s'] for r in runs):6.2f} s median")
+    plain = statistics.median(r["outer_s"] for r in runs)
+    explain = statistics.median(r["outer_s"] for r in explained)
+    print(f"  warm start (a second generation):     {plain:6.2f} s median")
+    print(f"  with the explainer (every step's tensors read back): {explain:6.2f} s median, "
+          f"{explain / plain:.2f}× a plain generation")
 
 
 def main() -> None:
