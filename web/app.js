@@ -142,6 +142,7 @@ async function loadModel(modelId) {
 function applyDefaults(defaults) {
   $("steps").value = defaults.steps;
   $("guidance").value = defaults.guidance;
+  $("guidance-slider").value = defaults.guidance;
   $("scheduler").value = defaults.scheduler;
 }
 
@@ -176,6 +177,14 @@ function readForm() {
   };
 }
 
+/** Show the settings a run uses in the form, whoever started it (a click, a link or the API). */
+function writeForm(settings) {
+  for (const key of ["prompt", "negative", "seed", "steps", "guidance", "scheduler"]) {
+    if (settings[key] !== undefined && !(key === "guidance" && settings[key] === "nan")) $(key).value = settings[key];
+  }
+  $("guidance-slider").value = $("guidance").value;
+}
+
 async function warnAboutDroppedWords(settings) {
   const tokens = await call("tokenize", { prompt: settings.prompt });
   if (tokens.dropped_words.length) {
@@ -202,6 +211,7 @@ async function generate(request, { explain = false, runKey = null } = {}) {
       fieldMessage(check.field, check.message);
       throw new Error(check.message);
     }
+    writeForm(settings);
     await warnAboutDroppedWords(settings);
     const mainView = !runKey || runKey === "main";
     if (mainView) $("previews").replaceChildren();
@@ -274,6 +284,9 @@ async function main() {
     generate({}, { explain: $("explain").checked }).catch(() => {});
   });
   $("stop").addEventListener("click", stop);
+  // Guidance: a continuous slider (0 allowed) kept in step with the exact number field.
+  $("guidance-slider").addEventListener("input", () => ($("guidance").value = $("guidance-slider").value));
+  $("guidance").addEventListener("input", () => ($("guidance-slider").value = $("guidance").value));
   $("random-seed").addEventListener("click", () => {
     const words = crypto.getRandomValues(new Uint32Array(2));
     $("seed").value = String(BigInt(words[0]) * 4294967296n + BigInt(words[1]));
