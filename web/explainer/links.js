@@ -1,0 +1,126 @@
+// Shareable links: the query string carries a run's settings (and what it was compared with), so
+// a link reproduces the exact run on another machine: same seed, same noise, same pictures.
+// Other query parameters (such as ?backend=) are left as they are.
+
+import { getCompare, runComparison, setCompare } from "./compare.js";
+
+const FORM_KEYS = ["prompt", "negative", "seed", "steps", "guidance", "scheduler", "model"];
+const COMPARE_KEY = "compare"; // the second value (prompt, scheduler or step count)
+const MODE_KEY = "compare_mode"; // prompt | scheduler | steps
+const $ = (id) => document.getElementById(id);
+
+let linkRun = null; // the automatic run a link asks for: started once per page
+
+/** The settings a URL carries: {settings: {…}, compare: {mode, value} | null}. */
+export function readLink(search = location.search) {
+  const params = new URLSearchParams(search);
+  const settings = {};
+  for (const key of FORM_KEYS) if (params.has(key)) settings[key] = params.get(key);
+  const value = params.get(COMPARE_KEY);
+  const compare = value !== null && value !== "" ? { mode: params.get(MODE_KEY) || "prompt", value } : null;
+  return { settings, compare };
+}
+
+/** The page URL for a run's settings, keeping every parameter that is not ours. */
+export function linkFor(settings, compare, href = location.href) {
+  const url = new URL(href);
+  for (const key of [...FORM_KEYS, COMPARE_KEY, MODE_KEY]) url.searchParams.delete(key);
+  for (const key of FORM_KEYS) {
+    const value = settings[key];
+    if (value !== undefined && value !== null && value !== "" && !(key === "guidance" && value === "nan")) {
+      url.searchParams.set(key, String(value));
+    }
+  }
+  if (compare && compare.value !== "") {
+    url.searchParams.set(COMPARE_KEY, compare.value);
+    url.searchParams.set(MODE_KEY, compare.mode);
+  }
+  return url.href;
+}
+
+function fillForm(settings) {
+  for (const [key, value] of Object.entries(settings)) {
+    const field = $(key);
+    if (!field) continue;
+    field.value = value;
+    field.dispatchEvent(new Event("input", { bubbles: true })); // views that follow the form update
+  }
+}
+
+/**
+ * Fill the form from the URL, and when the URL names a prompt, run it (and its comparison) once
+ * the model is ready. The form is filled again after loading, because loading a model resets the
+ * steps, guidance and scheduler to the model's defaults. Resolves when the run is done.
+ */
+export function applyLinkSettings() {
+  if (linkRun) return linkRun;
+  const { settings, compare } = readLink();
+  fillForm(settings);
+  if (compare) setCompare(compare.mode, compare.value);
+  linkRun = (async () => {
+    await window.sdlens.ready;
+    fillForm(settings); // the model list exists now, and the defaults have been applied
+    if (!settings.prompt) return null;
+    try {
+      if (compare) return await runComparison({ ...formSettings(settings) }, compare.mode, compare.value);
+      return await window.sdlens.explain(formSettings(settings), "main");
+    } catch (err) {
+      console.warn(`the link's run failed: ${err.message}`); // app.js shows the message by the form
+      return null;
+    }
+  })();
+  return linkRun;
+}
+
+/** The link's settings over the form's (the form holds the model's defaults for the rest). */
+function formSettings(settings) {
+  const form = {};
+  for (const key of FORM_KEYS) if ($(key)) form[key] = $(key).value;
+  return { ...form, ...settings };
+}
+
+/** Keep the address bar pointing at the current run, and offer a button that copies it. */
+export function mountLinks(store) {
+  if (mountLinks.mounted) return;
+  mountLinks.mounted = true;
+  const update = ({ detail }) => {
+    const main = store.main;
+    if (!main || !main.final || (detail.key !== "main" && detail.key !== "compare")) return;
+    const other = store.runs.get("compare");
+    const compare = other?.final && isOneChange(main, other) ? getCompare() : null;
+    history.replaceState(history.state, "", linkFor(main.settings, compare));
+  };
+  store.addEventListener("finish", update);
+
+  const host = $("save-controls") || $("controls");
+  const copy = document.createElement("button");
+  copy.type = "button";
+  copy.id = "copy-link";
+  copy.textContent = "Copy link";
+  copy.title = "Copy a link that reproduces this run";
+  const field = document.createElement("input");
+  field.type = "text";
+  field.readOnly = true;
+  field.id = "link-text";
+  field.setAttribute("aria-label", "link to this run");
+  field.hidden = true;
+  copy.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(location.href);
+      copy.textContent = "Link copied";
+      setTimeout(() => (copy.textContent = "Copy link"), 2000);
+    } catch {
+      // No clipboard (permission, or not a secure context): show the link to copy by hand.
+      field.value = location.href;
+      field.hidden = false;
+      field.select();
+    }
+  });
+  host.append(copy, field);
+}
+
+/** A compare run belongs in the link only while it is A with the compared setting changed. */
+function isOneChange(main, other) {
+  const differ = FORM_KEYS.filter((k) => String(main.settings[k]) !== String(other.settings[k]));
+  return differ.length <= 1;
+}

@@ -1,0 +1,108 @@
+// Guidance sweep: the same prompt and seed at several guidance scales, side by side. Guidance is
+// the knob that trades variety for obedience to the prompt; seeing one image per value, all from
+// the same noise, shows what it does better than any description.
+
+import { formSettings } from "./compare.js";
+
+export const DEFAULT_VALUES = "0, 1, 3, 7.5, 15";
+
+/** "0, 1, 7.5" → [0, 1, 7.5]; throws with a message naming the first bad entry. */
+export function parseValues(text) {
+  const parts = text.split(/[\s,;]+/).filter(Boolean);
+  if (!parts.length) throw new Error("give at least one guidance value");
+  return parts.map((part) => {
+    const value = Number(part);
+    if (!Number.isFinite(value) || value < 0) throw new Error(`“${part}” is not a guidance value (a number ≥ 0)`);
+    return value;
+  });
+}
+
+export function mountSweep(container, store) {
+  if (!container || container.dataset.mounted) return;
+  container.dataset.mounted = "sweep";
+  container.classList.add("sweep");
+  container.innerHTML = `
+    <h2>Guidance sweep</h2>
+    <p class="hint">The same prompt and seed at several guidance scales. At 0 and 1 the prompt's
+      push is off (one pass of the network per step); higher values follow the prompt harder.</p>
+    <div class="sweep-controls">
+      <label>Guidance values
+        <input id="sweep-values" type="text" value="${DEFAULT_VALUES}" aria-describedby="sweep-message">
+      </label>
+      <button type="button" id="sweep-run">Run sweep</button>
+    </div>
+    <span id="sweep-message" class="field-message" role="status"></span>
+    <div id="sweep-images" class="sweep-images" aria-label="one image per guidance value"></div>`;
+  const button = container.querySelector("#sweep-run");
+  const message = container.querySelector("#sweep-message");
+  button.addEventListener("click", async () => {
+    let values;
+    try {
+      values = parseValues(container.querySelector("#sweep-values").value);
+    } catch (err) {
+      message.textContent = err.message;
+      return;
+    }
+    message.textContent = "";
+    button.disabled = true;
+    const guidance = document.getElementById("guidance")?.value;
+    try {
+      await runSweep(container.querySelector("#sweep-images"), values, message);
+    } catch (err) {
+      message.textContent = `The sweep stopped: ${err.message}`;
+    } finally {
+      button.disabled = false;
+      restoreMainView(store, guidance);
+    }
+  });
+}
+
+/** One generation per value, one after the other (only one can run at a time). */
+async function runSweep(grid, values, message) {
+  const settings = formSettings();
+  // A slot per value first, so the layout is final from the start and images fill in as they come.
+  const slots = values.map((g) => {
+    const figure = document.createElement("figure");
+    figure.className = "pending";
+    const canvas = document.createElement("canvas");
+    canvas.setAttribute("aria-label", `guidance ${g}`);
+    const caption = document.createElement("figcaption");
+    caption.textContent = `g = ${g}`;
+    figure.append(canvas, caption);
+    return figure;
+  });
+  grid.replaceChildren(...slots);
+  for (const [i, g] of values.entries()) {
+    message.textContent = `Generating ${i + 1} of ${values.length} (g = ${g})…`;
+    const result = await window.sdlens.generate({ ...settings, guidance: String(g) });
+    if (result.cancelled) {
+      message.textContent = "Stopped.";
+      slots.slice(i).forEach((slot) => slot.remove());
+      return;
+    }
+    drawRgba(slots[i].querySelector("canvas"), result);
+    slots[i].classList.remove("pending");
+  }
+  message.textContent = "";
+}
+
+/**
+ * A plain generation also paints the main image and writes its guidance into the form: put the
+ * explained run's picture and the guidance the user chose back.
+ */
+function restoreMainView(store, guidance) {
+  const final = store.main?.final;
+  const canvas = document.getElementById("image");
+  if (final && canvas) drawRgba(canvas, final);
+  const field = document.getElementById("guidance");
+  if (field && guidance !== undefined) {
+    field.value = guidance;
+    field.dispatchEvent(new Event("input", { bubbles: true })); // the page's guidance slider follows
+  }
+}
+
+function drawRgba(canvas, { width, height, rgba }) {
+  canvas.width = width;
+  canvas.height = height;
+  canvas.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(rgba), width, height), 0, 0);
+}
