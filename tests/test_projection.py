@@ -65,6 +65,10 @@ def test_pca2_trajectory_and_degenerate_cases(tmp_path):
     data = (np.cos(3 * t) * a + np.sin(3 * t) * b * 0.5 + 0.01 * rng.normal(size=(30, 512))).astype(np.float32)
     want, _, _ = numpy_pca2(data.tolist())
     assert_equal_up_to_sign(np.array(js_pca2(tmp_path, data.tolist())["points"]), want)
+    # Far from the origin (centring is done on the Gram matrix: no precision may be lost there).
+    far = (data + 50.0).astype(np.float32)
+    want, _, _ = numpy_pca2(far.tolist())
+    assert_equal_up_to_sign(np.array(js_pca2(tmp_path, far.tolist())["points"]), want)
     # One point, and identical points: everything projects to the origin, nothing is NaN.
     assert js_pca2(tmp_path, [[1.0, 2.0, 3.0]])["points"] == [[0, 0]]
     assert js_pca2(tmp_path, [[1.0, 2.0]] * 3)["points"] == [[0, 0]] * 3

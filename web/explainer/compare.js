@@ -6,7 +6,7 @@
 // Shows: the words that differ, both runs side by side at the selected step, the two latent
 // trajectories projected to 2-D (PCA), and the distance between the two latents at each step.
 
-import { pca2 } from "./projection.js";
+import { dot, gramMatrix, pca2FromGram } from "./projection.js";
 
 const $ = (id) => document.getElementById(id);
 export const COLOURS = { main: "#4e79a7", compare: "#f28e2b" }; // Tableau 10 blue/orange: colour-blind safe
@@ -349,13 +349,23 @@ let nextRunId = 0;
 const runId = (run) => (runIds.has(run) ? runIds.get(run) : (runIds.set(run, ++nextRunId), nextRunId));
 let projectionCache = { key: null, value: null };
 
+// Dot products between step tensors, kept while both tensors live: during a run each new step
+// then costs n dot products, not a whole new Gram matrix.
+const dots = new WeakMap();
+function cachedDot(a, b) {
+  let row = dots.get(a);
+  if (!row) dots.set(a, (row = new WeakMap()));
+  if (!row.has(b)) row.set(b, dot(a, b));
+  return row.get(b);
+}
+
 /** PCA of both runs' latents together (one shared plane), recomputed only when the data change. */
 function project(a, b, space) {
   const key = [space, runId(a), a.steps.length, runId(b), b.steps.length].join("|");
   if (projectionCache.key !== key) {
     const vectors = [...a.steps, ...b.steps].map((s) => s.tensors[space === "x0" ? "x0" : "latent"]);
     const sameLength = vectors.every((v) => v && v.length === vectors[0].length);
-    projectionCache = { key, value: sameLength ? pca2(vectors) : null };
+    projectionCache = { key, value: sameLength ? pca2FromGram(gramMatrix(vectors, cachedDot)) : null };
   }
   return projectionCache.value;
 }

@@ -1,7 +1,7 @@
 // PCA to two dimensions, by hand: no maintained PCA ships as a plain ES module we could vendor
 // without a bundler, and the job is small. The points are few (n ≤ ~200 steps) but long (a latent
 // has d = 4·64·64 numbers), so we work with the n×n Gram matrix of the centred points instead of
-// the d×d covariance: if X = U S Vᵀ, then X Xᵀ = U S² Uᵀ and the projections X V = U S.
+// the d×d covariance: if X = U S Vᵀ (X centred), then X Xᵀ = U S² Uᵀ and the projections X V = U S.
 // The Gram matrix is diagonalised by the cyclic Jacobi method: slower than power iteration, but
 // exact to machine precision even when the top eigenvalues are close.
 
@@ -12,51 +12,58 @@
  * projection is positive, which keeps a drawing from flipping as points are added.
  */
 export function pca2(vectors) {
-  const n = vectors.length;
+  return pca2FromGram(gramMatrix(vectors));
+}
+
+/**
+ * The same from the Gram matrix of the raw (uncentred) points. A live view adds one point per
+ * step: caching the dot products (gramMatrix's `dot`) makes each redraw cost n dot products
+ * instead of n²/2.
+ */
+export function pca2FromGram(gram) {
+  const n = gram.length;
   if (n === 0) return { points: [], variance: [0, 0], total: 0 };
-  const centred = centre(vectors);
-  const gram = gramMatrix(centred);
-  const total = gram.reduce((sum, row, i) => sum + row[i], 0);
-  const { values, vectors: eig } = jacobiEigen(gram);
+  const centred = doubleCentre(gram);
+  const total = centred.reduce((sum, row, i) => sum + row[i], 0);
+  const { values, vectors: eig } = jacobiEigen(centred);
   const order = values.map((v, i) => i).sort((a, b) => values[b] - values[a]);
   const axes = [0, 1].map((k) => {
-    if (k >= n) return { scale: 0, u: new Float64Array(n) };
+    if (k >= n) return { scale: 0, u: new Float64Array(n), lambda: 0 };
     const j = order[k];
     const lambda = Math.max(0, values[j]); // rounding can make a zero eigenvalue slightly negative
     const u = Float64Array.from({ length: n }, (_, i) => eig[i][j]);
     return { scale: Math.sqrt(lambda), u: fixSign(u), lambda };
   });
   const points = Array.from({ length: n }, (_, i) => axes.map((a) => a.u[i] * a.scale));
-  return { points, variance: axes.map((a) => a.lambda || 0), total };
+  return { points, variance: axes.map((a) => a.lambda), total };
 }
 
-/** The points minus their mean, in double precision. */
-function centre(vectors) {
-  const n = vectors.length;
-  const d = vectors[0].length;
-  const mean = new Float64Array(d);
-  for (const v of vectors) {
-    if (v.length !== d) throw new Error(`pca2: vectors of different lengths (${v.length} vs ${d})`);
-    for (let k = 0; k < d; k++) mean[k] += v[k];
-  }
-  for (let k = 0; k < d; k++) mean[k] /= n;
-  return vectors.map((v) => Float64Array.from(v, (x, k) => x - mean[k]));
+export function dot(a, b) {
+  if (a.length !== b.length) throw new Error(`pca2: vectors of different lengths (${a.length} vs ${b.length})`);
+  let sum = 0;
+  for (let k = 0; k < a.length; k++) sum += a[k] * b[k];
+  return sum;
 }
 
 /** G[i][j] = xᵢ·xⱼ (symmetric, so each pair is computed once). */
-function gramMatrix(rows) {
-  const n = rows.length;
+export function gramMatrix(vectors, dotProduct = dot) {
+  const n = vectors.length;
   const g = Array.from({ length: n }, () => new Float64Array(n));
   for (let i = 0; i < n; i++) {
-    for (let j = i; j < n; j++) {
-      let dot = 0;
-      const a = rows[i];
-      const b = rows[j];
-      for (let k = 0; k < a.length; k++) dot += a[k] * b[k];
-      g[i][j] = g[j][i] = dot;
-    }
+    for (let j = i; j < n; j++) g[i][j] = g[j][i] = dotProduct(vectors[i], vectors[j]);
   }
   return g;
+}
+
+/**
+ * The Gram matrix of the centred points, from the raw one: (xᵢ−m)·(xⱼ−m) = Gᵢⱼ − rᵢ/n − rⱼ/n + s/n²
+ * with r the row sums and s their sum. Centring this way needs no second pass over the vectors.
+ */
+function doubleCentre(g) {
+  const n = g.length;
+  const rows = g.map((row) => row.reduce((a, b) => a + b, 0) / n);
+  const all = rows.reduce((a, b) => a + b, 0) / n;
+  return g.map((row, i) => Float64Array.from(row, (x, j) => x - rows[i] - rows[j] + all));
 }
 
 /**
