@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     train.add_argument("--vae-steps", type=int, help="fix the VAE iterations instead of planning them from --minutes")
     train.add_argument("--unet-steps", type=int, help="fix the UNet iterations instead of planning them from --minutes")
+    train.add_argument("--vae-crop-steps", type=int, help="how many of the VAE steps see crops (default: 80 %%)")
     train.add_argument("--force", action="store_true", help="discard OUT (and any checkpoint in it) and start over")
     train.add_argument("--quiet", action="store_true")
 
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
             report = train_tiny(args.out, minutes=args.minutes, config=args.config, seed=args.seed,
                                 threads=args.threads, force=args.force, vae_steps=args.vae_steps,
-                                unet_steps=args.unet_steps, quiet=args.quiet)
+                                unet_steps=args.unet_steps, vae_crop_steps=args.vae_crop_steps, quiet=args.quiet)
             print(f"wrote {args.out}: VAE {report['vae']['steps']} steps (PSNR {report['vae']['psnr_db']} dB), "
                   f"UNet {report['unet']['steps']} steps at {report['unet']['steps_per_s']} it/s, "
                   f"{report['wall_seconds'] / 60:.1f} min")

@@ -3,7 +3,7 @@
 The model (see `shapes_model`) is a real Stable Diffusion pipeline, trained on the captioned
 scenes of `scenes` in the two stages SD itself was trained in:
 
-1. the VAE learns to compress 64x64 pictures to 8x8x4 latents (MSE + L1, a tiny KL term);
+1. the VAE learns to compress 64x64 pictures to 8x8x8 latents (MSE + L1, a tiny KL term);
 2. the picture latents are encoded ONCE and kept in memory, then the text encoder and the UNet
    learn together to predict the noise added to them (epsilon prediction, SD's scaled-linear
    1000-step schedule, min-SNR loss weighting), with 10 % of captions dropped to "" so that
@@ -42,11 +42,12 @@ from .tiny import SD_SCHEDULER_CONFIG
 
 CHECKPOINT_EVERY_S = 120
 VAE_SHARE = 0.2  # of the budget; the rest goes to the UNet and text encoder
-CROP_SHARE = 0.75  # of the VAE steps, on crops; the last quarter on whole pictures
+CROP_SHARE = 0.8  # of the VAE steps, on crops; the last fifth on whole pictures
 SPEED_MARGIN = 0.8  # plan for 80 % of the measured speed: the CPU is shared
 CFG_DROPOUT = 0.1
 MIN_SNR_GAMMA = 5.0
 EMA_DECAY = 0.999
+MIN_STEPS = 4  # a stage never stops at its deadline before this (so a starved test run still trains)
 
 
 def _lr(step: int, total: int, peak: float, warmup: int) -> float:
@@ -89,12 +90,13 @@ def _to_tensor(images):
 
 class Trainer:
     def __init__(self, out: Path, cfg: ModelConfig, minutes: float, seed: int = 0, threads: int | None = None,
-                 vae_steps: int | None = None, unet_steps: int | None = None, quiet: bool = False):
+                 vae_steps: int | None = None, unet_steps: int | None = None, vae_crop_steps: int | None = None,
+                 quiet: bool = False):
         import torch
 
         self.out, self.cfg, self.seed, self.quiet = Path(out), cfg, seed, quiet
         self.budget_s = minutes * 60
-        self.fixed_steps = (vae_steps, unet_steps)
+        self.fixed_steps = (vae_steps, unet_steps, vae_crop_steps)
         self.ckpt_dir = self.out / "checkpoint"
         self.started = time.perf_counter()
         self.elapsed_before = 0.0
@@ -151,6 +153,12 @@ class Trainer:
 
         torch.manual_seed(self.seed)
         self.vae = build_vae(self.cfg)
+        with torch.no_grad():
+            # Start the posterior narrow (std ~0.05, not 1): with SD's tiny KL weight the encoder
+            # otherwise spends thousands of steps shouting over unit noise, and the first thing
+            # the noise drowns is colour (a 3000-step run decoded purple, red and green as blue
+            # and orange at 23.9 dB PSNR).
+            self.vae.quant_conv.bias[self.cfg.latent_channels:].fill_(-6.0)
         torch.manual_seed(self.seed + 1)
         self.unet = build_unet(self.cfg)
         torch.manual_seed(self.seed + 2)
@@ -210,7 +218,7 @@ class Trainer:
         with torch.no_grad():
             vae.encode(_to_tensor(scenes.render_many([s for s, _ in scenes.dataset(n, seed=self.seed)])))
         rates["encode_images_per_s"] = n / (time.perf_counter() - t0)
-        fake = torch.randn(self.cfg.scenes if self.cfg.scenes < 64 else 64, 4, self.cfg.latent_size, self.cfg.latent_size)
+        fake = torch.randn(min(64, self.cfg.scenes), self.cfg.latent_channels, self.cfg.latent_size, self.cfg.latent_size)
         fake_scenes = [s for s, _ in scenes.dataset(len(fake), seed=self.seed)]
         rates["unet_steps_per_s"] = timed(lambda i: self._unet_step(unet, te, opt_u, fake, fake_scenes, i, lr=1e-4))
 
@@ -220,15 +228,12 @@ class Trainer:
         save_s = 5 + 0.01 * self.budget_s
         vae_s = VAE_SHARE * left
         unet_s = max(0.0, left - vae_s - encode_s - save_s)
-        crop_steps = int(SPEED_MARGIN * CROP_SHARE * vae_s * rates["vae_crop_steps_per_s"])
-        full_steps = int(SPEED_MARGIN * (1 - CROP_SHARE) * vae_s * rates["vae_full_steps_per_s"])
-        vae_steps = max(4, crop_steps + full_steps)
-        unet_steps = max(4, int(SPEED_MARGIN * unet_s * rates["unet_steps_per_s"]))
-        if self.fixed_steps[0]:
-            vae_steps = self.fixed_steps[0]
-        if self.fixed_steps[1]:
-            unet_steps = self.fixed_steps[1]
-        crop_steps = min(vae_steps, max(1, round(vae_steps * crop_steps / max(1, crop_steps + full_steps))))
+        seconds_per_vae_step = (CROP_SHARE / rates["vae_crop_steps_per_s"]
+                                + (1 - CROP_SHARE) / rates["vae_full_steps_per_s"])
+        vae_steps = self.fixed_steps[0] or max(MIN_STEPS, int(SPEED_MARGIN * vae_s / seconds_per_vae_step))
+        unet_steps = self.fixed_steps[1] or max(MIN_STEPS, int(SPEED_MARGIN * unet_s * rates["unet_steps_per_s"]))
+        # The crop/whole split depends on the step count only, so fixed steps give the same model.
+        crop_steps = self.fixed_steps[2] if self.fixed_steps[2] is not None else round(CROP_SHARE * vae_steps)
         return {
             "budget_s": self.budget_s, "vae_steps": vae_steps, "vae_crop_steps": crop_steps,
             "unet_steps": unet_steps, "vae_deadline_s": spent + vae_s,
@@ -260,7 +265,11 @@ class Trainer:
 
         z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=g)
         y = vae.decode(z).sample
-        loss = (y - x).pow(2).mean() + 0.5 * (y - x).abs().mean() + 1e-5 * posterior.kl().mean() / z[0].numel()
+        # Plus the error of each 8x8 patch's mean colour: pixel losses are dominated by edges, and
+        # without this term a VAE learns the shapes long before it learns their colours.
+        pooled = torch.nn.functional.avg_pool2d(y - x, 8).pow(2).mean()
+        loss = ((y - x).pow(2).mean() + 0.5 * (y - x).abs().mean() + 4.0 * pooled
+                + 1e-5 * posterior.kl().mean() / z[0].numel())
         for group in opt.param_groups:
             group["lr"] = lr
         opt.zero_grad(set_to_none=True)
@@ -286,7 +295,7 @@ class Trainer:
         with tqdm(total=total, initial=start, desc="VAE", unit="it", disable=self.quiet, file=sys.stderr,
                   dynamic_ncols=True) as bar:
             for step in range(start, total):
-                if self.elapsed() > plan["vae_deadline_s"] + 30:
+                if step >= MIN_STEPS and self.elapsed() > plan["vae_deadline_s"] + 30:
                     stopped_at = step
                     self.log(f"VAE: deadline reached, stopping at step {step} of {total}")
                     break
@@ -420,7 +429,7 @@ class Trainer:
         with tqdm(total=total, initial=start, desc="UNet+text", unit="it", disable=self.quiet, file=sys.stderr,
                   dynamic_ncols=True) as bar:
             for step in range(start, total):
-                if self.elapsed() > plan["unet_deadline_s"]:
+                if step >= MIN_STEPS and self.elapsed() > plan["unet_deadline_s"]:
                     stopped_at = step
                     self.log(f"UNet: deadline reached, stopping at step {step} of {total}")
                     break
@@ -494,7 +503,7 @@ def extras() -> dict:
 
 def train_tiny(out: Path, minutes: float = 60.0, config: str = "full", seed: int = 0, threads: int | None = None,
                force: bool = False, vae_steps: int | None = None, unet_steps: int | None = None,
-               quiet: bool = False) -> dict:
+               vae_crop_steps: int | None = None, quiet: bool = False) -> dict:
     out = Path(out)
     if config not in CONFIGS:
         raise SdlensError(f"unknown config {config!r}; choose from {', '.join(CONFIGS)}")
@@ -504,4 +513,4 @@ def train_tiny(out: Path, minutes: float = 60.0, config: str = "full", seed: int
         raise SdlensError(f"{out} already holds a trained pipeline; pass --force to train again")
     out.mkdir(parents=True, exist_ok=True)
     return Trainer(out, CONFIGS[config], minutes, seed=seed, threads=threads, vae_steps=vae_steps,
-                   unet_steps=unet_steps, quiet=quiet).run()
+                   unet_steps=unet_steps, vae_crop_steps=vae_crop_steps, quiet=quiet).run()

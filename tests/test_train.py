@@ -32,7 +32,7 @@ def test_writes_a_diffusers_pipeline_with_extras(trained):
     assert extras["defaults"] == {"steps": 25, "guidance": 7.5, "scheduler": "ddim"}
     assert extras["starter_prompts"] and all(len(pair) == 2 for pair in extras["prompt_pairs"])
     report = json.loads((trained / "sdlens_train.json").read_text())
-    assert report["vae"]["steps"] > 0 and report["unet"]["steps"] > 0 and report["wall_seconds"] < 60
+    assert report["vae"]["steps"] >= 4 and report["unet"]["steps"] >= 4
 
 
 def test_converts_and_generates(trained, tmp_path):

@@ -1,0 +1,40 @@
+"""The committed default model (models/shapes): it loads, it is the default, and it draws what it is told."""
+
+import pytest
+
+from tests.conftest import ROOT
+
+MODEL = ROOT / "models" / "shapes"
+pytestmark = pytest.mark.skipif(not (MODEL / "manifest.json").is_file(), reason="models/shapes is not built")
+
+
+def test_is_the_default_and_verifies():
+    from sdlens.model import Model, resolve_model_dir
+
+    assert resolve_model_dir(None, str(ROOT / "models")) == str(MODEL)
+    model = Model.from_dir(str(MODEL))  # checks every file's sha256
+    assert model.defaults["steps"] == 25 and model.defaults["guidance"] == 7.5 and model.defaults["scheduler"] == "ddim"
+    assert model.manifest["starter_prompts"] and model.manifest["prompt_pairs"]
+
+
+def test_browser_download_is_small():
+    from sdlens.model import Model
+
+    model = Model.from_dir(str(MODEL), verify=False)
+    for variant in model.manifest["components"]["unet"]["variants"]:
+        model.use_variant(variant)
+        total = sum(f["bytes"] for c in ("text_encoder", "unet", "vae_decoder") for f in model.graph(c)["files"])
+        assert total <= 25_000_000, (variant, total)
+
+
+def test_short_judge_run_is_well_above_chance():
+    import torch
+
+    from export import judge
+
+    torch.set_num_threads(1)
+    results = judge.judge_model(str(MODEL), prompts=20, steps=10, guidances=(7.5,), progress=False)
+    acc = results["train"][7.5]
+    chance = judge.chance()
+    for attribute in ("colour", "position", "background", "shape"):
+        assert acc[attribute] >= min(0.6, 3 * chance[attribute]), (attribute, acc)
