@@ -17,20 +17,6 @@ STARTERS = ["a red circle on the left", "a blue square"]
 PAIRS = [["a red circle", "a green circle"]]
 TIMEOUT = 120_000
 
-# Mount the views unless the page already did (the mount functions ignore a second call).
-MOUNT = """async () => {
-    const [compare, sweep, save, starters, links] = await Promise.all(
-        ['compare', 'sweep', 'save', 'starters', 'links'].map((m) => import(`/explainer/${m}.js`)));
-    const store = window.sdlens.store, $ = (id) => document.getElementById(id);
-    compare.mountCompare($('compare-section'), store);
-    sweep.mountSweep($('sweep-section'), store);
-    save.mountSave($('save-controls'), store);
-    starters.mountStarters($('starters'), store);
-    links.mountLinks(store);
-    links.applyLinkSettings();
-}"""
-
-
 @pytest.fixture(scope="module")
 def models_dir(tiny_model_dir, tmp_path_factory):
     """The tiny model with starter prompts and prompt pairs in its manifest (the sha256 list
@@ -54,7 +40,6 @@ def server(models_dir):
 def open_page(browser, server, query="?backend=wasm", viewport=(1280, 800)):  # noqa: F811
     context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, accept_downloads=True)
     page = Page(context, server, query).ready()
-    page.page.evaluate(MOUNT)
     return context, page
 
 

@@ -82,7 +82,7 @@ onWorkerEvent = (event) => {
     window.dispatchEvent(new CustomEvent("sdlens:step", { detail: event }));
     if (state.runKey) store.addStep(state.runKey, event);
     setProgress(`Step ${event.index + 1} of ${event.steps}: ${event.ms.toFixed(0)} ms`, (event.index + 1) / event.steps);
-    if (!state.runKey || state.runKey === "main") addPreview(event); // side runs leave the main view alone
+    if (state.mainView) addPreview(event);
   }
 };
 
@@ -196,10 +196,16 @@ async function warnAboutDroppedWords(settings) {
 // ---------------------------------------------------------------------------------------------
 // Generate and stop
 
-async function generate(request, { explain = false, runKey = null } = {}) {
+/**
+ * Run one generation. `explain` keeps every step's tensors in the store under `runKey`. Only the
+ * main run (no key, or "main") shows in the generator's image, step strip and form; side runs
+ * (a comparison, a sweep: `show: false`) leave them alone.
+ */
+async function generate(request, { explain = false, runKey = null, show = true } = {}) {
   if (state.running) throw new Error("a generation is already running; press Stop first");
   const settings = { ...readForm(), ...request };
   for (const key of ["seed", "steps", "guidance"]) settings[key] = String(settings[key]);
+  const mainView = show && (!runKey || runKey === "main");
   showError("");
   clearFieldMessages();
   setBusy(true);
@@ -211,9 +217,9 @@ async function generate(request, { explain = false, runKey = null } = {}) {
       fieldMessage(check.field, check.message);
       throw new Error(check.message);
     }
-    writeForm(settings);
+    if (mainView) writeForm(settings);
     await warnAboutDroppedWords(settings);
-    const mainView = !runKey || runKey === "main";
+    state.mainView = mainView;
     if (mainView) $("previews").replaceChildren();
     state.runKey = explain ? runKey || "main" : null;
     if (state.runKey) store.begin(state.runKey, settings, state.manifest, state.backend);
@@ -311,7 +317,7 @@ ready.catch((err) => {
 
 window.sdlens = {
   ready,
-  generate: (options = {}) => ready.then(() => generate(options)),
+  generate: (options = {}, { show = true } = {}) => ready.then(() => generate(options, { show })),
   /** Generate with every step's tensors kept for the explainer (run "main" unless runKey says). */
   explain: (options = {}, runKey = "main") => ready.then(() => generate(options, { explain: true, runKey })),
   decode: (latent, shape) => ready.then(() => call("decode", { latent, shape })),

@@ -73,15 +73,8 @@ export async function runComparison(settings = formSettings(), mode = choice.mod
   const second = { ...settings, [key]: value };
   const a = await window.sdlens.explain(settings, "main");
   if (a.cancelled) return null;
-  try {
-    const b = await window.sdlens.explain(second, "compare");
-    return b.cancelled ? null : [a, b];
-  } finally {
-    // The page writes each run's settings into the form; the form should keep showing A's.
-    const field = $(key);
-    if (field) field.value = settings[key];
-    if (view) view.syncControls();
-  }
+  const b = await window.sdlens.explain(second, "compare");
+  return b.cancelled ? null : [a, b];
 }
 
 // ---------------------------------------------------------------------------------------------

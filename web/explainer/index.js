@@ -2,8 +2,13 @@
 // draws from the run store (store.js) and follows the selected timestep.
 
 import { mountArticle } from "./article.js";
+import { mountCompare } from "./compare.js";
 import { displayed, mountDetail } from "./detail.js";
+import { applyLinkSettings, mountLinks } from "./links.js";
 import { mountOverview } from "./overview.js";
+import { mountSave } from "./save.js";
+import { mountStarters } from "./starters.js";
+import { mountSweep } from "./sweep.js";
 import { mountTimeline } from "./timeline.js";
 
 export function mountExplainer(store) {
@@ -12,6 +17,12 @@ export function mountExplainer(store) {
   mountOverview($("overview"), store, (id) => detail.show(id));
   mountTimeline($("timeline"), store);
   mountArticle($("article"), store);
+  mountCompare($("compare-section"), store);
+  mountSweep($("sweep-section"), store);
+  mountSave($("save-controls"), store);
+  mountStarters($("starters"), store);
+  mountLinks(store);
   // For tests and curious students: what each view shows right now, as plain arrays.
   window.sdlens.debug = { displayed, open: (id) => detail.show(id), close: () => detail.close(), store };
+  applyLinkSettings(); // a shared link reproduces its run
 }

@@ -45,14 +45,12 @@ export function mountSweep(container, store) {
     }
     message.textContent = "";
     button.disabled = true;
-    const guidance = document.getElementById("guidance")?.value;
     try {
       await runSweep(container.querySelector("#sweep-images"), values, message);
     } catch (err) {
       message.textContent = `The sweep stopped: ${err.message}`;
     } finally {
       button.disabled = false;
-      restoreMainView(store, guidance);
     }
   });
 }
@@ -74,7 +72,8 @@ async function runSweep(grid, values, message) {
   grid.replaceChildren(...slots);
   for (const [i, g] of values.entries()) {
     message.textContent = `Generating ${i + 1} of ${values.length} (g = ${g})…`;
-    const result = await window.sdlens.generate({ ...settings, guidance: String(g) });
+    // A side run: the generator's own image, strip and form keep showing the main run.
+    const result = await window.sdlens.generate({ ...settings, guidance: String(g) }, { show: false });
     if (result.cancelled) {
       message.textContent = "Stopped.";
       slots.slice(i).forEach((slot) => slot.remove());
@@ -84,21 +83,6 @@ async function runSweep(grid, values, message) {
     slots[i].classList.remove("pending");
   }
   message.textContent = "";
-}
-
-/**
- * A plain generation also paints the main image and writes its guidance into the form: put the
- * explained run's picture and the guidance the user chose back.
- */
-function restoreMainView(store, guidance) {
-  const final = store.main?.final;
-  const canvas = document.getElementById("image");
-  if (final && canvas) drawRgba(canvas, final);
-  const field = document.getElementById("guidance");
-  if (field && guidance !== undefined) {
-    field.value = guidance;
-    field.dispatchEvent(new Event("input", { bubbles: true })); // the page's guidance slider follows
-  }
 }
 
 function drawRgba(canvas, { width, height, rgba }) {
