@@ -285,3 +285,27 @@ def test_backend_choice(context, server):
     ]
     # This headless Chromium has SwiftShader's WebGPU without shader-f16: the badge says so.
     assert page.page.evaluate("window.sdlens.backend.label") == "WebGPU fp32"
+
+
+DEFAULT_MODEL = serve.ROOT / "models" / "shapes"
+
+
+@pytest.mark.skipif(not (DEFAULT_MODEL / "manifest.json").is_file(), reason="models/shapes is not built")
+def test_the_embedded_default_model_runs_in_the_browser(browser):
+    """What `python serve.py` serves on a fresh clone: the committed default model, preselected."""
+    srv = Server(serve.ROOT / "models")
+    context = browser.new_context()
+    try:
+        page = Page(context, srv, "?backend=wasm").ready()
+        assert page.page.locator("#model").input_value() == "shapes"
+        settings = dict(prompt="a big red circle on the left, light blue background", negative="", seed=1,
+                        steps=4, guidance=7.5, scheduler="ddim")
+        result = page.generate(**settings)
+        got = np.array(result["rgba"], np.uint8).reshape(result["height"], result["width"], 4)[..., :3]
+        native = Pipeline(Model.from_dir(str(DEFAULT_MODEL)), OnnxRuntime())
+        assert np.abs(got.astype(int) - cpython_pixels(native, settings)).max() <= TOLERANCE["wasm"]
+        assert page.page.locator("#starters button").count() > 0
+        assert page.errors == [] and page.origins == {srv.url}
+    finally:
+        context.close()
+        srv.stop()
