@@ -1,6 +1,7 @@
 // The page: controls, progress, the image and the per-step strip, and `window.sdlens` for
 // automation. All computing happens in the worker (worker.js); this thread only draws.
 
+import { drawRgba } from "./explainer/colormaps.js";
 import { mountExplainer } from "./explainer/index.js";
 import { RunStore } from "./explainer/store.js";
 
@@ -85,12 +86,6 @@ onWorkerEvent = (event) => {
     if (state.mainView) addPreview(event);
   }
 };
-
-function drawRgba(canvas, { width, height, rgba }) {
-  canvas.width = width;
-  canvas.height = height;
-  canvas.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(rgba), width, height), 0, 0);
-}
 
 function addPreview(event) {
   const figure = document.createElement("figure");

@@ -6,6 +6,7 @@
 // Shows: the words that differ, both runs side by side at the selected step, the two latent
 // trajectories projected to 2-D (PCA), and the distance between the two latents at each step.
 
+import { drawRgba } from "./colormaps.js";
 import { dot, gramMatrix, pca2FromGram } from "./projection.js";
 
 const $ = (id) => document.getElementById(id);
@@ -331,11 +332,6 @@ async function decodeWhenIdle(run, step) {
   }
 }
 
-function drawRgba(canvas, { width, height, rgba }) {
-  canvas.width = width;
-  canvas.height = height;
-  canvas.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(rgba), width, height), 0, 0);
-}
 
 const runIds = new WeakMap();
 let nextRunId = 0;

@@ -3,6 +3,7 @@
 // the same noise, shows what it does better than any description.
 
 import { formSettings } from "./compare.js";
+import { drawRgba } from "./colormaps.js";
 
 export const DEFAULT_VALUES = "0, 1, 3, 7.5, 15";
 
@@ -85,8 +86,3 @@ async function runSweep(grid, values, message) {
   message.textContent = "";
 }
 
-function drawRgba(canvas, { width, height, rgba }) {
-  canvas.width = width;
-  canvas.height = height;
-  canvas.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(rgba), width, height), 0, 0);
-}
