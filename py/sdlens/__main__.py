@@ -41,15 +41,8 @@ def cmd_generate(args) -> int:
     from .pipeline import Pipeline, Settings
 
     model = Model.from_dir(resolve_model_dir(args.model), variant=args.variant)
-    defaults = model.defaults
-    settings = Settings(
-        prompt=args.prompt,
-        negative=args.negative if args.negative is not None else defaults.get("negative", ""),
-        seed=args.seed,
-        steps=args.steps if args.steps is not None else defaults["steps"],
-        guidance=args.guidance if args.guidance is not None else defaults["guidance"],
-        scheduler=args.scheduler or defaults["scheduler"],
-    ).checked()
+    request = {k: getattr(args, k) for k in ("prompt", "negative", "seed", "steps", "guidance", "scheduler")}
+    settings = Settings.from_request(request, model.defaults).checked()
     runtime = OnnxRuntime(threads=args.threads)
     pipeline = Pipeline(model, runtime)
 
@@ -62,15 +55,15 @@ def cmd_generate(args) -> int:
     print(f"model {model.name} ({args.variant}), backend {runtime.backend}")
     print(f"{settings.scheduler}, {settings.steps} steps, guidance {settings.guidance}, seed {settings.seed}")
     frames = Path(args.frames) if args.frames else None
+    width, height = model.defaults["width"], model.defaults["height"]
 
     def on_step(trace):
         line = f"step {trace.index + 1:>3}/{settings.steps}  t={trace.timestep:7.2f}  {trace.seconds * 1000:8.1f} ms"
         if frames is not None:
             preview = runtime.to_rgb8(pipeline.decode(trace.pred_original))
-            save_png(preview, result_size[0], result_size[1], frames / f"step_{trace.index + 1:03d}.png")
+            save_png(preview, width, height, frames / f"step_{trace.index + 1:03d}.png")
         print(line, flush=True)
 
-    result_size = (defaults["width"], defaults["height"])
     result = pipeline.generate(settings, on_step=on_step)
     save_png(result.rgb, result.width, result.height, Path(args.out))
     if args.save_latents:

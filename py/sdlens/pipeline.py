@@ -39,6 +39,23 @@ class Settings:
     guidance: float = 7.5
     scheduler: str = "ddim"
 
+    @classmethod
+    def from_request(cls, request: dict, defaults: dict) -> "Settings":
+        """What a user asked for (command line or page), with the model's defaults (manifest
+        "defaults") for whatever they left out (missing, None or an empty scheduler). Unchecked."""
+        def given(key, fallback):
+            value = request.get(key)
+            return fallback if value is None else value
+
+        return cls(
+            prompt=given("prompt", ""),
+            negative=given("negative", defaults.get("negative", "")),
+            seed=given("seed", 0),
+            steps=given("steps", defaults["steps"]),
+            guidance=given("guidance", defaults["guidance"]),
+            scheduler=request.get("scheduler") or defaults["scheduler"],
+        )
+
     def checked(self) -> "Settings":
         """The same settings, validated; raises SdlensError naming the bad field."""
         if not isinstance(self.prompt, str) or not isinstance(self.negative, str):

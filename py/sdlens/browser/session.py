@@ -26,9 +26,7 @@ class BrowserSession:
         self.pipeline = Pipeline(self.model, self.runtime, ClipTokenizer.from_json(tokenizer_json))
 
     def tokenize(self, prompt: str) -> dict:
-        enc = self.pipeline.tokenizer.encode(prompt)
-        return {"ids": enc.ids, "tokens": enc.tokens, "length": enc.length,
-                "max_length": enc.max_length, "dropped_words": enc.dropped_words}
+        return _encoding_dict(self.pipeline.tokenizer.encode(prompt))
 
     def check(self, settings: dict) -> dict:
         """Validate settings without running; returns {"ok": True} or the field and message."""
@@ -39,15 +37,7 @@ class BrowserSession:
         return {"ok": True}
 
     def _settings(self, settings: dict) -> Settings:
-        defaults = self.model.defaults
-        checked = Settings(
-            prompt=settings.get("prompt", ""),
-            negative=settings.get("negative", ""),
-            seed=settings.get("seed", 0),
-            steps=settings.get("steps", defaults["steps"]),
-            guidance=settings.get("guidance", defaults["guidance"]),
-            scheduler=settings.get("scheduler") or defaults["scheduler"],
-        ).checked()
+        checked = Settings.from_request(settings, self.model.defaults).checked()
         make_scheduler(checked.scheduler, self.model.manifest["scheduler_config"])  # unknown name → SdlensError
         return checked
 
@@ -104,11 +94,16 @@ class BrowserSession:
             "settings": {"prompt": s.prompt, "negative": s.negative, "seed": str(s.seed), "steps": s.steps,
                          "guidance": s.guidance, "scheduler": s.scheduler},
             "dropped_words": result.encoding.dropped_words,
-            "tokens": self.tokenize(s.prompt),
+            "tokens": _encoding_dict(result.encoding),
             "text_embeddings": runtime.read_f32(result.text_embeddings) if explain else None,
             "text_shape": list(result.text_embeddings.shape),
             "latents": runtime.read_f32(result.latents) if explain else None,
         }
+
+
+def _encoding_dict(enc) -> dict:
+    return {"ids": enc.ids, "tokens": enc.tokens, "length": enc.length,
+            "max_length": enc.max_length, "dropped_words": enc.dropped_words}
 
 
 def _field_of(message: str) -> str:
