@@ -105,7 +105,8 @@ def convert(src: str, out: Path, variants: list[str], force: bool = False, name:
         final = work / "model"
         final.mkdir()
         pipe.tokenizer.save_pretrained(staging / "tokenizer")
-        write_tokenizer_json(staging / "tokenizer", final / "tokenizer.json")
+        write_tokenizer_json(staging / "tokenizer", staging / "tokenizer.json")
+        manifest_mod.gzip_file(staging / "tokenizer.json", final / manifest_mod.TOKENIZER_FILE)
         references = parity.torch_references(pipe)
 
         exportable = get_diffusion_models_for_export(pipe, int_dtype="int64", float_dtype="fp32", exporter="onnx")

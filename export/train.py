@@ -7,7 +7,8 @@ scenes of `scenes` in the two stages SD itself was trained in:
 2. the picture latents are encoded ONCE and kept in memory, then the text encoder and the UNet
    learn together to predict the noise added to them (epsilon prediction, SD's scaled-linear
    1000-step schedule, min-SNR loss weighting), with 10 % of captions dropped to "" so that
-   classifier-free guidance works.
+   classifier-free guidance works. The noisiest timesteps, where the layout is decided, get a
+   share of each batch and a floor on their weight: without them the model ignores position.
 
 Budgeting is by iterations, not by wall time: a few timed steps of each stage measure this
 machine's speed, and the iteration counts that fit `--minutes` are fixed up front (and written
@@ -368,12 +369,17 @@ class Trainer:
                              max_length=77, truncation=True, return_tensors="pt").input_ids
         context = te(ids)[0]
         t = torch.randint(0, 1000, (n,), generator=g)
+        high = int(round(self.cfg.high_noise_share * n))
+        if high:
+            t[:high] = torch.randint(self.cfg.high_noise_from, 1000, (high,), generator=g)
         noise = torch.randn(z0.shape, generator=g)
         ab = self.alphas_cumprod[t].view(-1, 1, 1, 1)
         noisy = ab.sqrt() * z0 + (1 - ab).sqrt() * noise
         pred = unet(noisy, t, context).sample
         snr = ab.view(-1) / (1 - ab.view(-1))
-        weight = torch.clamp(snr, max=MIN_SNR_GAMMA) / snr  # min-SNR-gamma: faster, steadier training
+        # min-SNR-gamma (faster, steadier training), in epsilon terms; the floor keeps the
+        # noisiest steps, where layout is decided, from being weighted almost to nothing.
+        weight = torch.clamp(snr, min=self.cfg.x0_weight_floor, max=MIN_SNR_GAMMA) / snr
         loss = (weight * F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))).mean()
         for o in opt:
             for group in o.param_groups:

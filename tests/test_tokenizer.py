@@ -280,6 +280,21 @@ def test_from_json_and_from_file_agree(files, tok):
         assert other.encode(prompt) == tok.encode(prompt)
 
 
+def test_gzipped_file_reads_the_same(files, tok, tmp_path):
+    from export.manifest import gzip_file
+
+    gzip_file(files / "tokenizer.json", tmp_path / "a.json.gz")
+    gzip_file(files / "tokenizer.json", tmp_path / "b.json.gz")
+    assert (tmp_path / "a.json.gz").read_bytes() == (tmp_path / "b.json.gz").read_bytes()  # reproducible
+    assert (tmp_path / "a.json.gz").stat().st_size < (files / "tokenizer.json").stat().st_size / 4
+    gz = ClipTokenizer.from_file(tmp_path / "a.json.gz")
+    for prompt in CORPUS:
+        assert gz.encode(prompt) == tok.encode(prompt)
+    (tmp_path / "bad.json.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(SdlensError, match="bad.json.gz is not a readable gzip file"):
+        ClipTokenizer.from_file(tmp_path / "bad.json.gz")
+
+
 def test_rejects_other_tokenizers():
     with pytest.raises(SdlensError):
         ClipTokenizer.from_json("{}")

@@ -21,6 +21,7 @@ Standard library only: the same file runs in CPython and in Pyodide.
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import unicodedata
@@ -278,7 +279,14 @@ class ClipTokenizer:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "ClipTokenizer":
-        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+        """From a ``tokenizer.json``, or a gzipped ``tokenizer.json.gz`` (how models ship it)."""
+        data = Path(path).read_bytes()
+        if str(path).endswith(".gz"):
+            try:
+                data = gzip.decompress(data)
+            except (OSError, EOFError) as e:
+                raise SdlensError(f"{Path(path).name} is not a readable gzip file: {e}") from None
+        return cls.from_json(data.decode("utf-8"))
 
     @classmethod
     def from_json(cls, text: str) -> "ClipTokenizer":
