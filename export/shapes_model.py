@@ -69,8 +69,8 @@ class ModelConfig:
 FULL = ModelConfig("full", high_noise_share=0.3, x0_weight_floor=0.05)
 # The first recipe: timesteps drawn uniformly, plain min-SNR weights (kept to compare against).
 UNIFORM_T = replace(FULL, name="uniform-t", high_noise_share=0.0, x0_weight_floor=0.0)
-REDUCED = ModelConfig(
-    "reduced", vae_channels=(8, 8, 16, 16), vae_groups=2, unet_channels=(16, 16, 32), unet_groups=4, unet_heads=2,
+REDUCED = replace(  # the same recipe (noise share, weights) at toy widths
+    FULL, name="reduced", vae_channels=(8, 8, 16, 16), vae_groups=2, unet_channels=(16, 16, 32), unet_groups=4, unet_heads=2,
     text_hidden=32, text_layers=1, text_heads=2, text_intermediate=64, scenes=256, vae_batch=4, unet_batch=8,
 )
 CONFIGS = {c.name: c for c in (FULL, UNIFORM_T, REDUCED)}
