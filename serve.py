@@ -39,6 +39,7 @@ MIME_TYPES = {
     ".wasm": "application/wasm",
     ".onnx": "application/octet-stream",
     ".onnx_data": "application/octet-stream",
+    ".gz": "application/gzip",  # the tokenizer; no Content-Encoding, the worker unzips it itself
     ".py": "text/x-python; charset=utf-8",
     ".zip": "application/zip",
     ".png": "image/png",

@@ -17,6 +17,7 @@ def server(tmp_path_factory):
     (models / "m1" / "manifest.json").write_text(json.dumps({"name": "Model one", "default": True}))
     (models / "m1" / "model.onnx").write_bytes(bytes(range(256)) * 40)
     (models / "m1" / "model.onnx_data").write_bytes(b"x" * 100)
+    (models / "m1" / "tokenizer.json.gz").write_bytes(b"\x1f\x8b" + b"z" * 50)
     outside = tmp_path_factory.mktemp("outside")
     (outside / "secret.txt").write_text("secret")
     os.symlink(outside / "secret.txt", models / "m1" / "link.txt")
@@ -58,6 +59,7 @@ def test_mime_types_and_isolation_headers(server):
         "/vendor/pyodide/pyodide.mjs": "text/javascript; charset=utf-8",
         "/vendor/ort/ort-wasm-simd-threaded.wasm": "application/wasm",
         "/models/m1/manifest.json": "application/json",
+        "/models/m1/tokenizer.json.gz": "application/gzip",
         "/models/m1/model.onnx": "application/octet-stream",
         "/models/m1/model.onnx_data": "application/octet-stream",
         "/py/sdlens/pipeline.py": "text/x-python; charset=utf-8",
@@ -67,6 +69,7 @@ def test_mime_types_and_isolation_headers(server):
         response, _ = get(server, path, method="HEAD")
         assert response.status == 200, path
         assert response.getheader("Content-Type") == mime, path
+        assert response.getheader("Content-Encoding") is None, path  # bytes as stored: sha256 checks them
         assert response.getheader("Cross-Origin-Opener-Policy") == "same-origin"
         assert response.getheader("Cross-Origin-Embedder-Policy") == "require-corp"
         assert response.getheader("Accept-Ranges") == "bytes"
