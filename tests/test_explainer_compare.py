@@ -10,7 +10,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 
 from .conftest import ROOT
-from .test_browser import Page, Server, browser  # noqa: F401  (shared fixture)
+# `server` serves whichever `models_dir` the requesting module defines: here, the one below.
+from .test_browser import Page, browser, server  # noqa: F401  (shared fixtures)
 
 ARTIFACTS = ROOT / "test-artifacts"
 STARTERS = ["a red circle on the left", "a blue square"]
@@ -28,13 +29,6 @@ def models_dir(tiny_model_dir, tmp_path_factory):
     manifest.update(starter_prompts=STARTERS, prompt_pairs=PAIRS)
     path.write_text(json.dumps(manifest))
     return folder
-
-
-@pytest.fixture(scope="module")
-def server(models_dir):
-    srv = Server(models_dir)
-    yield srv
-    srv.stop()
 
 
 def open_page(browser, server, query="?backend=wasm", viewport=(1280, 800)):  # noqa: F811
