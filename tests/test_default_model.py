@@ -40,16 +40,7 @@ def short_judge_run():
     return results["train"][7.5], judge.chance()
 
 
-# The committed model (60 min on one core, judged in issue 5's note) draws the right colour,
-# background and position, but its shapes are still blobs more often than not. Shape is a strict
-# xfail: the day a retrained model learns shapes, this test fails as "XPASS" and the mark must go.
-NOT_YET_LEARNED = pytest.mark.xfail(strict=True, reason="issue 5 open: the committed model's shapes are mostly blobs")
-
-
-@pytest.mark.parametrize("attribute", [
-    "colour", "background", "position",
-    pytest.param("shape", marks=NOT_YET_LEARNED),
-])
+@pytest.mark.parametrize("attribute", ["colour", "background", "position", "shape"])
 def test_short_judge_run_is_well_above_chance(short_judge_run, attribute):
     acc, chance = short_judge_run
     assert acc[attribute] >= min(0.6, 3 * chance[attribute]), (attribute, acc)

@@ -87,3 +87,17 @@ def test_resuming_gives_the_same_model_as_not_stopping(tmp_path, monkeypatch):
         assert a.keys() == b.keys()
         for key in a:
             np.testing.assert_array_equal(a[key], b[key], err_msg=f"{part} {key}")
+
+
+def test_vae_edge_term_punishes_blurred_outlines_not_colour_shifts():
+    import torch
+
+    from export import scenes
+    from export.train import _to_tensor, vae_loss
+
+    x = _to_tensor(scenes.render(scenes.Scene("white", (scenes.Shape("red", "star", "small", "center"),)))[None])
+    shifted = x + 0.1  # an even colour error: no outline is wrong
+    blurred = torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+    assert vae_loss(shifted, x, 1.0) - vae_loss(shifted, x, 0.0) < 1e-6
+    assert vae_loss(blurred, x, 1.0) - vae_loss(blurred, x, 0.0) > 0.005
+    assert vae_loss(x, x, 1.0) == 0
