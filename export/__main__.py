@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     train = commands.add_parser("train-tiny", help="train the small default SD from scratch on rendered shapes (CPU)")
     train.add_argument("out", type=Path)
     train.add_argument("--minutes", type=float, default=60.0, help="wall-time budget for the whole run (default 60)")
-    train.add_argument("--config", default="full", help="full (the default model), sharp-vae (full plus a VAE edge loss), uniform-t (the first recipe) or reduced (tests)")
+    train.add_argument("--config", default="full",
+                       help="full (the classroom recipe), sharp-vae (full plus a VAE edge loss: the committed "
+                            "model), uniform-t (the first recipe) or reduced (tests)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     train.add_argument("--vae-steps", type=int, help="fix the VAE iterations instead of planning them from --minutes")

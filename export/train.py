@@ -3,7 +3,8 @@
 The model (see `shapes_model`) is a real Stable Diffusion pipeline, trained on the captioned
 scenes of `scenes` in the two stages SD itself was trained in:
 
-1. the VAE learns to compress 64x64 pictures to 8x8x8 latents (MSE + L1, a tiny KL term);
+1. the VAE learns to compress 64x64 pictures to 8x8x8 latents (MSE + L1, a tiny KL term; the
+   `sharp-vae` config adds an L1 term on image gradients, which keeps small stars pointed);
 2. the picture latents are encoded ONCE and kept in memory, then the text encoder and the UNet
    learn together to predict the noise added to them (epsilon prediction, SD's scaled-linear
    1000-step schedule, min-SNR loss weighting), with 10 % of captions dropped to "" so that
