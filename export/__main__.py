@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                         defaults=defaults, quiet=args.quiet, default_model=args.default)
             print(f"wrote {args.out}/manifest.json")
         elif args.command == "train-tiny":
-            from .train import train_tiny
+            from .shapes.train import train_tiny
 
             report = train_tiny(args.out, minutes=args.minutes, config=args.config, seed=args.seed,
                                 threads=args.threads, force=args.force, vae_steps=args.vae_steps,
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "judge":
             import json
 
-            from .judge import chance, format_table, judge_model
+            from .shapes.judge import chance, format_table, judge_model
 
             guidances = [float(g) for g in args.guidances.split(",") if g.strip()]
             results = judge_model(args.model, prompts=args.prompts, steps=args.steps, guidances=guidances,

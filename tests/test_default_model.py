@@ -33,7 +33,7 @@ def test_browser_download_is_small():
 def short_judge_run():
     import torch
 
-    from export import judge
+    from export.shapes import judge
 
     torch.set_num_threads(1)
     results = judge.judge_model(str(MODEL), prompts=20, steps=10, guidances=(7.5,), progress=False)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from export import judge, scenes
+from export.shapes import judge, scenes
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import random
 
 import numpy as np
 
-from export import scenes
+from export.shapes import scenes
 
 
 def test_same_seed_same_scenes_captions_and_pixels():

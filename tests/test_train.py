@@ -56,7 +56,7 @@ def test_resuming_gives_the_same_model_as_not_stopping(tmp_path, monkeypatch):
     """Stop in the middle of the UNet stage, run again: the weights match an uninterrupted run."""
     import torch
 
-    from export import train
+    from export.shapes import train
 
     torch.set_num_threads(1)
     monkeypatch.setattr(train, "CHECKPOINT_EVERY_S", 0)
@@ -92,8 +92,8 @@ def test_resuming_gives_the_same_model_as_not_stopping(tmp_path, monkeypatch):
 def test_vae_edge_term_punishes_blurred_outlines_not_colour_shifts():
     import torch
 
-    from export import scenes
-    from export.train import _to_tensor, vae_loss
+    from export.shapes import scenes
+    from export.shapes.train import _to_tensor, vae_loss
 
     x = _to_tensor(scenes.render(scenes.Scene("white", (scenes.Shape("red", "star", "small", "center"),)))[None])
     shifted = x + 0.1  # an even colour error: no outline is wrong

@@ -1,6 +1,6 @@
 """`python -m export train-tiny OUT [--minutes N]`: train the default model from scratch, on CPU.
 
-The model (see `shapes_model`) is a real Stable Diffusion pipeline, trained on the captioned
+The model (see `model`) is a real Stable Diffusion pipeline, trained on the captioned
 scenes of `scenes` in the two stages SD itself was trained in:
 
 1. the VAE learns to compress 64x64 pictures to 8x8x8 latents (MSE + L1, a tiny KL term; the
@@ -39,8 +39,8 @@ from pathlib import Path
 from sdlens.errors import SdlensError
 
 from . import scenes
-from .shapes_model import CONFIGS, ModelConfig, build_text_encoder, build_unet, build_vae
-from .tiny import SD_SCHEDULER_CONFIG
+from .model import CONFIGS, ModelConfig, build_text_encoder, build_unet, build_vae
+from ..tiny import SD_SCHEDULER_CONFIG
 
 CHECKPOINT_EVERY_S = 120
 VAE_SHARE = 0.2  # of the budget; the rest goes to the UNet and text encoder
@@ -151,7 +151,7 @@ class Trainer:
     def run(self) -> dict:
         import torch
 
-        from .clip_vocab import write_clip_tokenizer
+        from ..clip_vocab import write_clip_tokenizer
         from transformers import CLIPTokenizerFast
 
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)
