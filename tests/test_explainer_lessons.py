@@ -119,13 +119,17 @@ def test_components_expand_in_place_and_back_by_keyboard(page, component, blocks
     p.wait_for_function("document.getElementById('detail').hidden")
     diagram = p.locator("#overview svg").bounding_box()
     small = p.locator(f'#overview g.component[data-id="{component}"] rect').bounding_box()
+    origin = p.evaluate("""() => { const o = document.getElementById('overview'), r = o.getBoundingClientRect();
+        return {x: r.x + o.clientLeft, y: r.y + o.clientTop}; }""")
     p.focus(f'#overview g.component[data-id="{component}"]')
     p.keyboard.press("Enter")
-    # Mid-way, the box is growing out of the clicked component ...
-    p.wait_for_timeout(150)
-    growing = p.locator("#overview .expanded-box").bounding_box()
-    assert small["width"] < growing["width"] < diagram["width"]
+    # The box grows out of the clicked component ...
+    grew = p.evaluate("window.sdlens.debug.displayed.expand")
+    assert grew["id"] == component
+    assert grew["from"]["left"] == pytest.approx(small["x"] - origin["x"], abs=3)
+    assert grew["from"]["width"] == pytest.approx(small["width"], abs=3)
     # ... until it takes the whole diagram's place.
+    assert grew["to"]["width"] == pytest.approx(diagram["width"], abs=1) and grew["to"]["height"] >= diagram["height"] - 1
     p.wait_for_function("document.querySelector('#overview .expanded-box.settled')")
     names = p.locator("#overview .expanded-box .sub-name").all_text_contents()
     assert names == blocks
@@ -170,6 +174,11 @@ def test_held_out_pairs_come_from_the_manifest(page):
     p.evaluate("() => window.sdlens.explain({prompt: document.getElementById('prompt').value}).then(() => null)")
     assert "Your prompt, “a red star in the center, white background”, asks for a red star" in \
         " ".join(p.locator("#generalisation .yours").text_content().split())
+    # The picture beside it is this run's own image, pixel for pixel.
+    assert p.evaluate("""() => { const c = document.querySelector('#generalisation canvas.drawn');
+        const shown = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const final = window.sdlens.store.main.final.rgba;
+        return shown.length === final.length && shown.every((v, i) => v === final[i]); }""")
     both_widths(p, "#generalisation", "generalisation")
     both_widths(p, "#starters", "starters")
 

@@ -4,6 +4,7 @@
 // button that brings its part of the panel below into view. Closing the panel (✕ or Esc) shrinks
 // it back into its box. The diagram is overview.js's; this module only lays a box over it.
 
+import { displayed } from "./detail.js";
 import { COMPONENTS } from "./overview.js";
 
 const d3 = globalThis.d3;
@@ -125,6 +126,7 @@ export function mountExpand(overview, detail, store) {
     const to = { ...area, height: Math.max(area.height, box.offsetHeight) };
     box.style.cssText = "";
     overview.style.minHeight = `${to.height}px`;
+    displayed.expand = { id, from, to }; // for the tests: where the growing started and ended
     animation?.cancel();
     animation = box.animate([px(from), px(to)], { duration: 450, easing: "cubic-bezier(.65,0,.35,1)", fill: "forwards" });
     animation.onfinish = () => settle(area.height);

@@ -4,6 +4,7 @@
 // red circles and yellow stars. The page marks the starter prompts that ask for such a pair and
 // adds the article's paragraph on generalisation, quoting the live run.
 
+import { drawRgba } from "./colormaps.js";
 import { selectedManifest } from "./starters.js";
 
 const esc = (text) => String(text).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
@@ -73,9 +74,10 @@ function paragraph(run) {
        “${example[1]}”, each with other partners.`
     : `It saw “${example[0]}” and “${example[1]}” only with other partners.`;
   const yours = asked.length
-    ? `<p class="yours">Your prompt, “${esc(run.settings.prompt)}”, asks for ${esc(asked.map(named).join(" and "))}:
-       a picture this model has never seen. Look at the generated image: if the colour and the shape are both right, it
-       combined two things it learned separately. (Try a few seeds: it does not always manage.)</p>`
+    ? `<div class="yours"><canvas class="drawn" aria-label="the image this run drew"></canvas>
+       <p>Your prompt, “${esc(run.settings.prompt)}”, asks for ${esc(asked.map(named).join(" and "))}:
+       a picture this model has never seen. Here is what it drew: if the colour and the shape are both right, it
+       combined two things it learned separately. (Try a few seeds: it does not always manage.)</p></div>`
     : `<p class="yours">Try it: ask for one of these pairs (the starter marked “${NEVER_SEEN}” does), then compare
        it with a pair the model did see.</p>`;
   return `<h4>4. Drawing what it never saw</h4>
@@ -89,6 +91,8 @@ function paragraph(run) {
 export function mountGeneralisation(container, starters, store) {
   const render = () => {
     container.innerHTML = paragraph(store.main);
+    const drawn = container.querySelector("canvas.drawn");
+    if (drawn) drawRgba(drawn, store.main.final); // the run's own image, next to the words about it
   };
   // The starters on display are those of the selected model (starters.js fetches its manifest).
   let marking = Promise.resolve();

@@ -17,6 +17,15 @@ function stripTitled(prefix) {
   return [...document.querySelectorAll("#detail .strip")].find((row) => row.querySelector("h4")?.textContent.startsWith(prefix));
 }
 
+/**
+ * Close the open panel and wait until it is gone: closing ends by focusing the overview, and the
+ * tour must take the focus back after that, not before.
+ */
+async function closePanel() {
+  debug().close();
+  for (let waited = 0; !$("detail").hidden && waited < 5000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+}
+
 /** Generate the tour's run from the prompt in the form (the settings are the form's). */
 async function generateFromForm() {
   await window.sdlens.explain({ prompt: $("prompt").value });
@@ -59,7 +68,7 @@ export const STOPS = [
   },
   {
     id: "overview", title: "Three parts", target: () => $("overview"),
-    enter: () => debug().close(),
+    enter: () => closePanel(),
     text: () => `Stable Diffusion has three parts: one turns words into numbers, one refines a noisy latent picture step by
       step, and one blows the latent up into pixels. The labels on the arrows are this model's real sizes.`,
   },
@@ -134,19 +143,19 @@ export const STOPS = [
     id: "never-seen", title: "Drawing what it never saw", target: () => $("generalisation"),
     when: (c) => Boolean(c.heldOutPrompt),
     enter: async (c) => {
-      debug().close();
+      await closePanel();
       $("prompt").value = c.heldOutPrompt;
       await generateFromForm();
     },
     text: (c) => {
       const pairs = heldOutPairsIn(c.heldOutPrompt, c.manifest).map((p) => p.join(" ")).join(" and ");
-      return `Now “${esc(c.heldOutPrompt)}”: training never showed this model a <b>${esc(pairs)}</b>. Look at the new
-        picture: to draw it, the model has to combine words it learned apart. That is generalisation.`;
+      return `Now “${esc(c.heldOutPrompt)}”: training never showed this model a <b>${esc(pairs)}</b>, yet here is what it
+        drew: to draw it, the model has to combine words it learned apart. That is generalisation.`;
     },
   },
   {
     id: "end", title: "Your turn", target: () => $("compare-section"),
-    enter: () => debug().close(),
+    enter: () => closePanel(),
     text: () => "Change one word and compare two runs side by side, or sweep the guidance. Every number on this page comes from the runs in your browser.",
   },
 ];
