@@ -7,6 +7,8 @@ in the sdlens package (py/sdlens/serving/), so the installed wheel's `sdlens ser
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,5 +21,15 @@ from sdlens.serving.server import Handler, make_server  # noqa: E402,F401  (test
 
 LAYOUT = Layout.find()
 
+
+def install_runtime_if_missing() -> None:
+    """A fresh clone has no node_modules: fetch the pinned browser runtime (npm ci) first."""
+    if LAYOUT.missing_runtime_files() and shutil.which("npm") and (ROOT / "package-lock.json").is_file():
+        print("sdlens: installing the browser runtime files first (npm ci)…", flush=True)
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=ROOT, check=False)
+
+
 if __name__ == "__main__":
+    if "-h" not in sys.argv and "--help" not in sys.argv:
+        install_runtime_if_missing()
     sys.exit(serve_main(prog="python serve.py"))

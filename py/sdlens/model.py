@@ -71,6 +71,8 @@ class Model:
         return self.manifest["components"][component]["variants"][self.variants[component]]
 
     def path(self, relative: str) -> str:
+        if "://" in relative:
+            return relative  # an absolute URL (weights on another origin): only a browser fetches it
         return os.path.join(self.root, *relative.split("/"))
 
     def files(self) -> list[dict]:
