@@ -195,3 +195,32 @@ def test_model_without_maps_says_so(tiny_model_dir, tmp_path, capsys):
     assert code == 2
     assert "no attention output" in capsys.readouterr().err
     assert not (tmp_path / "a.npy").exists() and not (tmp_path / "o.png").exists()
+
+
+def test_default_model_words_light_up_their_region():
+    """On the committed default model, the colour and shape words pull attention to the object and
+    "background" to the rest (object cells found from the generated pixels alone)."""
+    from sdlens.cpython.runtime import OnnxRuntime
+    from sdlens.model import Model
+    from sdlens.pipeline import Pipeline, Settings
+
+    from .conftest import ROOT
+
+    pipeline = Pipeline(Model.from_dir(str(ROOT / "models" / "shapes")), OnnxRuntime(threads=1))
+    for prompt in ("a big red star on the left, light blue background", "a big red heart at the bottom left, grey background"):
+        maps = []
+        result = pipeline.generate(Settings(prompt, "", 1, 10, 7.5, "ddim"), on_step=lambda t: maps.append(t.attention[0]),
+                                   attention=True)
+        image = np.frombuffer(result.rgb, np.uint8).reshape(result.height, result.width, 3).astype(float)
+        border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+        is_object = np.abs(image - np.median(border, axis=0)).sum(-1) > 60
+        h, w = maps[0].shape[1:]
+        cells = is_object.reshape(h, result.height // h, w, result.width // w).mean(axis=(1, 3))
+        total = np.stack(maps).sum(axis=0)
+        tokens = result.encoding.tokens
+        contrast = {}
+        for word in ("red", "background", tokens[4].replace("</w>", "")):
+            m = total[tokens.index(word + "</w>")]
+            contrast[word] = m[cells > 0.5].mean() / m[cells < 0.1].mean()
+        assert contrast["red"] > 1.3 and contrast[tokens[4].replace("</w>", "")] > 1.3, (prompt, contrast)
+        assert contrast["background"] < 0.97, (prompt, contrast)

@@ -2,6 +2,7 @@
 // automation. All computing happens in the worker (worker.js); this thread only draws.
 
 import { drawRgba } from "./explainer/colormaps.js";
+import { attentionOf } from "./explainer/attention.js";
 import { mountExplainer } from "./explainer/index.js";
 import { RunStore } from "./explainer/store.js";
 
@@ -239,6 +240,7 @@ async function generate(request, { explain = false, runKey = null, show = true }
       backend: state.backend.label,
       timings: { ...result.timings, wall_ms: wall },
       settings: result.settings,
+      attention: state.runKey ? attentionOf(store.runs.get(state.runKey)) : undefined,
     };
   } catch (err) {
     showError(err.message);

@@ -2,6 +2,7 @@
 // draws from the run store (store.js) and follows the selected timestep.
 
 import { mountArticle } from "./article.js";
+import { mountAttention } from "./attention.js";
 import { mountCompare } from "./compare.js";
 import { displayed, mountDetail } from "./detail.js";
 import { applyLinkSettings, mountLinks } from "./links.js";
@@ -20,6 +21,7 @@ export function mountExplainer(store) {
   mountCompare($("compare-section"), store);
   mountSweep($("sweep-section"), store);
   mountSave($("save-controls"), store);
+  mountAttention($("attention-final"), store);
   mountStarters($("starters"), store);
   mountLinks(store);
   // For tests and curious students: what each view shows right now, as plain arrays.

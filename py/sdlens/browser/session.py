@@ -48,8 +48,11 @@ class BrowserSession:
 
     def generate(self, settings: dict, on_step, should_stop, explain: bool = False) -> dict:
         """Run; after each step call on_step(info, tensors). `tensors` holds x̂0 only, or with
-        `explain` every tensor of the step (x_t, ε parts, x̂0), as JavaScript Float32Arrays."""
+        `explain` every tensor of the step (x_t, ε parts, x̂0, and the per-token attention maps
+        when the model has them), as JavaScript Float32Arrays."""
         s = self._settings(settings)
+        # Reading the maps back costs a copy per step, so only an explained run asks for them.
+        attention = explain and self.pipeline.has_attention()
         runtime = self.runtime
         step_python_seconds = []
         waited = [runtime.waited_seconds]
@@ -64,16 +67,21 @@ class BrowserSession:
                 tensors["eps_guided"] = runtime.read_f32(trace.eps_guided)
                 if trace.eps_uncond is not None:
                     tensors["eps_uncond"] = runtime.read_f32(trace.eps_uncond)
+                if trace.attention is not None:
+                    tensors["attention"] = runtime.read_f32(trace.attention)
             info = {"index": trace.index, "steps": s.steps, "timestep": trace.timestep, "sigma": trace.sigma,
                     "ms": trace.seconds * 1000, "onnx_ms": trace.onnx_seconds * 1000,
                     "coefficients": dict(trace.coefficients), "shape": list(trace.latent.shape)}
+            if trace.attention is not None:
+                info["attention_shape"] = list(trace.attention.shape[1:])  # (tokens, h, w)
             on_step(to_js(info, dict_converter=js.Object.fromEntries),
                     to_js(tensors, dict_converter=js.Object.fromEntries))
             waited[0] = runtime.waited_seconds
 
         try:
             # should_stop is asynchronous: it lets the worker read its messages (a Stop click) first.
-            result = self.pipeline.generate(s, on_step=report, should_stop=lambda: bool(run_sync(should_stop())))
+            result = self.pipeline.generate(s, on_step=report, should_stop=lambda: bool(run_sync(should_stop())),
+                                            attention=attention)
         except Cancelled:
             return {"cancelled": True}
         t = result.timings
@@ -98,6 +106,7 @@ class BrowserSession:
             "text_embeddings": runtime.read_f32(result.text_embeddings) if explain else None,
             "text_shape": list(result.text_embeddings.shape),
             "latents": runtime.read_f32(result.latents) if explain else None,
+            "has_attention": self.pipeline.has_attention(),
         }
 
 
