@@ -163,3 +163,28 @@ def add_to_model_dir(model_dir: Path) -> list[str]:
     if changed:
         manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     return changed
+
+
+def remove_attention_output(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The inverse, in place: keep only what `out_sample` needs, as the graph was exported before
+    attention maps existed (for benchmarks and tests that compare the two)."""
+    graph = model.graph
+    needed, kept = {o.name for o in graph.output if o.name != OUTPUT}, set()
+    while True:  # converted graphs are not always in topological order
+        more = {i for i, n in enumerate(graph.node) if i not in kept and needed & set(n.output)}
+        if not more:
+            break
+        kept |= more
+        for i in more:
+            needed |= set(graph.node[i].input)
+    keep = [n for i, n in enumerate(graph.node) if i in kept]
+    del graph.node[:]
+    graph.node.extend(keep)
+    outputs = [o for o in graph.output if o.name != OUTPUT]
+    del graph.output[:]
+    graph.output.extend(outputs)
+    produced = {o for n in keep for o in n.output}
+    stale = [v for v in graph.value_info if v.name not in produced]
+    for v in stale:
+        graph.value_info.remove(v)
+    return model

@@ -14,7 +14,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from export.attention import OUTPUT, add_to_model_dir
+from export.attention import OUTPUT, add_to_model_dir, remove_attention_output
 from sdlens.__main__ import main as sdlens_main
 
 PROMPT = "a big red circle on the left, light blue background"
@@ -124,26 +124,6 @@ def test_cli_maps_equal_pytorch_reference(reference_pipe, tiny_model_dir, tmp_pa
     assert got[:, 1].std() > 0 and np.abs(got[0] - got[-1]).max() > 1e-6
 
 
-def _strip_maps(graph: onnx.GraphProto) -> None:
-    """Only what out_sample needs: the graph as exported before attention maps existed."""
-    needed, kept = {"out_sample"}, set()
-    while True:  # (converted graphs are not always in topological order)
-        more = {i for i, n in enumerate(graph.node) if i not in kept and needed & set(n.output)}
-        if not more:
-            break
-        kept |= more
-        for i in more:
-            needed |= set(graph.node[i].input)
-    keep = [n for i, n in enumerate(graph.node) if i in kept]
-    del graph.node[:]
-    graph.node.extend(keep)
-    del graph.output[1:]
-    produced = {o for n in keep for o in n.output}
-    stale = [v for v in graph.value_info if v.name not in produced]
-    for v in stale:
-        graph.value_info.remove(v)
-
-
 def test_graph_surgery_keeps_weights_and_output(tiny_model_dir, tmp_path):
     """A folder exported without maps gains them; the weights and out_sample stay bit-identical."""
     model_dir = tmp_path / "model"
@@ -153,7 +133,7 @@ def test_graph_surgery_keeps_weights_and_output(tiny_model_dir, tmp_path):
     for variant, entry in variants.items():
         path = model_dir / entry["files"][0]["path"]
         graph = onnx.load(str(path))
-        _strip_maps(graph.graph)
+        remove_attention_output(graph)  # as exported before attention maps existed
         onnx.save(graph, str(path))
         weights[variant] = {t.name: t.raw_data for t in graph.graph.initializer}
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -224,3 +204,58 @@ def test_default_model_words_light_up_their_region():
             contrast[word] = m[cells > 0.5].mean() / m[cells < 0.1].mean()
         assert contrast["red"] > 1.3 and contrast[tokens[4].replace("</w>", "")] > 1.3, (prompt, contrast)
         assert contrast["background"] < 0.97, (prompt, contrast)
+
+
+@pytest.fixture(scope="module")
+def fullsize_shaped(tmp_path_factory):
+    """SD 2.1's UNet layout (4 levels, 2 layers per block, linear projections, 3 cross-attention
+    levels, as SD-Turbo) at reduced width, exported the way full-size models are: with external data."""
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTokenizer
+
+    from export import variants
+    from export.clip_vocab import write_clip_tokenizer
+    from export.convert import convert
+    from export.tiny import IMAGE_SIZE, TEXT_HIDDEN, build_tiny_pipeline
+
+    root = tmp_path_factory.mktemp("fullsize-shaped")
+    write_clip_tokenizer(root / "src" / "tokenizer")
+    pipe = build_tiny_pipeline(CLIPTokenizer.from_pretrained(root / "src" / "tokenizer"))
+    torch.manual_seed(3)
+    pipe.unet = UNet2DConditionModel(
+        sample_size=IMAGE_SIZE // 4, in_channels=4, out_channels=4, layers_per_block=2,
+        block_out_channels=(32, 32, 64, 64), attention_head_dim=(2, 2, 4, 4), use_linear_projection=True,
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3, cross_attention_dim=TEXT_HIDDEN,
+    ).eval()
+    pipe.register_modules(unet=pipe.unet)
+    pipe.save_pretrained(root / "src", safe_serialization=True)
+    threshold = variants.EXTERNAL_DATA_BYTES
+    variants.EXTERNAL_DATA_BYTES = 100_000
+    try:
+        convert(str(root / "src"), root / "model", ["fp32"], quiet=True)
+    finally:
+        variants.EXTERNAL_DATA_BYTES = threshold
+    return root
+
+
+def test_fullsize_layout_with_external_data(fullsize_shaped, tmp_path):
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+    from transformers import CLIPTokenizerFast
+
+    files = json.loads((fullsize_shaped / "model" / "manifest.json").read_text())["components"]["unet"]["variants"]
+    assert len(files["fp32"]["files"]) == 2  # graph + external data
+    assert [o["name"] for o in files["fp32"]["outputs"]] == ["out_sample", OUTPUT]
+    pipe = StableDiffusionPipeline.from_pretrained(fullsize_shaped / "src", safety_checker=None, feature_extractor=None,
+                                                   requires_safety_checker=False)
+    pipe.tokenizer = CLIPTokenizerFast.from_pretrained(fullsize_shaped / "src" / "tokenizer")
+    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    out = tmp_path / "attention.npy"
+    assert sdlens_main(["generate", PROMPT, "--model", str(fullsize_shaped / "model"), "--seed", "1", "--steps", "2",
+                        "--guidance", "7.5", "--scheduler", "ddim", "--out", str(tmp_path / "o.png"),
+                        "--save-attention", str(out)]) == 0
+    expected = reference_maps(pipe, PROMPT, 7.5, 2, 1)
+    got = np.load(out)
+    assert got.shape == expected.shape == (2, 77, 16, 16)
+    assert np.abs(got - expected).max() <= 1e-4
