@@ -153,8 +153,10 @@ class Pipeline:
         on_step: Callable[[StepTrace], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
         attention: bool = False,
+        code=None,
     ) -> Result:
-        """With `attention`, each StepTrace carries the step's attention maps (the model must have them)."""
+        """With `attention`, each StepTrace carries the step's attention maps (the model must have them).
+        `code` (an `edited.EditedCode`) replaces the guidance function and/or the scheduler's step."""
         s = settings.checked()
         if attention and not self.has_attention():
             raise SdlensError(f"model {self.model.name} has no attention output; add it with "
@@ -166,6 +168,9 @@ class Pipeline:
 
         scheduler = make_scheduler(s.scheduler, self.model.manifest["scheduler_config"])
         scheduler.set_timesteps(s.steps)
+        if code is not None:
+            code.install(scheduler)  # this run's scheduler object only
+        guide_noise = code.guide if code is not None and code.guide else guide
 
         encoding = self.tokenizer.encode(s.prompt)
         guided = uses_guidance(s.guidance)
@@ -194,7 +199,7 @@ class Pipeline:
                 maps = ops.split(maps)[1]  # the batch is [unconditional, conditional], as in diffusers
             if guided:
                 eps_uncond, eps_cond = ops.split(noise)
-                eps = guide(ops, eps_uncond, eps_cond, s.guidance)
+                eps = guide_noise(ops, eps_uncond, eps_cond, s.guidance)
             else:
                 eps_uncond, eps_cond, eps = None, noise, noise
             out = scheduler.step(eps, index, latents, ops, generator=generator)
