@@ -55,12 +55,27 @@ VENDOR = {
     "/vendor/ort/": NODE_MODULES / "onnxruntime-web" / "dist",
     "/vendor/d3/": NODE_MODULES / "d3" / "dist",
 }
+# CodeMirror 6 (the code editor) as the ES modules npm ships, one folder per package; index.html's
+# import map names each package's entry file (tests/test_code_editor.py checks the two agree).
+CODEMIRROR = {
+    "codemirror": "dist/index.js", "@codemirror/autocomplete": "dist/index.js",
+    "@codemirror/commands": "dist/index.js", "@codemirror/lang-python": "dist/index.js",
+    "@codemirror/language": "dist/index.js", "@codemirror/lint": "dist/index.js",
+    "@codemirror/search": "dist/index.js", "@codemirror/state": "dist/index.js",
+    "@codemirror/streamparser": "dist/index.js", "@codemirror/view": "dist/index.js",
+    "@lezer/common": "dist/index.js", "@lezer/highlight": "dist/index.js", "@lezer/lr": "dist/index.js",
+    "@lezer/python": "dist/index.js", "@marijn/find-cluster-break": "src/index.js", "crelt": "index.js",
+    "style-mod": "src/style-mod.js", "w3c-keyname": "index.js",
+}
+VENDOR.update({f"/vendor/npm/{name}/": NODE_MODULES / name for name in CODEMIRROR})
+VENDOR["/vendor/umap/"] = NODE_MODULES / "umap-js" / "lib"  # one UMD bundle, loaded like d3
 VENDOR_CHECK = [
     NODE_MODULES / "pyodide" / "pyodide.mjs",
     NODE_MODULES / "pyodide" / "pyodide.asm.wasm",
     NODE_MODULES / "pyodide" / "python_stdlib.zip",
     NODE_MODULES / "onnxruntime-web" / "dist" / "ort.webgpu.min.mjs",
     NODE_MODULES / "d3" / "dist" / "d3.min.js",
+    NODE_MODULES / "@codemirror" / "view" / "dist" / "index.js",
 ]
 # Runtime files a visit may load, cached by the service worker for offline use.
 VENDOR_SHELL = [
@@ -70,6 +85,8 @@ VENDOR_SHELL = [
     "/vendor/ort/ort-wasm-simd-threaded.asyncify.wasm", "/vendor/ort/ort.wasm.min.mjs",
     "/vendor/ort/ort-wasm-simd-threaded.mjs", "/vendor/ort/ort-wasm-simd-threaded.wasm",
     "/vendor/d3/d3.min.js",
+    *(f"/vendor/npm/{name}/{entry}" for name, entry in CODEMIRROR.items()),
+    "/vendor/umap/umap-js.min.js",
 ]
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 

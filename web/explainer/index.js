@@ -3,6 +3,7 @@
 
 import { mountArticle } from "./article.js";
 import { mountAttention } from "./attention.js";
+import { mountCodeEditor } from "./code_editor.js";
 import { mountCompare } from "./compare.js";
 import { displayed, mountDetail } from "./detail.js";
 import { applyLinkSettings, mountLinks } from "./links.js";
@@ -26,5 +27,6 @@ export function mountExplainer(store) {
   mountLinks(store);
   // For tests and curious students: what each view shows right now, as plain arrays.
   window.sdlens.debug = { displayed, open: (id) => detail.show(id), close: () => detail.close(), store };
+  mountCodeEditor($("code-section"), store); // (adds debug.code)
   applyLinkSettings(); // a shared link reproduces its run
 }

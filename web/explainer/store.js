@@ -40,6 +40,7 @@ export class RunStore extends EventTarget {
       latents: result.latents,
       timings: result.timings,
       hasAttention: result.has_attention,
+      modifiedCode: result.modified_code || [], // ["guidance", "step"]: parts run with a learner's edit
     });
     this.emit("finish", { key });
   }
