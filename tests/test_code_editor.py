@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
-import serve
 from sdlens.edited import original_source
+from sdlens.serving.app_files import CODEMIRROR
 
 from .conftest import ROOT
 from .test_browser import Page, browser, models_dir, server  # noqa: F401  (shared fixtures)
@@ -24,9 +24,9 @@ SETTINGS = dict(prompt="a red circle on the left, light blue background", negati
 def test_import_map_matches_the_served_packages():
     html = (ROOT / "web" / "index.html").read_text()
     imports = json.loads(re.search(r'<script type="importmap">(.*?)</script>', html, re.S).group(1))["imports"]
-    assert imports == {name: f"/vendor/npm/{name}/{entry}" for name, entry in serve.CODEMIRROR.items()}
-    for name, entry in serve.CODEMIRROR.items():
-        text = (serve.NODE_MODULES / name / entry).read_text()
+    assert imports == {name: f"./vendor/npm/{name}/{entry}" for name, entry in CODEMIRROR.items()}
+    for name, entry in CODEMIRROR.items():
+        text = (ROOT / "node_modules" / name / entry).read_text()
         for spec in re.findall(r"""^(?:import|export)[^'"\n]*?from\s*['"]([^'"]+)['"]""", text, re.M):
             assert spec in imports, f"{name} imports {spec}, which the import map lacks"
 

@@ -12,14 +12,14 @@ export const DESCRIPTIONS = {
 };
 
 let loading = null;
-/** The UMAP class, loading /vendor/umap/umap-js.min.js with a classic script once. */
+/** The UMAP class, loading vendor/umap/umap-js.min.js with a classic script once. */
 export function loadUmap() {
   if (window.UMAP?.UMAP) return Promise.resolve(window.UMAP.UMAP);
   loading ||= new Promise((resolve, reject) => {
     const script = document.createElement("script");
-    script.src = "/vendor/umap/umap-js.min.js";
+    script.src = "vendor/umap/umap-js.min.js";
     script.addEventListener("load", () => resolve(window.UMAP.UMAP));
-    script.addEventListener("error", () => reject(new Error("could not load /vendor/umap/umap-js.min.js")));
+    script.addEventListener("error", () => reject(new Error("could not load vendor/umap/umap-js.min.js")));
     document.head.append(script);
   });
   return loading;
