@@ -3,6 +3,7 @@
 
 import { contextNote } from "./context_note.js";
 import { drawRgba } from "./explainer/colormaps.js";
+import { attentionOf } from "./explainer/attention.js";
 import { mountExplainer } from "./explainer/index.js";
 import { RunStore } from "./explainer/store.js";
 
@@ -197,7 +198,7 @@ async function warnAboutDroppedWords(settings) {
  * main run (no key, or "main") shows in the generator's image, step strip and form; side runs
  * (a comparison, a sweep: `show: false`) leave them alone.
  */
-async function generate(request, { explain = false, runKey = null, show = true } = {}) {
+async function generate(request, { explain = false, runKey = null, show = true, code = null } = {}) {
   if (state.running) throw new Error("a generation is already running; press Stop first");
   const settings = { ...readForm(), ...request };
   for (const key of ["seed", "steps", "guidance"]) settings[key] = String(settings[key]);
@@ -221,7 +222,11 @@ async function generate(request, { explain = false, runKey = null, show = true }
     if (state.runKey) store.begin(state.runKey, settings, state.manifest, state.backend);
     setProgress("Encoding the prompt…", null);
     const started = performance.now();
-    const result = await call("generate", { settings, explain: Boolean(state.runKey) });
+    const result = await call("generate", { settings, explain: Boolean(state.runKey), code });
+    if (result.code_error) {
+      if (state.runKey) store.discard(state.runKey);
+      throw Object.assign(new Error(result.code_error.message), { codeError: result.code_error });
+    }
     if (result.cancelled) {
       if (state.runKey) store.discard(state.runKey);
       setProgress("Stopped.", 0);
@@ -240,6 +245,8 @@ async function generate(request, { explain = false, runKey = null, show = true }
       backend: state.backend.label,
       timings: { ...result.timings, wall_ms: wall },
       settings: result.settings,
+      attention: state.runKey ? attentionOf(store.runs.get(state.runKey)) : undefined,
+      modified_code: result.modified_code,
     };
   } catch (err) {
     showError(err.message);
@@ -304,6 +311,7 @@ async function main() {
   setProgress("Starting Python (Pyodide)…", null);
   const info = await call("init");
   state.gpu = info.gpu;
+  state.interrupt = info.interrupt;
   await loadModel(state.models.find((m) => m.default).id);
 }
 
@@ -320,6 +328,16 @@ window.sdlens = {
   /** Generate with every step's tensors kept for the explainer (run "main" unless runKey says). */
   explain: (options = {}, runKey = "main") => ready.then(() => generate(options, { explain: true, runKey })),
   decode: (latent, shape) => ready.then(() => call("decode", { latent, shape })),
+  /** Generate with edited Python ({guidance?, step?} source text) in the worker, kept as run `runKey`. */
+  explainWithCode: (options, code, runKey = "edited") =>
+    ready.then(() => generate(options, { explain: true, runKey, show: false, code })),
+  /** The real source of "guidance" or a scheduler's "step", as the worker's Python has it. */
+  source: (part, scheduler) => ready.then(() => call("source", { part, scheduler })),
+  /** Stop a run at once, even inside edited code that never returns (with cross-origin isolation). */
+  interrupt: () => {
+    if (state.interrupt) state.interrupt[0] = 2;
+    stop();
+  },
   store,
   stop,
   tokenize: (prompt) => ready.then(() => call("tokenize", { prompt })),

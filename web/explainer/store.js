@@ -5,7 +5,8 @@
 // A run: {key, settings, manifest, backend, steps: [step], tokens, textEmbeddings, textShape,
 //         final: {width, height, rgba}, decoded: Map(step index → {width, height, rgba})}
 // A step: {index, steps, timestep, sigma, ms, coefficients, shape,
-//          tensors: {latent, eps_uncond?, eps_cond, eps_guided, x0}, preview}
+//          tensors: {latent, eps_uncond?, eps_cond, eps_guided, x0, attention?}, attention_shape?, preview}
+//          (attention: the conditional pass's per-token cross-attention maps, tokens × h × w)
 
 export class RunStore extends EventTarget {
   constructor() {
@@ -38,6 +39,8 @@ export class RunStore extends EventTarget {
       textShape: result.text_shape,
       latents: result.latents,
       timings: result.timings,
+      hasAttention: result.has_attention,
+      modifiedCode: result.modified_code || [], // ["guidance", "step"]: parts run with a learner's edit
     });
     this.emit("finish", { key });
   }
