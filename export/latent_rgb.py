@@ -40,13 +40,21 @@ def synthetic_image(index: int, size: int, seed: int = 0) -> np.ndarray:
     return (image * 2 - 1).astype(np.float32)  # the VAE's input range
 
 
-def fit(encode, image_size: int, scale: int, count: int = 24) -> dict:
+# The map is local (a latent pixel's colour), so images beyond this size add cost, not information:
+# 12 images of 256² give 12,288 latent pixels for 15 numbers. At SD size one 512² encode costs
+# ~18 CPU-seconds; the fit stays under a CPU-minute.
+FIT_IMAGE_SIZE = 256
+FIT_COUNT = 12
+
+
+def fit(encode, image_size: int, scale: int, count: int = FIT_COUNT) -> dict:
     """Least squares over `count` synthetic images, each encoded on its own by
     `encode(image [1, 3, H, W] in [-1, 1]) → scaled latents [1, C, H/scale, W/scale]`.
 
     One 512² image through SD's VAE encoder takes ~1.5 GB of activations; a batch of 24 took more
     than 16 GB. So the normal equations (XᵀX and Xᵀy, a few numbers) are summed image by image and
     the memory stays that of one image, whatever `count` and the resolution."""
+    image_size = min(image_size, FIT_IMAGE_SIZE)
     xtx = xty = 0.0
     for index in range(count):
         image = synthetic_image(index, image_size)
@@ -62,7 +70,7 @@ def fit(encode, image_size: int, scale: int, count: int = 24) -> dict:
     return {"weights": solution[:-1].round(6).tolist(), "bias": solution[-1].round(6).tolist()}
 
 
-def fit_latent_rgb(vae, image_size: int, count: int = 24) -> dict:
+def fit_latent_rgb(vae, image_size: int, count: int = FIT_COUNT) -> dict:
     """The fit for a diffusers AutoencoderKL (PyTorch)."""
     import torch
 

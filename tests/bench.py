@@ -1,4 +1,4 @@
-"""Benchmarks (not tests): `python -m tests.bench {pipeline,browser} [--steps 20] [--repeats 5]`.
+"""Benchmarks (not tests): `python -m tests.bench {pipeline,browser,full-size} [--steps 20] [--repeats 5]`.
 
 pipeline: on the tiny model, sdlens' per-step time (onnxruntime + pure-Python schedulers) against
 diffusers' StableDiffusionPipeline (PyTorch) with the same scheduler, steps and guidance, and the
@@ -8,6 +8,8 @@ browser: on the tiny model in headless Chromium (WASM backend), the per-step tim
 onnxruntime (`sdlens generate`'s runtime), the share of a browser step spent in Pyodide's Python,
 cold start (page open → first image), warm start (a second generation), and the cost of keeping
 every step's tensors for the explainer.
+
+full-size: a random-weight SD-Turbo (or another family) at its real size, see tests/bench_full_size.py.
 """
 
 from __future__ import annotations
@@ -170,7 +172,17 @@ def main() -> None:
     b.add_argument("--guidance", type=float, default=7.5)
     b.add_argument("--scheduler", default="ddim")
     b.add_argument("--backend", default="wasm", choices=["wasm", "webgpu"])
+    f = commands.add_parser("full-size", help="a real-size SD (random weights): export, CLI step per variant, "
+                                              "parity with diffusers, browser (see tests/bench_full_size.py)")
+    f.add_argument("--family", default="sd-turbo", help="sd-turbo (default), sd2.1-base, sd2.1 or sd1.5")
+    f.add_argument("--variants", default="fp32,fp16,int8")
+    f.add_argument("--parity-steps", type=int, help="steps for the diffusers parity check (default 1 for Turbo, else 3)")
+    f.add_argument("--rebuild", action="store_true", help="rebuild and re-export instead of reusing build/full-size")
     args = parser.parse_args()
+    if args.command == "full-size":
+        from .bench_full_size import bench_full_size
+
+        return bench_full_size(args)
     {"pipeline": bench_pipeline, "browser": bench_browser}[args.command](args)
 
 

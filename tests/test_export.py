@@ -339,7 +339,12 @@ def test_latent_rgb_map_previews_colours(tiny_pipeline_dir, manifest):
             latents = torch.cat([pooled, torch.ones_like(pooled[:, :1])], dim=1)
             return type("Out", (), {"latent_dist": type("D", (), {"mean": latents})})
 
-    fitted = fit_latent_rgb(ColourVAE(), 32)
+    batches = []
+    vae = ColourVAE()
+    encode = vae.encode
+    vae.encode = lambda images: batches.append(images.shape[0]) or encode(images)
+    fitted = fit_latent_rgb(vae, 32)
+    assert batches == [1] * 12  # one image at a time: at 512² a batch of 24 took over 16 GB
     weights, bias = np.array(fitted["weights"]), np.array(fitted["bias"])
     # rgb = (latent + 1) / 2 per channel
     np.testing.assert_allclose(weights[:3], np.eye(3) * 0.5, atol=1e-4)
