@@ -1,4 +1,4 @@
-"""Benchmarks (not tests): `python -m tests.bench {pipeline,browser,serve,attention} [--steps 20] [--repeats 5]`.
+"""Benchmarks (not tests): `python -m tests.bench {pipeline,browser,serve,attention,full-size} [--steps 20] [--repeats 5]`.
 
 pipeline: on the tiny model, sdlens' per-step time (onnxruntime + pure-Python schedulers) against
 diffusers' StableDiffusionPipeline (PyTorch) with the same scheduler, steps and guidance, and the
@@ -17,6 +17,7 @@ before and after (and its peak).
 attention: on the default model (or --model), a UNet call with and without the attention-map
 output, a CPython step with and without reading the maps, and a browser step plain vs explain mode.
 `unet_attention_overhead(model_dir)` measures the first on any model folder (e.g. full size).
+full-size: a random-weight SD-Turbo (or another family) at its real size, see tests/bench_full_size.py.
 """
 
 from __future__ import annotations
@@ -382,7 +383,17 @@ def main() -> None:
     a.add_argument("--steps", type=int, default=25)
     a.add_argument("--repeats", type=int, default=5)
     a.add_argument("--backend", default="wasm", choices=["wasm", "webgpu"])
+    f = commands.add_parser("full-size", help="a real-size SD (random weights): export, CLI step per variant, "
+                                              "parity with diffusers, browser (see tests/bench_full_size.py)")
+    f.add_argument("--family", default="sd-turbo", help="sd-turbo (default), sd2.1-base, sd2.1 or sd1.5")
+    f.add_argument("--variants", default="fp32,fp16,int8")
+    f.add_argument("--parity-steps", type=int, help="steps for the diffusers parity check (default 1 for Turbo, else 3)")
+    f.add_argument("--rebuild", action="store_true", help="rebuild and re-export instead of reusing build/full-size")
     args = parser.parse_args()
+    if args.command == "full-size":
+        from .bench_full_size import bench_full_size
+
+        return bench_full_size(args)
     {"pipeline": bench_pipeline, "browser": bench_browser, "serve": bench_serve,
      "attention": bench_attention}[args.command](args)
 
