@@ -46,8 +46,9 @@ def test_variant_matches_pytorch(tiny_model_dir, manifest, references, component
     assert got.shape == expected.shape
     err = float(np.abs(got - expected).max())
     assert err <= TOLERANCE[variant] * float(np.abs(expected).max())
-    # The manifest's parity report is what we just measured.
-    assert entry["parity"]["max_abs_err"] == pytest.approx(err, rel=1e-3, abs=1e-7)
+    # The manifest's parity report is what we just measured. onnxruntime's threaded reductions are not
+    # bit-reproducible from run to run, so fp32 errors of a few 1e-6 may differ by a few 1e-7 between runs.
+    assert entry["parity"]["max_abs_err"] == pytest.approx(err, rel=1e-3, abs=1e-6 * float(np.abs(expected).max()))
 
 
 def test_manifest_hashes_and_sizes(tiny_model_dir, manifest):
