@@ -25,6 +25,8 @@ class HeunDiscreteScheduler(_SigmaScheduler):
         "Heun takes a trial Euler step, asks the UNet again where it lands, and redoes the step with the average of both slopes: more accurate, but two UNet calls per step."
     )
     defaults = {
+        "beta_start": 0.00085,  # diffusers' Heun has SD's range as its defaults
+        "beta_end": 0.012,
         "use_karras_sigmas": False,
         "use_exponential_sigmas": False,
         "use_beta_sigmas": False,
@@ -74,7 +76,8 @@ class HeunDiscreteScheduler(_SigmaScheduler):
         pred_original = combine(ops, [(a, sample), (b, model_output)])
         coefficients = {
             "timestep": self.timesteps[index],
-            "sigma": sigma,
+            "sigma": sigma_input,  # where this UNet call looks
+            "step_sigma": sigma,  # the step goes from step_sigma to sigma_next
             "sigma_next": sigma_next,
             "order": 1 if first_order else 2,
             "x0_sample_coef": a,

@@ -175,7 +175,8 @@ class PNDMScheduler(Scheduler):
             "prev_timestep": float(prev_t),
             "alpha_prod_t": a_t,
             "alpha_prod_t_prev": a_prev,
-            "sigma": math.sqrt(b_t / a_t),
+            "sigma": self.sigma(index),  # at this call's timestep
+            "from_sigma": math.sqrt(b_t / a_t),  # the step goes from from_timestep to prev_timestep
             "sigma_prev": math.sqrt(b_prev / a_prev),
             "eps_count": len(eps_terms),
             "x0_sample_coef": self._x0_weights(index)[0],

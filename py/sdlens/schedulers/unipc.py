@@ -147,7 +147,7 @@ class UniPCMultistepScheduler(Scheduler):
             final = self.train_sigmas[0] if self.config["final_sigmas_type"] == "sigma_min" else 0.0
         self.sigmas = f32_list(sigmas + [final])
         self.timesteps = [float(t) for t in values]
-        self._check_distinct_sigmas(self.sigmas)
+        self._check_distinct_sigmas(self.sigmas[:-1] if self.karras else self.sigmas)
         self._reset()
 
     def sigma(self, index: int) -> float:
@@ -180,6 +180,10 @@ class UniPCMultistepScheduler(Scheduler):
         (weight of x, weight of x̂_0 at start, weights of the older x̂_0, weight of the new x̂_0
         (corrector only), scalars for display)."""
         sigma_t, sigma_s0 = self.sigmas[target], self.sigmas[start]
+        if sigma_t == sigma_s0 and not corrector and order == 1:
+            # Karras sigmas with final_sigmas_type "sigma_min" repeat the last sigma: h = 0 and
+            # diffusers' last step leaves the latent as it is
+            return 1.0, 0.0, [], 0.0, {"h": 0.0}
         alpha_t, vp_sigma_t = self._alpha_sigma(sigma_t)
         _, vp_sigma_s0 = self._alpha_sigma(sigma_s0)
         lambda_t, lambda_s0 = self._lambda(sigma_t), self._lambda(sigma_s0)
