@@ -15,6 +15,7 @@ from pathlib import Path
 import onnx
 
 from sdlens.model import MANIFEST_FORMAT
+from sdlens.schedulers import DIFFUSERS_CLASSES, SCHEDULERS, as_bool
 
 from .variants import BACKENDS
 
@@ -33,11 +34,8 @@ def gzip_file(src: Path, dst: Path) -> None:
 _DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16", onnx.TensorProto.INT64: "int64",
            onnx.TensorProto.INT32: "int32", onnx.TensorProto.UINT8: "uint8", onnx.TensorProto.INT8: "int8"}
 
-SCHEDULER_NAMES = {
-    "DDIMScheduler": "ddim", "PNDMScheduler": "ddim", "EulerDiscreteScheduler": "euler",
-    "EulerAncestralDiscreteScheduler": "euler_a", "DPMSolverMultistepScheduler": "dpmpp_2m",
-    "LMSDiscreteScheduler": "lms",
-}
+# diffusers' class names → sdlens scheduler ids, so the model's own scheduler is the default
+SCHEDULER_NAMES = DIFFUSERS_CLASSES
 
 
 def file_entry(path: Path, root: Path) -> dict:
@@ -66,8 +64,10 @@ def default_settings(src: str, scheduler_config: dict) -> dict:
     """What a user gets before touching a control. Turbo models are distilled for 1 step, no guidance."""
     scheduler = SCHEDULER_NAMES.get(scheduler_config.get("_class_name", ""), "ddim")
     if "turbo" in src.lower():
-        return {"steps": 1, "guidance": 0.0, "scheduler": "euler"}
-    return {"steps": 25, "guidance": 7.5, "scheduler": scheduler}
+        return {"steps": 1, "guidance": 0.0, "scheduler": "euler", "karras": False}
+    # Karras sigmas as the config says, where the class has them (diffusers ignores the key elsewhere)
+    karras = SCHEDULERS[scheduler].supports_karras and as_bool(scheduler_config.get("use_karras_sigmas", False))
+    return {"steps": 25, "guidance": 7.5, "scheduler": scheduler, "karras": karras}
 
 
 def build(pipe, src: str, name: str, root: Path, files: dict, parity: dict, defaults: dict) -> dict:

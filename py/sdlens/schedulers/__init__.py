@@ -15,7 +15,7 @@ call belongs to and why it is made.
 from __future__ import annotations
 
 from ..errors import SdlensError
-from .base import KARRAS_SUMMARY, MAX_STEPS, Call, Scheduler, StepResult
+from .base import KARRAS_SUMMARY, MAX_STEPS, Call, Scheduler, StepResult, as_bool
 from .ddim import DDIMScheduler
 from .ddpm import DDPMScheduler
 from .dpm_solver import DPMSolverMultistepScheduler
@@ -136,6 +136,7 @@ __all__ = [
     "Scheduler",
     "StepResult",
     "UniPCMultistepScheduler",
+    "as_bool",
     "catalogue",
     "check_karras",
     "display_name",
