@@ -4,6 +4,7 @@
 import { drawRgba } from "./explainer/colormaps.js";
 import { mountExplainer } from "./explainer/index.js";
 import { RunStore } from "./explainer/store.js";
+import { fillSchedulerSelect, karrasValue, schedulerId, schedulerName, setCatalogue, supportsKarras } from "./schedulers.js";
 
 const $ = (id) => document.getElementById(id);
 export const store = new RunStore();
@@ -82,7 +83,10 @@ onWorkerEvent = (event) => {
   } else if (event.type === "step") {
     window.dispatchEvent(new CustomEvent("sdlens:step", { detail: event }));
     if (state.runKey) store.addStep(state.runKey, event);
-    setProgress(`Step ${event.index + 1} of ${event.steps}: ${event.ms.toFixed(0)} ms`, (event.index + 1) / event.steps);
+    // Heun (and PNDM's first step) call the UNet twice in a step: say which call this is
+    const call = event.calls > 1 ? `, UNet call ${event.call + 1} of ${event.calls}` : "";
+    setProgress(`Step ${event.step + 1} of ${event.steps}${call}: ${event.ms.toFixed(0)} ms`,
+      (event.step + (event.call + 1) / event.calls) / event.steps);
     if (state.mainView) addPreview(event);
   }
 };
@@ -138,13 +142,29 @@ function applyDefaults(defaults) {
   $("steps").value = defaults.steps;
   $("guidance").value = defaults.guidance;
   $("guidance-slider").value = defaults.guidance;
-  $("scheduler").value = defaults.scheduler;
+  setScheduler(defaults.scheduler, Boolean(defaults.karras));
+}
+
+/** Choose a scheduler (any capitalisation of its id) and, where given, the Karras setting. */
+function setScheduler(id, karras = null) {
+  $("scheduler").value = schedulerId(id);
+  if (karras !== null) $("karras").checked = karras;
+  syncKarras();
+}
+
+/** The Karras box applies only where the scheduler has Karras sigmas (as in diffusers). */
+function syncKarras() {
+  const box = $("karras");
+  box.disabled = !supportsKarras($("scheduler").value);
+  box.closest("label").title = box.disabled
+    ? `${schedulerName($("scheduler").value)} has no Karras sigmas`
+    : "Karras sigmas (ρ = 7): more of the steps at low noise";
 }
 
 // ---------------------------------------------------------------------------------------------
 // Validation next to each field
 
-const FIELDS = ["prompt", "seed", "steps", "guidance", "scheduler"];
+const FIELDS = ["prompt", "seed", "steps", "guidance", "scheduler", "karras"];
 
 function clearFieldMessages() {
   for (const field of FIELDS) {
@@ -168,15 +188,17 @@ function readForm() {
     steps: $("steps").value.trim(),
     guidance: $("guidance").value.trim() === "" ? "nan" : $("guidance").value.trim(),
     scheduler: $("scheduler").value,
+    karras: $("karras").checked && !$("karras").disabled,
     model: $("model").value,
   };
 }
 
 /** Show the settings a run uses in the form, whoever started it (a click, a link or the API). */
 function writeForm(settings) {
-  for (const key of ["prompt", "negative", "seed", "steps", "guidance", "scheduler"]) {
+  for (const key of ["prompt", "negative", "seed", "steps", "guidance"]) {
     if (settings[key] !== undefined && !(key === "guidance" && settings[key] === "nan")) $(key).value = settings[key];
   }
+  if (settings.scheduler !== undefined) setScheduler(settings.scheduler, karrasValue(settings.karras));
   $("guidance-slider").value = $("guidance").value;
 }
 
@@ -200,6 +222,8 @@ async function generate(request, { explain = false, runKey = null, show = true }
   if (state.running) throw new Error("a generation is already running; press Stop first");
   const settings = { ...readForm(), ...request };
   for (const key of ["seed", "steps", "guidance"]) settings[key] = String(settings[key]);
+  settings.scheduler = schedulerId(settings.scheduler);
+  settings.karras = karrasValue(settings.karras);
   const mainView = show && (!runKey || runKey === "main");
   showError("");
   clearFieldMessages();
@@ -212,6 +236,7 @@ async function generate(request, { explain = false, runKey = null, show = true }
       fieldMessage(check.field, check.message);
       throw new Error(check.message);
     }
+    if (check.warning) fieldMessage("scheduler", check.warning, true);
     if (mainView) writeForm(settings);
     await warnAboutDroppedWords(settings);
     state.mainView = mainView;
@@ -239,6 +264,9 @@ async function generate(request, { explain = false, runKey = null, show = true }
       backend: state.backend.label,
       timings: { ...result.timings, wall_ms: wall },
       settings: result.settings,
+      scheduler_name: result.scheduler_name,
+      unet_calls: result.unet_calls,
+      warning: check.warning || "",
     };
   } catch (err) {
     showError(err.message);
@@ -300,6 +328,9 @@ async function main() {
   setProgress("Starting Python (Pyodide)…", null);
   const info = await call("init");
   state.gpu = info.gpu;
+  setCatalogue(info.schedulers);
+  fillSchedulerSelect($("scheduler"));
+  $("scheduler").addEventListener("change", syncKarras);
   await loadModel(state.models.find((m) => m.default).id);
 }
 

@@ -141,7 +141,9 @@ const handlers = {
     const started = performance.now();
     gpu = await probeWebGPU();
     await startPython();
-    return { gpu, pythonMs: performance.now() - started };
+    // The scheduler menu comes from the Python classes, the one place their names are written.
+    const schedulers = fromPython(pyodide.pyimport("sdlens.browser.session").schedulers());
+    return { gpu, pythonMs: performance.now() - started, schedulers };
   },
   load: loadModel,
   generate,
