@@ -138,7 +138,7 @@ def test_pixels_equal_cpython(browser, server, cpython, backend):
                  for name in SCHEDULERS if name not in ("ddim", "euler_a")]
         runs += [dict(scheduler=name, guidance=7.5, steps=4, karras=True) for name in ("dpmpp_2m", "unipc")]
         for run in runs:
-            settings = dict(prompt="a red circle on the left", negative="", seed=7, **run)
+            settings = {"prompt": "a red circle on the left", "negative": "", "seed": 7, **run}
             result = page.generate(**settings)
             assert result["backend"] == expected_label
             assert result["settings"]["karras"] is bool(run.get("karras"))

@@ -256,7 +256,9 @@ async function generate(request, { explain = false, runKey = null, show = true }
     const wall = performance.now() - started;
     const steps = result.timings.step_ms;
     const mean = steps.reduce((a, b) => a + b, 0) / steps.length;
-    setProgress(`Done: ${steps.length} steps, ${mean.toFixed(0)} ms per step, ${(wall / 1000).toFixed(1)} s in all.`, 1);
+    const calls = steps.length !== Number(result.settings.steps) ? ` (${steps.length} UNet calls)` : "";
+    setProgress(`Done: ${result.settings.steps} steps${calls}, ${mean.toFixed(0)} ms per UNet call, ` +
+      `${(wall / 1000).toFixed(1)} s in all.`, 1);
     return {
       width: result.width,
       height: result.height,
