@@ -32,8 +32,8 @@ export function mountArticle(container, store) {
       <p>The picture starts as pure random noise: ${c}×${h}×${w} numbers drawn from seed <b>${esc(s.seed)}</b>.
       The same seed always gives the same noise, and so the same picture. In each of <b>${esc(s.steps)}</b> steps a network called
       the UNet looks at the noisy numbers and predicts which part of them is noise; the scheduler
-      (<b>${esc(schedulerName(s.scheduler, s.karras))}</b>) then removes some of it. Right now you are looking at step
-      <b>${step.step + 1}</b>, where the noise level is σ = ${step.sigma.toFixed(2)}.</p>
+      (<b>${esc(schedulerName(s.scheduler, s.karras))}</b>) then removes some of it. Right now you are looking
+      at step <b>${step.step + 1}</b>, where the noise level is σ = ${step.sigma.toFixed(2)}.</p>
       <p>${esc(schedulerEntry(s.scheduler)?.summary || "")} ${s.karras ? esc(karrasSummary()) : ""}
       ${n !== Number(s.steps) ? `So this run of ${esc(s.steps)} steps called the UNet <b>${n}</b> times.` : ""}</p>
       <p>${guided
