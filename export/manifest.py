@@ -38,6 +38,7 @@ from pathlib import Path
 import onnx
 
 from sdlens.model import MANIFEST_FORMAT
+from sdlens.schedulers import DIFFUSERS_CLASSES, SCHEDULERS, as_bool
 
 from .variants import BACKENDS
 
@@ -56,12 +57,8 @@ def gzip_file(src: Path, dst: Path) -> None:
 _DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16", onnx.TensorProto.INT64: "int64",
            onnx.TensorProto.INT32: "int32", onnx.TensorProto.UINT8: "uint8", onnx.TensorProto.INT8: "int8"}
 
-# diffusers scheduler class → the sdlens scheduler that runs it (see sdlens.schedulers).
-SCHEDULER_NAMES = {
-    "DDIMScheduler": "ddim", "PNDMScheduler": "pndm", "EulerDiscreteScheduler": "euler",
-    "EulerAncestralDiscreteScheduler": "euler_a", "DPMSolverMultistepScheduler": "dpmpp_2m",
-    "LMSDiscreteScheduler": "lms",
-}
+# diffusers' class names → sdlens scheduler ids, so the model's own scheduler is the default
+SCHEDULER_NAMES = DIFFUSERS_CLASSES
 # What to run by default when the model's own scheduler is not (yet) in sdlens: same config,
 # a deterministic sampler of the same family of noise schedules.
 SCHEDULER_STAND_IN = "ddim"
@@ -98,12 +95,14 @@ def default_settings(src: str, scheduler_config: dict) -> dict:
     from sdlens.schedulers import SCHEDULERS
 
     if "turbo" in src.lower():
-        return {"steps": 1, "guidance": 0.0, "scheduler": "euler"}
+        return {"steps": 1, "guidance": 0.0, "scheduler": "euler", "karras": False}
     own_class = scheduler_config.get("_class_name", "")
     own = SCHEDULER_NAMES.get(own_class)
     if own in SCHEDULERS:
-        return {"steps": 25, "guidance": 7.5, "scheduler": own}
-    return {"steps": 25, "guidance": 7.5, "scheduler": SCHEDULER_STAND_IN,
+        # Karras sigmas as the config says, where the class has them (diffusers ignores the key elsewhere)
+        karras = SCHEDULERS[own].supports_karras and as_bool(scheduler_config.get("use_karras_sigmas", False))
+        return {"steps": 25, "guidance": 7.5, "scheduler": own, "karras": karras}
+    return {"steps": 25, "guidance": 7.5, "scheduler": SCHEDULER_STAND_IN, "karras": False,
             "scheduler_note": f"the model ships {own_class or 'no scheduler'}, which sdlens does not have; "
                               f"{SCHEDULER_STAND_IN} runs on the same config instead"}
 

@@ -16,6 +16,7 @@ import serve
 from sdlens.cpython.runtime import OnnxRuntime
 from sdlens.model import Model
 from sdlens.pipeline import Pipeline, Settings
+from sdlens.schedulers import SCHEDULERS
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--no-first-run", "--disable-background-networking", "--disable-component-update",
@@ -125,15 +126,28 @@ def test_pixels_equal_cpython(browser, server, cpython, backend):
     try:
         page = Page(context, server, f"?backend={backend}").ready()
         expected_label = "WASM: chosen by you" if backend == "wasm" else "WebGPU fp32"
-        for scheduler in ("ddim", "euler_a"):
-            for guidance in (1.0, 7.5):
-                settings = dict(prompt="a red circle on the left", negative="", seed=7, steps=3,
-                                guidance=guidance, scheduler=scheduler)
-                result = page.generate(**settings)
-                assert result["backend"] == expected_label
-                got = np.array(result["rgba"], np.uint8).reshape(result["height"], result["width"], 4)[..., :3]
-                diff = np.abs(got.astype(int) - cpython_pixels(cpython, settings)).max()
-                assert diff <= TOLERANCE[backend], (scheduler, guidance, diff)
+        runs = [dict(scheduler=scheduler, guidance=guidance, steps=3) for scheduler in ("ddim", "euler_a")
+                for guidance in (1.0, 7.5)]
+        # every other scheduler once, and Karras sigmas on a multistep solver. Software WebGPU is
+        # ~100x slower than WASM here, so it gets the fewest UNet calls that still exercise each
+        # scheduler's history (2 steps; PNDM's Runge-Kutta warm-up on this config needs 4).
+        guided = backend == "wasm"
+        for name in SCHEDULERS:
+            if name not in ("ddim", "euler_a"):
+                steps = 4 if name == "pndm" or guided else 2
+                runs.append(dict(scheduler=name, guidance=7.5 if guided else 1.0, steps=steps,
+                                 negative="blurry" if guided else ""))
+        runs.append(dict(scheduler="dpmpp_2m", guidance=7.5 if guided else 1.0, steps=4 if guided else 2, karras=True))
+        if guided:
+            runs.append(dict(scheduler="unipc", guidance=7.5, steps=4, karras=True))
+        for run in runs:
+            settings = {"prompt": "a red circle on the left", "negative": "", "seed": 7, **run}
+            result = page.generate(**settings)
+            assert result["backend"] == expected_label
+            assert result["settings"]["karras"] is bool(run.get("karras"))
+            got = np.array(result["rgba"], np.uint8).reshape(result["height"], result["width"], 4)[..., :3]
+            diff = np.abs(got.astype(int) - cpython_pixels(cpython, settings)).max()
+            assert diff <= TOLERANCE[backend], (run, diff)
         assert page.errors == []
         assert page.origins == {server.url}
     finally:
@@ -186,7 +200,7 @@ def test_stop_takes_effect_within_a_step(wasm_page):
     ("steps", 5000, "steps must be"),
     ("seed", "abc", "seed must be a whole number"),
     ("guidance", "nan", "guidance must be a finite number"),
-    ("scheduler", "pndm", "unknown scheduler"),
+    ("scheduler", "dpm++", "unknown scheduler"),
 ])
 def test_bad_input_shows_a_message_by_the_field(wasm_page, field, value, message):
     p = wasm_page.page
@@ -195,6 +209,38 @@ def test_bad_input_shows_a_message_by_the_field(wasm_page, field, value, message
     assert message in p.locator(f"#{field}-message").text_content()
     # Nothing is lost: the page still works.
     assert len(wasm_page.generate(prompt="ok", steps=1)["timings"]["step_ms"]) == 1
+
+
+def test_scheduler_menu_karras_and_lcm_advice(wasm_page):
+    p = wasm_page.page
+    # the menu lists every scheduler by the name users know, from the Python classes
+    options = p.eval_on_selector_all("#scheduler option", "os => os.map(o => [o.value, o.textContent])")
+    assert options == [[name, cls.label] for name, cls in SCHEDULERS.items()]
+    assert ("dpmpp_2m", "DPM++ 2M") in [tuple(o) for o in options]
+    # Karras applies where diffusers has it; a script asking for it elsewhere gets the field's message
+    p.select_option("#scheduler", "ddim")
+    assert p.is_disabled("#karras")
+    p.select_option("#scheduler", "dpmpp_2m")
+    assert p.is_enabled("#karras")
+    message = p.evaluate("window.sdlens.generate({prompt: 'x', steps: 2, scheduler: 'ddim', karras: true})"
+                         ".then(() => 'ran', (e) => e.message)")
+    assert message.startswith("karras sigmas are not available for DDIM")
+    assert "not available for DDIM" in p.text_content("#karras-message")
+    # an id in other capitalisation runs and shows the right entry instead of a blank menu
+    result = wasm_page.generate(prompt="x", steps=2, scheduler="DPMPP_2M", karras=True)
+    assert result["settings"]["scheduler"] == "dpmpp_2m" and result["scheduler_name"] == "DPM++ 2M Karras"
+    assert p.input_value("#scheduler") == "dpmpp_2m" and p.is_checked("#karras")
+    # Heun: two UNet calls per step but the last, each reported
+    result = wasm_page.generate(prompt="x", steps=3, scheduler="heun", karras=False)
+    assert result["unet_calls"] == 5 and len(result["timings"]["step_ms"]) == 5
+    # LCM runs on a model that is not an LCM model, and says what it is meant for
+    result = wasm_page.generate(prompt="x", steps=2, scheduler="lcm")
+    assert "meant for latent-consistency" in result["warning"]
+    assert "meant for latent-consistency" in p.text_content("#scheduler-message")
+    message = p.evaluate("window.sdlens.generate({prompt: 'x', steps: 51, scheduler: 'lcm'})"
+                         ".then(() => 'ran', (e) => e.message)")
+    assert message.startswith("LCM allows at most 50 steps") and "LCM allows" in p.text_content("#steps-message")
+    assert wasm_page.errors == []
 
 
 def test_long_prompt_names_dropped_words(wasm_page):

@@ -56,6 +56,20 @@ def test_generate_writes_image_frames_and_latents(capsys, tiny_model_dir, tmp_pa
     np.testing.assert_array_equal(np.asarray(Image.open(out_png)).tobytes(), expected.rgb)
 
 
+def test_heun_karras_frames_name_each_unet_call(capsys, tiny_model_dir, tmp_path):
+    frames, latents = tmp_path / "frames", tmp_path / "latents.npy"
+    code, out, err = run(capsys, "generate", "a red circle", "--model", str(tiny_model_dir), "--seed", "3",
+                         "--steps", "2", "--scheduler", "Heun", "--karras", "--out", str(tmp_path / "o.png"),
+                         "--frames", str(frames), "--save-latents", str(latents))
+    assert code == 0, err
+    assert "Heun Karras, 2 steps (3 UNet calls)" in out
+    assert "step   1/2 call 1/2" in out and "step   1/2 call 2/2" in out and "step   2/2  " in out
+    assert sorted(p.name for p in frames.iterdir()) == ["step_001_1.png", "step_001_2.png", "step_002.png"]
+    expected = Pipeline(Model.from_dir(str(tiny_model_dir)), OnnxRuntime()).generate(
+        Settings("a red circle", "", 3, 2, 7.5, "heun", karras=True))
+    np.testing.assert_array_equal(np.load(latents), expected.latents)
+
+
 def test_empty_prompt_is_unconditional(capsys, tiny_model_dir, tmp_path):
     code, _, err = run(capsys, "generate", "", "--model", str(tiny_model_dir), "--steps", "2",
                        "--out", str(tmp_path / "o.png"))
@@ -79,7 +93,9 @@ def test_long_prompt_warns_with_dropped_words(capsys, tiny_model_dir, tmp_path):
         (["--guidance", "inf"], "guidance must be a finite number"),
         (["--guidance", "-1"], "guidance must be a finite number"),
         (["--guidance", "lots"], "guidance must be a number"),
-        (["--scheduler", "pndm"], "ddim, euler, euler_a, dpmpp_2m, lms"),
+        (["--scheduler", "dpm++"], "pndm, ddim, euler, euler_a, dpmpp_2m, unipc, lms, heun, ddpm, lcm"),
+        (["--scheduler", "ddim", "--karras"], "karras sigmas are not available for DDIM"),
+        (["--scheduler", "lcm", "--steps", "51"], "LCM allows at most 50 steps"),
         (["--seed", "abc"], "seed must be a whole number"),
         (["--seed", "-1"], "seed must be a whole number"),
         (["--seed", str(2**64)], "seed must be a whole number"),

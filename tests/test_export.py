@@ -67,7 +67,7 @@ def test_manifest_describes_the_model(manifest):
     assert manifest["vae_scaling_factor"] == pytest.approx(0.18215)
     assert manifest["prediction_type"] == "epsilon"
     assert manifest["scheduler_config"]["beta_schedule"] == "scaled_linear"
-    assert manifest["defaults"] == {"steps": 25, "guidance": 7.5, "scheduler": "ddim", "width": 64,
+    assert manifest["defaults"] == {"steps": 25, "guidance": 7.5, "scheduler": "ddim", "karras": False, "width": 64,
                                     "height": 64, "negative": ""}
     unet = manifest["components"]["unet"]["variants"]["fp32"]
     assert [i["name"] for i in unet["inputs"]] == ["sample", "timestep", "encoder_hidden_states"]

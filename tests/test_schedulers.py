@@ -17,7 +17,15 @@ import pytest
 
 from sdlens.errors import SdlensError
 from sdlens.rng import Generator
-from sdlens.schedulers import SCHEDULERS, StepResult, make_scheduler
+from sdlens.schedulers import (
+    DIFFUSERS_CLASSES,
+    KARRAS_SCHEDULERS,
+    SCHEDULERS,
+    StepResult,
+    catalogue,
+    display_name,
+    make_scheduler,
+)
 from sdlens.schedulers.lms import lms_coefficient
 
 np = pytest.importorskip("numpy")
@@ -33,6 +41,11 @@ try:
         "euler_a": diffusers.EulerAncestralDiscreteScheduler,
         "dpmpp_2m": diffusers.DPMSolverMultistepScheduler,
         "lms": diffusers.LMSDiscreteScheduler,
+        "pndm": diffusers.PNDMScheduler,
+        "heun": diffusers.HeunDiscreteScheduler,
+        "unipc": diffusers.UniPCMultistepScheduler,
+        "lcm": diffusers.LCMScheduler,
+        "ddpm": diffusers.DDPMScheduler,
     }
 except ImportError:  # the comparisons need the `export` extra (torch + diffusers)
     torch = diffusers = None
@@ -44,9 +57,13 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:Depreca
 needs_diffusers = pytest.mark.skipif(not REFERENCE, reason="torch and diffusers are not installed")
 
 SHAPE = (1, 4, 8, 8)
-STEPS = [1, 2, 3, 7, 10, 20, 25, 50]
+STEPS = [1, 2, 3, 7, 13, 25, 50]
 SPACINGS = ["leading", "trailing", "linspace"]
-NAMES = ["ddim", "euler", "euler_a", "dpmpp_2m", "lms"]
+NAMES = ["ddim", "euler", "euler_a", "dpmpp_2m", "lms", "pndm", "heun", "unipc", "lcm", "ddpm"]
+#: schedulers that draw fresh noise from the run's generator
+NOISY = ("euler_a", "ddpm", "lcm")
+#: where diffusers' use_karras_sigmas exists
+KARRAS = ["euler", "lms", "heun", "dpmpp_2m", "unipc"]
 
 # Stable Diffusion 1.x/2.x (scaled_linear, steps_offset 1) and the DDPM default (linear).
 BETAS = {
@@ -117,6 +134,17 @@ def reference(name: str, config: dict):
     return REFERENCE[name].from_config(config)
 
 
+def reference_x0(name, ref, res_r):
+    """diffusers' x̂_0 of the step just taken (None where the class does not expose one)."""
+    if name in ("dpmpp_2m", "unipc"):
+        return ref.model_outputs[-1]
+    if name == "lcm":
+        return res_r.denoised
+    if name == "pndm":
+        return None
+    return res_r.pred_original_sample
+
+
 def run_both(name: str, config: dict, steps: int, seed: int = 7):
     """Run our scheduler and diffusers' side by side, comparing every intermediate result."""
     ours = make_scheduler(name, config)
@@ -124,17 +152,28 @@ def run_both(name: str, config: dict, steps: int, seed: int = 7):
     ref = reference(name, config)
     ref.set_timesteps(steps)
 
-    assert ours.timesteps == [float(t) for t in ref.timesteps], "timesteps"
+    if ours.karras and name in ("euler", "lms", "heun"):
+        # fractional timesteps from log(sigma): numpy's float32 log and torch's float32 sqrt of
+        # the training sigmas can each be one ulp off, which moves a timestep by up to ~1e-3
+        np.testing.assert_allclose(ours.timesteps, ref.timesteps.numpy(), rtol=0, atol=2e-3, err_msg="timesteps")
+    else:
+        assert ours.timesteps == [float(t) for t in ref.timesteps], "timesteps"
     assert math.isclose(ours.init_noise_sigma, float(ref.init_noise_sigma), rel_tol=3e-7), "init_noise_sigma"
 
+    # Heun's second call divides (x - x̂_0) by a small sigma: in float32 tensors diffusers loses up
+    # to ~1e-5 of the latent's size to cancellation there, ours (which combines the two slopes
+    # exactly) does not. So Heun is checked against diffusers' same code on float64 tensors (its
+    # tables stay float32), where both agree to ~1e-7.
+    dtype = torch.float64 if name == "heun" else torch.float32
     gen, tgen = Generator(seed), torch.Generator().manual_seed(seed)
     x = OPS.combine([(ours.init_noise_sigma, OPS.floats(gen.randn(SHAPE), SHAPE))])
-    xr = torch.randn(SHAPE, generator=tgen) * ref.init_noise_sigma
+    xr = (torch.randn(SHAPE, generator=tgen) * ref.init_noise_sigma).to(dtype)
     close(x, xr, "initial latent")
     fixed = Generator(1234).randn(SHAPE)
-    fixed_np, fixed_t = OPS.floats(fixed, SHAPE), torch.tensor(fixed, dtype=torch.float32).reshape(SHAPE)
+    fixed_np, fixed_t = OPS.floats(fixed, SHAPE), torch.tensor(fixed, dtype=dtype).reshape(SHAPE)
 
     results = []
+    assert len(ours.timesteps) == len(ref.timesteps)
     for i, t in enumerate(ref.timesteps):
         inp = ours.scale_model_input(x, i, OPS)
         inp_r = ref.scale_model_input(xr, t)
@@ -142,12 +181,13 @@ def run_both(name: str, config: dict, steps: int, seed: int = 7):
         out_model = OPS.combine([(0.3, inp), (0.1, fixed_np)])
         out_model_r = 0.3 * inp_r + 0.1 * fixed_t
 
-        extra = {"generator": tgen} if name == "euler_a" else {}
+        extra = {"generator": tgen} if name in NOISY else {}
         res = ours.step(out_model, i, x, OPS, generator=gen)
         res_r = ref.step(out_model_r, t, xr, **extra)
         assert isinstance(res, StepResult)
-        x0_r = ref.model_outputs[-1] if name == "dpmpp_2m" else res_r.pred_original_sample
-        close(res.pred_original_sample, x0_r, f"pred_original_sample at step {i}")
+        x0_r = reference_x0(name, ref, res_r)
+        if x0_r is not None:
+            close(res.pred_original_sample, x0_r, f"pred_original_sample at step {i}")
         close(res.prev_sample, res_r.prev_sample, f"prev_sample at step {i}")
         results.append((x, out_model, res))
         x, xr = res.prev_sample, res_r.prev_sample
@@ -165,11 +205,19 @@ def run_both(name: str, config: dict, steps: int, seed: int = 7):
 @pytest.mark.parametrize("betas", list(BETAS))
 @pytest.mark.parametrize("name", NAMES)
 def test_matches_diffusers(name, betas, spacing, steps):
-    run_both(name, {**BETAS[betas], "timestep_spacing": spacing}, steps)
+    config = {**BETAS[betas], "timestep_spacing": spacing}
+    if name == "pndm" and betas == "linear" and steps < 4:
+        # PNDM's Runge-Kutta warm-up (skip_prk_steps false) needs 4 steps; diffusers fails too
+        with pytest.raises(SdlensError, match="at least 4 steps"):
+            make_scheduler(name, config).set_timesteps(steps)
+        with pytest.raises(ValueError):
+            reference(name, config).set_timesteps(steps)
+        return
+    run_both(name, config, steps)
 
 
 @needs_diffusers
-@pytest.mark.parametrize("steps", [1, 2, 7, 25])
+@pytest.mark.parametrize("steps", [1, 2, 3, 13, 25])
 @pytest.mark.parametrize("spacing", SPACINGS)
 @pytest.mark.parametrize("name", NAMES)
 def test_v_prediction(name, spacing, steps):
@@ -178,7 +226,7 @@ def test_v_prediction(name, spacing, steps):
 
 @needs_diffusers
 @pytest.mark.parametrize("steps", [1, 3, 20])
-@pytest.mark.parametrize("name", ["ddim", "euler", "dpmpp_2m", "lms"])
+@pytest.mark.parametrize("name", ["ddim", "euler", "dpmpp_2m", "lms", "heun", "unipc", "lcm", "ddpm"])
 def test_sample_prediction(name, steps):
     run_both(name, {**BETAS["scaled_linear"], "prediction_type": "sample"}, steps)
 
@@ -187,8 +235,8 @@ def test_sample_prediction(name, steps):
 @pytest.mark.parametrize("name", NAMES)
 def test_defaults_of_an_empty_config(name):
     # Missing keys take diffusers' defaults for that class (e.g. "linspace" for Euler, "leading" for
-    # DDIM) -- except DDIM's clip_sample, which is off here (see test_unsupported_options_are_refused).
-    run_both(name, {"clip_sample": False} if name == "ddim" else {}, 10)
+    # DDIM) -- except DDIM's and DDPM's clip_sample, off here (see test_unsupported_options_are_refused).
+    run_both(name, {"clip_sample": False} if name in ("ddim", "ddpm") else {}, 10)
 
 
 @needs_diffusers
@@ -203,6 +251,109 @@ def test_sd_turbo_euler(steps):
         res = results[0][2]
         assert res.coefficients["dt"] == -ours.sigmas[0]
         np.testing.assert_allclose(res.prev_sample, res.pred_original_sample, rtol=0, atol=1e-5)
+
+
+@needs_diffusers
+@pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
+@pytest.mark.parametrize("steps", [1, 2, 3, 13, 25])
+@pytest.mark.parametrize("spacing", SPACINGS)
+@pytest.mark.parametrize("name", KARRAS)
+def test_karras_sigmas(name, spacing, steps, prediction):
+    config = {**BETAS["scaled_linear"], "timestep_spacing": spacing, "prediction_type": prediction}
+    ours, _, _ = run_both(name, {**config, "use_karras_sigmas": True}, steps)
+    assert ours.karras
+    # the setting gives the same schedule as the config flag
+    s = make_scheduler(name, config, karras=True)
+    s.set_timesteps(steps)
+    assert s.timesteps == ours.timesteps and s.sigmas == ours.sigmas
+
+
+@needs_diffusers
+@pytest.mark.parametrize("steps", [4, 13])
+@pytest.mark.parametrize("name", KARRAS)
+def test_karras_sigmas_linear_betas(name, steps):
+    run_both(name, {**BETAS["linear"], "use_karras_sigmas": True}, steps)
+
+
+@needs_diffusers
+def test_karras_sigma_range_from_the_config():
+    run_both("euler", {**BETAS["scaled_linear"], "use_karras_sigmas": True, "sigma_min": 0.1, "sigma_max": 10.0}, 8)
+    run_both("unipc", {**BETAS["scaled_linear"], "use_karras_sigmas": True, "sigma_min": 0.1, "sigma_max": 10.0,
+                       "final_sigmas_type": "sigma_min"}, 8)
+    # the cosine schedule's timesteps are truncated, not rounded (its sigma_max of ~2e4 makes
+    # diffusers' float32 latents meaningless, so only the schedule is compared)
+    cosine = {"beta_schedule": "squaredcos_cap_v2", "use_karras_sigmas": True}
+    ours, ref = make_scheduler("dpmpp_2m", cosine), reference("dpmpp_2m", cosine)
+    ours.set_timesteps(8)
+    ref.set_timesteps(8)
+    assert ours.timesteps == [float(t) for t in ref.timesteps] and ours.sigmas == ref.sigmas.tolist()
+
+
+@needs_diffusers
+@pytest.mark.parametrize("variant", ["order1", "order3", "bh1", "sigma_min", "no_corrector_at_2", "no_lower_order_final"])
+@pytest.mark.parametrize("steps", [1, 3, 13])
+def test_unipc_options(variant, steps):
+    extra = {
+        "order1": {"solver_order": 1},
+        "order3": {"solver_order": 3},
+        "bh1": {"solver_type": "bh1", "final_sigmas_type": "sigma_min"},
+        "sigma_min": {"final_sigmas_type": "sigma_min"},
+        "no_corrector_at_2": {"disable_corrector": [0, 2]},
+        "no_lower_order_final": {"lower_order_final": False, "final_sigmas_type": "sigma_min"},
+    }[variant]
+    run_both("unipc", {**BETAS["scaled_linear"], **extra}, steps)
+
+
+@needs_diffusers
+@pytest.mark.parametrize("variant", ["fixed_small_log", "fixed_large"])
+@pytest.mark.parametrize("spacing", SPACINGS)
+def test_ddpm_variance_types(variant, spacing):
+    run_both("ddpm", {**BETAS["linear"], "variance_type": variant, "timestep_spacing": spacing}, 13)
+
+
+@needs_diffusers
+@pytest.mark.parametrize("steps", [1, 4, 8, 13])
+@pytest.mark.parametrize("extra", [{}, {"original_inference_steps": 20, "timestep_scaling": 5.0},
+                                   {"set_alpha_to_one": False}])
+def test_lcm_options(steps, extra):
+    run_both("lcm", {**BETAS["scaled_linear"], **extra}, steps)
+
+
+@needs_diffusers
+@pytest.mark.parametrize("steps", [4, 5, 13])
+@pytest.mark.parametrize("spacing", SPACINGS)
+def test_pndm_runge_kutta_warm_up(steps, spacing):
+    # diffusers' default (skip_prk_steps false): three Runge-Kutta steps of four UNet calls each
+    config = {**BETAS["scaled_linear"], "skip_prk_steps": False, "timestep_spacing": spacing}
+    ours, _, _ = run_both("pndm", config, steps)
+    assert len(ours.timesteps) == steps + 9
+    assert [ours.call(i).parts for i in range(12)] == [4] * 12
+    assert [ours.call(i).step for i in range(len(ours.timesteps))][-1] == steps - 1
+
+
+@needs_diffusers
+@pytest.mark.parametrize("steps", [1, 2, 3, 13])
+def test_pndm_set_alpha_to_one(steps):
+    run_both("pndm", {**BETAS["scaled_linear"], "set_alpha_to_one": True}, steps)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_calls_cover_every_step_once(name):
+    # Heun and PNDM call the UNet more than once in some steps: every step appears, in order,
+    # with its calls numbered 0 … parts-1, and a reason wherever a step has more than one call.
+    for steps in (1, 2, 3, 13):
+        s = make_scheduler(name, BETAS["scaled_linear"])
+        s.set_timesteps(steps)
+        calls = [s.call(i) for i in range(len(s.timesteps))]
+        assert [c.step for c in calls] == sorted(c.step for c in calls)
+        assert sorted({c.step for c in calls}) == list(range(steps))
+        for step in range(steps):
+            parts = [c for c in calls if c.step == step]
+            assert [c.part for c in parts] == list(range(parts[0].parts))
+            assert all(c.parts == len(parts) for c in parts)
+            assert all(c.role for c in parts) or len(parts) == 1
+        extra = {"heun": steps - 1, "pndm": 1 if steps > 1 else 0}.get(name, 0)
+        assert len(calls) == steps + extra
 
 
 @needs_diffusers
@@ -258,9 +409,15 @@ def test_timesteps_for_many_step_counts(name, spacing):
     config = {**BETAS["scaled_linear"], "timestep_spacing": spacing}
     ours, ref = make_scheduler(name, config), reference(name, config)
     for steps in list(range(1, 61)) + [75, 99, 100, 150, 250, 333, 500, 999]:
+        if name == "lcm" and steps > 50:  # more than its original_inference_steps: both refuse
+            with pytest.raises(ValueError):
+                ref.set_timesteps(steps)
+            with pytest.raises(SdlensError, match="LCM allows at most 50 steps"):
+                ours.set_timesteps(steps)
+            continue
         ref.set_timesteps(steps)
         expected = [float(t) for t in ref.timesteps]
-        if name in ("dpmpp_2m", "lms") and len(set(ref.sigmas.tolist())) < len(ref.sigmas):
+        if name in ("dpmpp_2m", "lms", "unipc") and len(set(ref.sigmas.tolist())) < len(ref.sigmas):
             # e.g. DPM-Solver, leading, 999 steps: timesteps 1000 and 999 share sigma[999];
             # diffusers would divide by zero (h = 0) -- we refuse the step count instead.
             with pytest.raises(SdlensError, match="share a noise level"):
@@ -269,7 +426,7 @@ def test_timesteps_for_many_step_counts(name, spacing):
         ours.set_timesteps(steps)
         assert ours.timesteps == expected, f"{steps} steps"
         assert math.isclose(ours.init_noise_sigma, float(ref.init_noise_sigma), rel_tol=3e-7)
-        if name != "ddim":
+        if hasattr(ours, "sigmas"):  # the sigma-based schedulers
             # identical up to torch's float32 sqrt in the training sigma table (see above);
             # interpolating between two entries can add the two 1-ulp differences
             assert max_ulps(ours.sigmas, ref.sigmas.numpy()) <= 2.0, f"{steps} steps"
@@ -350,18 +507,33 @@ def test_coefficients_describe_the_update(name):
         x0 = c["x0_sample_coef"] * x + c["x0_model_coef"] * eps
         np.testing.assert_allclose(res.pred_original_sample, x0, rtol=0, atol=1e-5)
         x0_history.append(res.pred_original_sample)
-        if name in ("ddim", "euler"):
+        prev = None
+        if name in ("ddim", "euler") or (name == "heun" and c["order"] == 1) or (name == "ddpm" and not c["noise_coef"]):
             prev = c["sample_coef"] * x + c["model_coef"] * eps
-            np.testing.assert_allclose(res.prev_sample, prev, rtol=0, atol=1e-4)
-        if name == "dpmpp_2m":
+        if name == "heun" and c["order"] == 2:
+            start, start_eps = trace[i - 1][0], trace[i - 1][1]
+            prev = (c["start_sample_coef"] * start + c["start_model_coef"] * start_eps
+                    + c["sample_coef"] * x + c["model_coef"] * eps)
+        if name == "dpmpp_2m" or (name == "unipc" and not c["corrector_order"]):
             prev = c["sample_coef"] * x + c["x0_coef"] * x0_history[-1]
             if c["order"] >= 2:
                 prev = prev + c["x0_prev_coef"] * x0_history[-2]
+        if name == "pndm" and i >= 2:  # the multistep phase: x_t and the last eps_count predictions
+            blended = [k for k in range(i + 1) if k != 1][::-1]  # the warm-up's second call is not kept
+            prev = c["sample_coef"] * x
+            for j in range(int(c["eps_count"])):
+                prev = prev + c["model_coef"] * c[f"eps_coef_{j}"] * trace[blended[j]][1]
+        if prev is not None:
             np.testing.assert_allclose(res.prev_sample, prev, rtol=0, atol=1e-4)
-    # the last step lands on sigma 0 (DDIM: on ᾱ_prev = final_alpha_cumprod)
+    # the last step lands on the clean end of the chain
     last = trace[-1][2].coefficients
-    if name == "ddim":
+    if name in ("ddim", "pndm"):
         assert last["prev_timestep"] < 0 and last["alpha_prod_t_prev"] == s.alphas_cumprod[0]
+    elif name == "ddpm":
+        assert last["prev_timestep"] == -1 and last["alpha_prod_t_prev"] == 1.0
+    elif name == "lcm":
+        assert last["noise_coef"] == 0.0
+        np.testing.assert_array_equal(trace[-1][2].prev_sample, trace[-1][2].pred_original_sample)
     else:
         assert last["sigma_next"] == 0.0
 
@@ -373,7 +545,7 @@ def test_set_timesteps_resets_history(name):
     gen = Generator(3)
     x = OPS.combine([(s.init_noise_sigma, OPS.floats(gen.randn(SHAPE), SHAPE))])
     fixed = OPS.floats(Generator(99).randn(SHAPE), SHAPE)
-    for i in range(6):
+    for i in range(len(s.timesteps)):
         eps = OPS.combine([(0.3, s.scale_model_input(x, i, OPS)), (0.1, fixed)])
         x = s.step(eps, i, x, OPS, generator=gen).prev_sample
     np.testing.assert_array_equal(x, first[-1][2].prev_sample)
@@ -399,12 +571,40 @@ def test_sigma_for_display():
 def test_registry():
     assert sorted(SCHEDULERS) == sorted(NAMES)
     for name, cls in SCHEDULERS.items():
-        assert cls.name == name and cls.label
+        assert cls.name == name and cls.label and cls.summary
     assert make_scheduler("DDIM", {}).name == "ddim"
-    assert SCHEDULERS["dpmpp_2m"].label == "DPM-Solver++ 2M"
+    assert make_scheduler(" Euler_A ", {}).name == "euler_a"
+    assert SCHEDULERS["dpmpp_2m"].label == "DPM++ 2M"
+    assert display_name("dpmpp_2m", karras=True) == "DPM++ 2M Karras"
+    assert display_name("ddim", karras=False) == "DDIM"
+    assert sorted(KARRAS_SCHEDULERS) == sorted(KARRAS)
+    menu = catalogue()
+    assert [m["id"] for m in menu["schedulers"]] == list(SCHEDULERS)
+    assert {m["id"] for m in menu["schedulers"] if m["karras"]} == set(KARRAS)
+    # every id a model's scheduler_config.json can name maps to ours
+    for cls_name, name in DIFFUSERS_CLASSES.items():
+        assert SCHEDULERS[name].__name__ == cls_name
 
 
-@pytest.mark.parametrize("bad", ["pndm", "", None, "euler-a"])
+@pytest.mark.parametrize("name", NAMES)
+def test_karras_is_a_setting_where_diffusers_has_it(name):
+    if name in KARRAS:
+        s = make_scheduler(name, BETAS["scaled_linear"], karras=True)
+        assert s.karras and s.config["use_karras_sigmas"] is True
+        assert not make_scheduler(name, {**BETAS["scaled_linear"], "use_karras_sigmas": True}, karras=False).karras
+        assert make_scheduler(name, {**BETAS["scaled_linear"], "use_karras_sigmas": True}).karras  # as the config says
+    else:
+        with pytest.raises(SdlensError, match="karras sigmas are not available for") as info:
+            make_scheduler(name, BETAS["scaled_linear"], karras=True)
+        assert "DPM++ 2M" in str(info.value)
+        make_scheduler(name, BETAS["scaled_linear"], karras=False)
+        # a config's use_karras_sigmas means nothing to a class without it (diffusers ignores it too)
+        assert not make_scheduler(name, {**BETAS["scaled_linear"], "use_karras_sigmas": True}).karras
+    with pytest.raises(SdlensError, match="karras must be true or false"):
+        make_scheduler(name, BETAS["scaled_linear"], karras="maybe")
+
+
+@pytest.mark.parametrize("bad", ["dpm++", "", None, "euler-a"])
 def test_unknown_scheduler(bad):
     with pytest.raises(SdlensError) as info:
         make_scheduler(bad, {})
@@ -437,11 +637,20 @@ def test_step_counts_accepted_and_limited_by_training_steps():
         ("ddim", {"clip_sample": True}),
         ("ddim", {"thresholding": True}),
         ("ddim", {"rescale_betas_zero_snr": True}),
-        ("euler", {"use_karras_sigmas": True}),
+        ("euler", {"use_exponential_sigmas": True}),
         ("euler", {"interpolation_type": "log_linear"}),
         ("dpmpp_2m", {"algorithm_type": "sde-dpmsolver++"}),
-        ("dpmpp_2m", {"use_karras_sigmas": True}),
-        ("lms", {"use_karras_sigmas": True}),
+        ("dpmpp_2m", {"use_lu_lambdas": True}),
+        ("lms", {"use_beta_sigmas": True}),
+        ("heun", {"clip_sample": True}),
+        ("ddpm", {"clip_sample": True}),
+        ("ddpm", {"variance_type": "learned_range"}),
+        ("pndm", {"prediction_type": "sample"}),
+        ("unipc", {"predict_x0": False}),
+        ("unipc", {"solver_type": "bh3"}),
+        ("unipc", {"lower_order_final": False}),
+        ("lcm", {"original_inference_steps": 2000}),
+        ("lcm", {"thresholding": True}),
         ("euler_a", {"prediction_type": "sample"}),
         ("euler", {"prediction_type": "flow"}),
         ("euler", {"timestep_spacing": "karras"}),

@@ -29,12 +29,18 @@ def test_plain_generate_reads_nothing_back(pipeline):
     assert pipeline.runtime.reads == 0
 
 
-@pytest.mark.parametrize("scheduler", ["ddim", "euler", "dpmpp_2m"])
-def test_trace_is_consistent(pipeline, scheduler):
+@pytest.mark.parametrize("scheduler, calls", [("ddim", 6), ("euler", 6), ("dpmpp_2m", 6), ("unipc", 6),
+                                              ("heun", 11), ("pndm", 15)])
+def test_trace_is_consistent(pipeline, scheduler, calls):
+    # one entry per UNet call: Heun calls twice per step but the last; PNDM (this config has
+    # diffusers' default skip_prk_steps false) four times in each of its first three steps
     g = 7.5
     traces = []
     result = pipeline.generate(Settings("a red circle", "blue", 5, 6, g, scheduler), on_step=traces.append)
-    assert [t.index for t in traces] == list(range(6))
+    assert [t.index for t in traces] == list(range(calls)) and result.unet_calls == calls
+    assert sorted({t.step for t in traces}) == list(range(6))
+    for t in traces:
+        assert t.call.role or t.call.parts == 1  # a step with several calls says why
     assert traces[0].timestep > traces[-1].timestep and traces[0].sigma > traces[-1].sigma
     for before, after in zip(traces, traces[1:]):
         assert after.latent is before.next_latent

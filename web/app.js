@@ -6,6 +6,7 @@ import { drawRgba } from "./explainer/colormaps.js";
 import { attentionOf } from "./explainer/attention.js";
 import { mountExplainer } from "./explainer/index.js";
 import { RunStore } from "./explainer/store.js";
+import { fillSchedulerSelect, karrasValue, schedulerId, schedulerName, setCatalogue, supportsKarras } from "./schedulers.js";
 
 const $ = (id) => document.getElementById(id);
 export const store = new RunStore();
@@ -84,7 +85,10 @@ onWorkerEvent = (event) => {
   } else if (event.type === "step") {
     window.dispatchEvent(new CustomEvent("sdlens:step", { detail: event }));
     if (state.runKey) store.addStep(state.runKey, event);
-    setProgress(`Step ${event.index + 1} of ${event.steps}: ${event.ms.toFixed(0)} ms`, (event.index + 1) / event.steps);
+    // Heun (and PNDM's first step) call the UNet twice in a step: say which call this is
+    const call = event.calls > 1 ? `, UNet call ${event.call + 1} of ${event.calls}` : "";
+    setProgress(`Step ${event.step + 1} of ${event.steps}${call}: ${event.ms.toFixed(0)} ms`,
+      (event.step + (event.call + 1) / event.calls) / event.steps);
     if (state.mainView) addPreview(event);
   }
 };
@@ -140,13 +144,29 @@ function applyDefaults(defaults) {
   $("steps").value = defaults.steps;
   $("guidance").value = defaults.guidance;
   $("guidance-slider").value = defaults.guidance;
-  $("scheduler").value = defaults.scheduler;
+  setScheduler(defaults.scheduler, Boolean(defaults.karras));
+}
+
+/** Choose a scheduler (any capitalisation of its id) and, where given, the Karras setting. */
+function setScheduler(id, karras = null) {
+  $("scheduler").value = schedulerId(id);
+  if (karras !== null) $("karras").checked = karras;
+  syncKarras();
+}
+
+/** The Karras box applies only where the scheduler has Karras sigmas (as in diffusers). */
+function syncKarras() {
+  const box = $("karras");
+  box.disabled = !supportsKarras($("scheduler").value);
+  box.closest("label").title = box.disabled
+    ? `${schedulerName($("scheduler").value)} has no Karras sigmas`
+    : "Karras sigmas (ρ = 7): more of the steps at low noise";
 }
 
 // ---------------------------------------------------------------------------------------------
 // Validation next to each field
 
-const FIELDS = ["prompt", "seed", "steps", "guidance", "scheduler"];
+const FIELDS = ["prompt", "seed", "steps", "guidance", "scheduler", "karras"];
 
 function clearFieldMessages() {
   for (const field of FIELDS) {
@@ -170,15 +190,17 @@ function readForm() {
     steps: $("steps").value.trim(),
     guidance: $("guidance").value.trim() === "" ? "nan" : $("guidance").value.trim(),
     scheduler: $("scheduler").value,
+    karras: $("karras").checked && !$("karras").disabled,
     model: $("model").value,
   };
 }
 
 /** Show the settings a run uses in the form, whoever started it (a click, a link or the API). */
 function writeForm(settings) {
-  for (const key of ["prompt", "negative", "seed", "steps", "guidance", "scheduler"]) {
+  for (const key of ["prompt", "negative", "seed", "steps", "guidance"]) {
     if (settings[key] !== undefined && !(key === "guidance" && settings[key] === "nan")) $(key).value = settings[key];
   }
+  if (settings.scheduler !== undefined) setScheduler(settings.scheduler, karrasValue(settings.karras));
   $("guidance-slider").value = $("guidance").value;
 }
 
@@ -202,6 +224,8 @@ async function generate(request, { explain = false, runKey = null, show = true, 
   if (state.running) throw new Error("a generation is already running; press Stop first");
   const settings = { ...readForm(), ...request };
   for (const key of ["seed", "steps", "guidance"]) settings[key] = String(settings[key]);
+  settings.scheduler = schedulerId(settings.scheduler);
+  settings.karras = karrasValue(settings.karras);
   const mainView = show && (!runKey || runKey === "main");
   showError("");
   clearFieldMessages();
@@ -214,6 +238,7 @@ async function generate(request, { explain = false, runKey = null, show = true, 
       fieldMessage(check.field, check.message);
       throw new Error(check.message);
     }
+    if (check.warning) fieldMessage("scheduler", check.warning, true);
     if (mainView) writeForm(settings);
     await warnAboutDroppedWords(settings);
     state.mainView = mainView;
@@ -237,7 +262,9 @@ async function generate(request, { explain = false, runKey = null, show = true, 
     const wall = performance.now() - started;
     const steps = result.timings.step_ms;
     const mean = steps.reduce((a, b) => a + b, 0) / steps.length;
-    setProgress(`Done: ${steps.length} steps, ${mean.toFixed(0)} ms per step, ${(wall / 1000).toFixed(1)} s in all.`, 1);
+    const calls = steps.length !== Number(result.settings.steps) ? ` (${steps.length} UNet calls)` : "";
+    setProgress(`Done: ${result.settings.steps} steps${calls}, ${mean.toFixed(0)} ms per UNet call, ` +
+      `${(wall / 1000).toFixed(1)} s in all.`, 1);
     return {
       width: result.width,
       height: result.height,
@@ -247,6 +274,9 @@ async function generate(request, { explain = false, runKey = null, show = true, 
       settings: result.settings,
       attention: state.runKey ? attentionOf(store.runs.get(state.runKey)) : undefined,
       modified_code: result.modified_code,
+      scheduler_name: result.scheduler_name,
+      unet_calls: result.unet_calls,
+      warning: check.warning || "",
     };
   } catch (err) {
     showError(err.message);
@@ -312,6 +342,9 @@ async function main() {
   const info = await call("init");
   state.gpu = info.gpu;
   state.interrupt = info.interrupt;
+  setCatalogue(info.schedulers);
+  fillSchedulerSelect($("scheduler"));
+  $("scheduler").addEventListener("change", syncKarras);
   await loadModel(state.models.find((m) => m.default).id);
 }
 

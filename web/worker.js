@@ -151,7 +151,9 @@ const handlers = {
     gpu = await probeWebGPU();
     await startPython();
     if (interrupt) pyodide.setInterruptBuffer(interrupt);
-    return { gpu, pythonMs: performance.now() - started, interrupt };
+    // The scheduler menu comes from the Python classes, the one place their names are written.
+    const schedulers = fromPython(pyodide.pyimport("sdlens.browser.session").schedulers());
+    return { gpu, pythonMs: performance.now() - started, interrupt, schedulers };
   },
   load: loadModel,
   generate,

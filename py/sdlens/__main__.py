@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .errors import SdlensError
 from .model import Model, resolve_model_dir
+from .schedulers import KARRAS_SCHEDULERS, SCHEDULERS
 from .tokenizer import ClipTokenizer
 
 
@@ -40,9 +41,10 @@ def cmd_generate(args) -> int:
     from .cpython.images import save_npy, save_png
     from .cpython.runtime import OnnxRuntime
     from .pipeline import Pipeline, Settings
+    from .schedulers import display_name
 
     model = Model.from_dir(resolve_model_dir(args.model), variant=args.variant)
-    request = {k: getattr(args, k) for k in ("prompt", "negative", "seed", "steps", "guidance", "scheduler")}
+    request = {k: getattr(args, k) for k in ("prompt", "negative", "seed", "steps", "guidance", "scheduler", "karras")}
     settings = Settings.from_request(request, model.defaults).checked()
     runtime = OnnxRuntime(threads=args.threads)
     pipeline = Pipeline(model, runtime)
@@ -53,8 +55,12 @@ def cmd_generate(args) -> int:
             print(f"warning: {label} is longer than {pipeline.tokenizer.max_length} tokens; "
                   f"dropped: {' '.join(dropped)}", file=sys.stderr)
 
+    scheduler = pipeline.scheduler(settings)  # a bad scheduler, Karras setting or step count fails here
     print(f"model {model.name} ({args.variant}), backend {runtime.backend}")
-    print(f"{settings.scheduler}, {settings.steps} steps, guidance {settings.guidance}, seed {settings.seed}")
+    calls = len(scheduler.timesteps)
+    print(f"{display_name(settings.scheduler, scheduler.karras)}, {settings.steps} steps"
+          + (f" ({calls} UNet calls)" if calls != settings.steps else "")
+          + f", guidance {settings.guidance}, seed {settings.seed}")
     frames = Path(args.frames) if args.frames else None
     attention_maps = []  # one (tokens, h, w) array per step
     if args.save_attention and not pipeline.has_attention():
@@ -63,10 +69,14 @@ def cmd_generate(args) -> int:
     width, height = model.defaults["width"], model.defaults["height"]
 
     def on_step(trace):
-        line = f"step {trace.index + 1:>3}/{settings.steps}  t={trace.timestep:7.2f}  {trace.seconds * 1000:8.1f} ms"
+        call = trace.call
+        part = f" call {call.part + 1}/{call.parts}" if call.parts > 1 else ""
+        line = (f"step {call.step + 1:>3}/{settings.steps}{part}  t={trace.timestep:7.2f}  "
+                f"{trace.seconds * 1000:8.1f} ms")
         if frames is not None:
             preview = runtime.to_rgb8(pipeline.decode(trace.pred_original))
-            save_png(preview, width, height, frames / f"step_{trace.index + 1:03d}.png")
+            suffix = f"_{call.part + 1}" if call.parts > 1 else ""
+            save_png(preview, width, height, frames / f"step_{call.step + 1:03d}{suffix}.png")
         if args.save_attention:
             attention_maps.append(trace.attention[0])
         print(line, flush=True)
@@ -104,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--seed", default="0", help="0 … 2**64-1, as torch.Generator().manual_seed")
     gen.add_argument("--steps", help="denoising steps, 1 … 1000 (default: the model's)")
     gen.add_argument("--guidance", help="classifier-free guidance scale ≥ 0; ≤ 1 turns it off (default: the model's)")
-    gen.add_argument("--scheduler", help="ddim, euler, euler_a, dpmpp_2m, lms (default: the model's)")
+    gen.add_argument("--scheduler", help=f"{', '.join(SCHEDULERS)} (default: the model's own)")
+    gen.add_argument("--karras", action=argparse.BooleanOptionalAction, default=None,
+                     help=f"Karras sigmas, for {', '.join(KARRAS_SCHEDULERS)} (default: as the model's "
+                          "scheduler config says); e.g. --scheduler dpmpp_2m --karras is DPM++ 2M Karras")
     gen.add_argument("--variant", default="fp32", help="precision variant of every component (default fp32)")
     gen.add_argument("--out", default="out.png", help="PNG file for the final image")
     gen.add_argument("--frames", help="folder for a PNG of the predicted clean image at every step")

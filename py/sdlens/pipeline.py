@@ -19,8 +19,8 @@ from .errors import SdlensError
 from .guidance import check_guidance, guide, uses_guidance
 from .model import Model
 from .rng import Generator, check_seed
-from .schedulers import make_scheduler
-from .schedulers.base import check_steps
+from .schedulers import check_karras, display_name, make_scheduler
+from .schedulers.base import Call, check_steps
 from .tokenizer import ClipTokenizer, Encoding
 
 MAX_STEPS = 1000
@@ -42,6 +42,8 @@ class Settings:
     steps: int = 25
     guidance: float = 7.5
     scheduler: str = "ddim"
+    #: Karras sigmas: True/False, or None for what the model's scheduler config says
+    karras: Optional[bool] = None
 
     @classmethod
     def from_request(cls, request: dict, defaults: dict) -> "Settings":
@@ -58,6 +60,7 @@ class Settings:
             steps=given("steps", defaults["steps"]),
             guidance=given("guidance", defaults["guidance"]),
             scheduler=request.get("scheduler") or defaults["scheduler"],
+            karras=given("karras", defaults.get("karras")),
         )
 
     def checked(self) -> "Settings":
@@ -65,15 +68,17 @@ class Settings:
         if not isinstance(self.prompt, str) or not isinstance(self.negative, str):
             raise SdlensError("prompt and negative prompt must be text")
         return Settings(self.prompt, self.negative, check_seed(self.seed), check_steps(self.steps, MAX_STEPS),
-                        check_guidance(self.guidance), self.scheduler)
+                        check_guidance(self.guidance), self.scheduler, check_karras(self.karras))
 
 
 @dataclass
 class StepTrace:
-    """Everything one denoising step computed, as runtime tensors. Reading values is up to the
-    listener (`runtime.read(...)`), so a plain generation never copies anything back."""
+    """Everything one UNet call and the scheduler update after it computed, as runtime tensors.
+    Reading values is up to the listener (`runtime.read(...)`), so a plain generation never
+    copies anything back. Most schedulers make one call per step; Heun (and PNDM's first step)
+    make two: `call` says which step this one belongs to and why it is made."""
 
-    index: int
+    index: int  # the UNet call, 0 … len(scheduler.timesteps)-1
     timestep: float
     sigma: float
     latent: Any  # x_t, the input of this step
@@ -86,6 +91,11 @@ class StepTrace:
     seconds: float
     onnx_seconds: float
     attention: Any = None  # (1, tokens, h, w) of the conditional pass; only when asked for
+    call: Call = None  # step, part, parts, role
+
+    @property
+    def step(self) -> int:
+        return self.call.step
 
 
 @dataclass
@@ -100,6 +110,9 @@ class Result:
     backend: str
     text_embeddings: Any = None  # the prompt's text-encoder output, (1, tokens, hidden)
     timings: dict = field(default_factory=dict)
+    scheduler_name: str = ""  # what users call the scheduler that ran ("DPM++ 2M Karras")
+    karras: bool = False  # whether it ran with Karras sigmas
+    unet_calls: int = 0
 
 
 class Pipeline:
@@ -166,8 +179,7 @@ class Pipeline:
         defaults = self.model.defaults
         width, height = defaults["width"], defaults["height"]
 
-        scheduler = make_scheduler(s.scheduler, self.model.manifest["scheduler_config"])
-        scheduler.set_timesteps(s.steps)
+        scheduler = self.scheduler(s)
         if code is not None:
             code.install(scheduler)  # this run's scheduler object only
         guide_noise = code.guide if code is not None and code.guide else guide
@@ -208,7 +220,8 @@ class Pipeline:
             if on_step is not None:
                 on_step(StepTrace(index, float(timestep), scheduler.sigma(index), latents, eps_uncond, eps_cond,
                                   eps, out.pred_original_sample, out.prev_sample, out.coefficients,
-                                  step_seconds[-1], unet_seconds, maps if attention else None))
+                                  step_seconds[-1], unet_seconds, attention=maps if attention else None,
+                                  call=scheduler.call(index)))
             latents = out.prev_sample
 
         decode_started = time.perf_counter()
@@ -223,4 +236,11 @@ class Pipeline:
             "total_seconds": finished - started,
         }
         return Result(latents, image, rgb, width, height, encoding, negative_encoding, ops.backend,
-                      text_embeddings=cond, timings=timings)
+                      text_embeddings=cond, timings=timings, scheduler_name=display_name(s.scheduler, scheduler.karras),
+                      karras=scheduler.karras, unet_calls=len(scheduler.timesteps))
+
+    def scheduler(self, settings: Settings):
+        """The run's scheduler, its timesteps set (SdlensError for a bad name, Karras setting or step count)."""
+        scheduler = make_scheduler(settings.scheduler, self.model.manifest["scheduler_config"], karras=settings.karras)
+        scheduler.set_timesteps(settings.steps)
+        return scheduler

@@ -2,6 +2,7 @@
 // quoting the live run's own numbers.
 
 import { modifiedCodeNote } from "./code_editor.js";
+import { karrasSummary, schedulerEntry, schedulerName } from "../schedulers.js";
 
 const esc = (text) => String(text).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 
@@ -30,10 +31,12 @@ export function mountArticle(container, store) {
       The text encoder then turns every token into a list of ${run.textShape[2]} numbers that capture its meaning in context.</p>
       <h4>2. From noise to a picture, one step at a time</h4>
       <p>The picture starts as pure random noise: ${c}×${h}×${w} numbers drawn from seed <b>${esc(s.seed)}</b>.
-      The same seed always gives the same noise, and so the same picture. In each of <b>${n}</b> steps a network called
-      the UNet looks at the noisy numbers and predicts which part of them is noise; the scheduler (${esc(s.scheduler)})
-      then removes some of it. Right now you are looking at step <b>${store.selected + 1}</b>, where the noise level
-      is σ = ${step.sigma.toFixed(2)}.</p>
+      The same seed always gives the same noise, and so the same picture. In each of <b>${esc(s.steps)}</b> steps a network called
+      the UNet looks at the noisy numbers and predicts which part of them is noise; the scheduler
+      (<b>${esc(schedulerName(s.scheduler, s.karras))}</b>) then removes some of it. Right now you are looking
+      at step <b>${step.step + 1}</b>, where the noise level is σ = ${step.sigma.toFixed(2)}.</p>
+      <p>${esc(schedulerEntry(s.scheduler)?.summary || "")} ${s.karras ? esc(karrasSummary()) : ""}
+      ${n !== Number(s.steps) ? `So this run of ${esc(s.steps)} steps called the UNet <b>${n}</b> times.` : ""}</p>
       <p>${guided
         ? `To follow your words more closely, the UNet predicts the noise twice per step: once without your prompt and once with it.
            The difference is what your prompt adds, and guidance g = <b>${esc(s.guidance)}</b> multiplies it: bigger g follows the

@@ -9,11 +9,12 @@
 import { drawRgba } from "./colormaps.js";
 import { dot, gramMatrix, pca2FromGram } from "./projection.js";
 import { DESCRIPTIONS, umap2 } from "./umap.js";
+import { fillSchedulerSelect, parseSchedulerChoice, schedulerName } from "../schedulers.js";
 
 const $ = (id) => document.getElementById(id);
 export const COLOURS = { main: "#4e79a7", compare: "#f28e2b" }; // Tableau 10 blue/orange: colour-blind safe
 const MODES = { prompt: "prompt", scheduler: "scheduler", steps: "steps" }; // mode → the setting it changes
-const SETTING_KEYS = ["prompt", "negative", "seed", "steps", "guidance", "scheduler", "model"];
+const SETTING_KEYS = ["prompt", "negative", "seed", "steps", "guidance", "scheduler", "karras", "model"];
 
 // What to compare, kept here so that links and starters can set it before the view is mounted.
 const choice = { mode: "prompt", values: { prompt: "", scheduler: "", steps: "" } };
@@ -33,6 +34,7 @@ export function formSettings() {
     steps: value("steps").trim(),
     guidance: guidance === "" ? "nan" : guidance,
     scheduler: value("scheduler"),
+    karras: Boolean($("karras")?.checked && !$("karras")?.disabled),
     model: value("model"),
   };
 }
@@ -72,7 +74,8 @@ export function setCompare(mode, value) {
  */
 export async function runComparison(settings = formSettings(), mode = choice.mode, value = choice.values[mode]) {
   const key = MODES[mode];
-  const second = { ...settings, [key]: value };
+  // a scheduler choice may carry Karras sigmas ("dpmpp_2m karras"); B gets exactly what it names
+  const second = key === "scheduler" ? { ...settings, ...parseSchedulerChoice(value) } : { ...settings, [key]: value };
   const a = await window.sdlens.explain(settings, "main");
   if (a.cancelled) return null;
   const b = await window.sdlens.explain(second, "compare");
@@ -185,7 +188,7 @@ export function mountCompare(container, store) {
 
   const el = (id) => container.querySelector(`#${id}`);
   const schedulers = el("compare-scheduler");
-  for (const option of $("scheduler")?.options || []) schedulers.append(new Option(option.text, option.value));
+  fillSchedulerSelect(schedulers, { karrasVariants: true });
   if (!choice.values.scheduler) choice.values.scheduler = $("scheduler")?.value === "euler" ? "ddim" : "euler";
   if (!choice.values.steps) choice.values.steps = String(Math.max(1, Math.round(Number($("steps")?.value || 20) / 2)));
 
@@ -207,7 +210,8 @@ export function mountCompare(container, store) {
     }
     const settings = formSettings();
     const key = MODES[choice.mode];
-    const [a, b] = wordDiff(valueLabel(key, settings[key]), valueLabel(key, choice.values[choice.mode]));
+    const current = key === "scheduler" ? `${settings.scheduler}${settings.karras ? " karras" : ""}` : settings[key];
+    const [a, b] = wordDiff(valueLabel(key, current), valueLabel(key, choice.values[choice.mode]));
     renderWords(el("compare-diff-a"), a);
     renderWords(el("compare-diff-b"), b);
   };
@@ -218,7 +222,7 @@ export function mountCompare(container, store) {
       drawDiff();
     });
   }
-  for (const id of ["prompt", "scheduler", "steps"]) {
+  for (const id of ["prompt", "scheduler", "karras", "steps"]) {
     $(id)?.addEventListener("input", drawDiff);
     $(id)?.addEventListener("change", drawDiff);
   }
@@ -298,8 +302,9 @@ function staleNote(a, b) {
 function describe(run, other) {
   if (run.modifiedCode?.length) return `modified code (${run.modifiedCode.join(" and ")})`;
   const differ = SETTING_KEYS.filter((k) => String(run.settings[k]) !== String(other.settings[k]));
-  const key = differ[0] || "prompt";
-  const text = key === "prompt" ? `“${run.settings.prompt}”` : valueLabel(key, run.settings[key]);
+  const key = differ[0] === "karras" ? "scheduler" : differ[0] || "prompt"; // Karras is part of the scheduler's name
+  const value = key === "scheduler" ? `${run.settings.scheduler}${run.settings.karras ? " karras" : ""}` : run.settings[key];
+  const text = key === "prompt" ? `“${run.settings.prompt}”` : valueLabel(key, value);
   return text.length > 60 ? `${text.slice(0, 57)}…”` : text;
 }
 
@@ -308,8 +313,8 @@ function valueLabel(key, value) {
   if (key === "prompt") return String(value);
   if (key === "steps") return `${value} steps`;
   if (key === "scheduler") {
-    const option = [...($("scheduler")?.options || [])].find((o) => o.value === value);
-    return `${option ? option.text : value} scheduler`;
+    const { scheduler, karras } = parseSchedulerChoice(value);
+    return `${schedulerName(scheduler, karras)} scheduler`;
   }
   return `${key} ${value}`;
 }

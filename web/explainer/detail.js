@@ -2,6 +2,7 @@
 // from the run in the store; `displayed` records exactly what is on screen, for the tests.
 
 import { attentionView } from "./attention.js";
+import { schedulerName } from "../schedulers.js";
 import { drawRgba, drawValues, figure, legend, maxAbs } from "./colormaps.js";
 import { COMPONENTS, shapes } from "./overview.js";
 
@@ -126,9 +127,17 @@ function refinerPanel(panel, run, store, decode) {
   const scale = maxAbs(tensors.eps_cond, tensors.eps_guided, ...(guided ? [tensors.eps_uncond] : []));
 
   const head = document.createElement("p");
-  head.innerHTML = `Step <b>${store.selected + 1}</b> of ${run.steps.length}: timestep t = <b>${Math.round(step.timestep)}</b>,
+  const call = step.calls > 1 ? `, UNet call <b>${step.call + 1}</b> of ${step.calls}` : "";
+  head.innerHTML = `Step <b>${step.step + 1}</b> of ${run.settings.steps}${call}: timestep t = <b>${Math.round(step.timestep)}</b>,
     noise level σ = <b>${step.sigma.toFixed(3)}</b>. The latent is ${c}×${h}×${w} numbers.`;
   panel.append(head);
+  if (step.role) {
+    // why this step calls the UNet more than once (Heun; PNDM's warm-up), from the scheduler itself
+    const why = document.createElement("p");
+    why.className = "call-role";
+    why.textContent = `${schedulerName(run.settings.scheduler)}: ${step.role}.`;
+    panel.append(why);
+  }
 
   const latentRow = channelStrip("x_t: the noisy latent going in", tensors.latent, shape, maxAbs(tensors.latent));
   const { fig, canvas } = figure("as colours (a linear map)");
@@ -153,7 +162,8 @@ function refinerPanel(panel, run, store, decode) {
 
   const update = document.createElement("div");
   update.className = "scheduler";
-  update.innerHTML = `<h4>${run.settings.scheduler} update</h4><p class="formula"></p><table></table>`;
+  update.innerHTML = `<h4></h4><p class="formula"></p><table></table>`;
+  update.querySelector("h4").textContent = `${schedulerName(run.settings.scheduler, run.settings.karras)} update`;
   update.querySelector(".formula").textContent = schedulerFormula(coefficients);
   const table = update.querySelector("table");
   for (const [name, value] of Object.entries(coefficients)) {
@@ -181,6 +191,26 @@ function refinerPanel(panel, run, store, decode) {
 }
 
 function schedulerFormula(k) {
+  const corrected = "corrector_last_sample_coef" in k
+    ? `x_t ← ${fmt(k.corrector_last_sample_coef)}·x_previous + ${fmt(k.corrector_x0_prev_coef)}·x̂₀(previous) + ` +
+      `${fmt(k.corrector_x0_coef)}·x̂₀ (the corrector)   then   `
+    : "";
+  if ("start_sample_coef" in k) { // Heun's second call: the step is redone from its start
+    return `x_next = ${fmt(k.start_sample_coef)}·x_start + ${fmt(k.start_model_coef)}·ε(call 1) + ` +
+      `${fmt(k.sample_coef)}·x_t + ${fmt(k.model_coef)}·ε   (the average of both slopes)`;
+  }
+  if ("eps_coef_0" in k) { // PNDM: a blend of the last predictions
+    const blend = Object.keys(k).filter((n) => n.startsWith("eps_coef_")).map((n, j) => `${fmt(k[n])}·ε${j ? `(−${j})` : ""}`);
+    return `ε' = ${blend.join(" + ")}   and   x_next = ${fmt(k.sample_coef)}·x + ${fmt(k.model_coef)}·ε'`;
+  }
+  if ("c_skip" in k) { // LCM
+    const noise = k.noise_coef ? ` + ${fmt(k.noise_coef)}·fresh noise` : "";
+    return `x̂₀ = ${fmt(k.x0_sample_coef)}·x_t + ${fmt(k.x0_model_coef)}·ε   and   x_next = ${fmt(k.denoised_coef)}·x̂₀${noise}`;
+  }
+  if ("sample_coef" in k && "x0_coef" in k) {
+    const prev = k.x0_prev_coef ? ` + ${fmt(k.x0_prev_coef)}·x̂₀(previous step)` : "";
+    return `${corrected}x_next = ${fmt(k.sample_coef)}·x_t + ${fmt(k.x0_coef)}·x̂₀${prev}`;
+  }
   if ("sample_coef" in k && "x0_coef" in k) {
     const prev = k.x0_prev_coef ? ` + ${fmt(k.x0_prev_coef)}·x̂₀(previous step)` : "";
     return `x_next = ${fmt(k.sample_coef)}·x_t + ${fmt(k.x0_coef)}·x̂₀${prev}`;

@@ -2,9 +2,10 @@
 // a link reproduces the exact run on another machine: same seed, same noise, same pictures.
 // Other query parameters (such as ?backend=) are left as they are.
 
+import { karrasValue, schedulerId } from "../schedulers.js";
 import { getCompare, runComparison, setCompare } from "./compare.js";
 
-const FORM_KEYS = ["prompt", "negative", "seed", "steps", "guidance", "scheduler", "model"];
+const FORM_KEYS = ["prompt", "negative", "seed", "steps", "guidance", "scheduler", "karras", "model"];
 const COMPARE_KEY = "compare"; // the second value (prompt, scheduler or step count)
 const MODE_KEY = "compare_mode"; // prompt | scheduler | steps
 const $ = (id) => document.getElementById(id);
@@ -27,6 +28,7 @@ export function linkFor(settings, compare, href = location.href) {
   for (const key of [...FORM_KEYS, COMPARE_KEY, MODE_KEY]) url.searchParams.delete(key);
   for (const key of FORM_KEYS) {
     const value = settings[key];
+    if (key === "karras" && !karrasValue(value)) continue; // only "karras=true" is worth a parameter
     if (value !== undefined && value !== null && value !== "" && !(key === "guidance" && value === "nan")) {
       url.searchParams.set(key, String(value));
     }
@@ -42,8 +44,11 @@ function fillForm(settings) {
   for (const [key, value] of Object.entries(settings)) {
     const field = $(key);
     if (!field) continue;
-    field.value = value;
+    if (key === "karras") field.checked = Boolean(karrasValue(value));
+    else if (key === "scheduler") field.value = schedulerId(value); // "DDIM" and "ddim" are the same link
+    else field.value = value;
     field.dispatchEvent(new Event("input", { bubbles: true })); // views that follow the form update
+    if (key === "scheduler") field.dispatchEvent(new Event("change", { bubbles: true })); // the Karras box follows
   }
 }
 
@@ -75,8 +80,10 @@ export function applyLinkSettings() {
 /** The link's settings over the form's (the form holds the model's defaults for the rest). */
 function formSettings(settings) {
   const form = {};
-  for (const key of FORM_KEYS) if ($(key)) form[key] = $(key).value;
-  return { ...form, ...settings };
+  for (const key of FORM_KEYS) if ($(key)) form[key] = key === "karras" ? $(key).checked && !$(key).disabled : $(key).value;
+  const merged = { ...form, ...settings };
+  if ("karras" in merged) merged.karras = karrasValue(merged.karras);
+  return merged;
 }
 
 /** Keep the address bar pointing at the current run, and offer a button that copies it. */
@@ -123,5 +130,5 @@ export function mountLinks(store) {
 /** A compare run belongs in the link only while it is A with the compared setting changed. */
 function isOneChange(main, other) {
   const differ = FORM_KEYS.filter((k) => String(main.settings[k]) !== String(other.settings[k]));
-  return differ.length <= 1;
+  return differ.filter((k) => k !== "karras" || !differ.includes("scheduler")).length <= 1; // "DPM++ 2M Karras" is one choice
 }

@@ -15,7 +15,7 @@ from ..edited import CodeError, EditedCode, original_source
 from ..errors import SdlensError
 from ..model import Model
 from ..pipeline import Cancelled, Pipeline, Settings
-from ..schedulers import make_scheduler
+from ..schedulers import SCHEDULERS, catalogue
 from ..tokenizer import ClipTokenizer
 from .runtime import BrowserRuntime
 
@@ -30,21 +30,33 @@ class BrowserSession:
         return _encoding_dict(self.pipeline.tokenizer.encode(prompt))
 
     def check(self, settings: dict) -> dict:
-        """Validate settings without running; returns {"ok": True} or the field and message."""
+        """Validate settings without running; returns {"ok": True, "warning": …} or the field and message."""
         try:
-            self._settings(settings)
+            checked = self._settings(settings)
         except SdlensError as err:
             return {"ok": False, "message": str(err), "field": _field_of(str(err))}
-        return {"ok": True}
+        return {"ok": True, "warning": self._scheduler_warning(checked)}
 
     def _settings(self, settings: dict) -> Settings:
         checked = Settings.from_request(settings, self.model.defaults).checked()
-        make_scheduler(checked.scheduler, self.model.manifest["scheduler_config"])  # unknown name → SdlensError
+        self.pipeline.scheduler(checked)  # a bad name, Karras setting or step count → SdlensError
         return checked
 
     def source(self, part: str, scheduler: str = "ddim") -> str:
         """The real source of the guidance function or a scheduler's step, for the code editor."""
         return original_source(part, scheduler)
+
+    def _scheduler_warning(self, settings: Settings) -> str:
+        """LCM runs on any model (as in diffusers) but only a latent-consistency model makes good
+        images with it: say so, unless the model is one."""
+        if SCHEDULERS.get(str(settings.scheduler).strip().lower()) is not SCHEDULERS["lcm"]:
+            return ""
+        manifest = self.model.manifest
+        if manifest.get("scheduler_config", {}).get("_class_name") == "LCMScheduler" or \
+                "lcm" in f"{manifest.get('name', '')} {manifest.get('source', '')}".lower():
+            return ""
+        return ("LCM is meant for latent-consistency (LCM-distilled) models; this model is not one, "
+                "so expect a blurry or noisy image.")
 
     def decode(self, latent_f32, shape) -> bytes:
         """RGB bytes of a latent the page kept (e.g. a step's x̂0), decoded by the VAE."""
@@ -84,7 +96,9 @@ class BrowserSession:
                     tensors["eps_uncond"] = runtime.read_f32(trace.eps_uncond)
                 if trace.attention is not None:
                     tensors["attention"] = runtime.read_f32(trace.attention)
-            info = {"index": trace.index, "steps": s.steps, "timestep": trace.timestep, "sigma": trace.sigma,
+            call = trace.call
+            info = {"index": trace.index, "steps": s.steps, "step": call.step, "call": call.part,
+                    "calls": call.parts, "role": call.role, "timestep": trace.timestep, "sigma": trace.sigma,
                     "ms": trace.seconds * 1000, "onnx_ms": trace.onnx_seconds * 1000,
                     "coefficients": dict(trace.coefficients), "shape": list(trace.latent.shape)}
             if trace.attention is not None:
@@ -119,7 +133,10 @@ class BrowserSession:
                 "total_ms": t["total_seconds"] * 1000,
             },
             "settings": {"prompt": s.prompt, "negative": s.negative, "seed": str(s.seed), "steps": s.steps,
-                         "guidance": s.guidance, "scheduler": s.scheduler},
+                         "guidance": s.guidance, "scheduler": SCHEDULERS[s.scheduler.strip().lower()].name,
+                         "karras": result.karras},
+            "scheduler_name": result.scheduler_name,
+            "unet_calls": result.unet_calls,
             "dropped_words": result.encoding.dropped_words,
             "tokens": _encoding_dict(result.encoding),
             "text_embeddings": runtime.read_f32(result.text_embeddings) if explain else None,
@@ -139,7 +156,16 @@ def _encoding_dict(enc) -> dict:
             "max_length": enc.max_length, "dropped_words": enc.dropped_words}
 
 
+def schedulers() -> dict:
+    """The scheduler menu (ids, names users know, one sentence each): the page's one source."""
+    return catalogue()
+
+
 def _field_of(message: str) -> str:
+    if message.startswith("karras"):
+        return "karras"
+    if message.startswith("LCM allows") or "needs at least" in message:
+        return "steps"
     for field in ("seed", "steps", "guidance", "scheduler", "prompt"):
         if message.startswith(field) or f" {field} " in message[:40]:
             return field

@@ -32,6 +32,9 @@ Tensor = Any
 
 MAX_STEPS = 1000
 
+KARRAS_SUMMARY = ("With Karras sigmas (ρ = 7) the noise levels are spaced so that more of the steps are spent "
+                  "at low noise, where the fine detail is decided.")
+
 SPACINGS = ("leading", "trailing", "linspace")
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
@@ -167,6 +170,37 @@ def sigma_from_alpha_prod(alpha_prod: float) -> float:
 
 
 # --------------------------------------------------------------------------------------------
+# Karras sigmas (Karras et al. 2022, eq. 5): noise levels spaced evenly in sigma^(1/rho)
+# --------------------------------------------------------------------------------------------
+
+KARRAS_RHO = 7.0
+
+
+def karras_sigmas(sigma_min: float, sigma_max: float, n: int) -> list[float]:
+    """diffusers' ``_convert_to_karras`` (float64): ``n`` sigmas from sigma_max down to sigma_min.
+
+    rho = 7 puts more of the steps at low noise, where the fine detail is decided."""
+    min_inv_rho = sigma_min ** (1 / KARRAS_RHO)
+    max_inv_rho = sigma_max ** (1 / KARRAS_RHO)
+    return [(max_inv_rho + r * (min_inv_rho - max_inv_rho)) ** KARRAS_RHO for r in np_linspace(0, 1, n)]
+
+
+def sigma_to_t(sigma: float, log_sigmas: Sequence[float]) -> float:
+    """diffusers' ``_sigma_to_t``: the (fractional) training timestep whose sigma is ``sigma``,
+    interpolating linearly in log(sigma) between the two neighbouring table entries."""
+    log_sigma = math.log(max(sigma, 1e-10))
+    last = len(log_sigmas) - 2
+    low = 0  # the last index whose log-sigma is at most log_sigma (0 when there is none)
+    for i, value in enumerate(log_sigmas):
+        if log_sigma - value >= 0:
+            low = i
+    low = min(low, last)
+    lo, hi = log_sigmas[low], log_sigmas[low + 1]
+    w = min(max((lo - log_sigma) / (lo - hi), 0.0), 1.0)
+    return (1 - w) * low + w * (low + 1)
+
+
+# --------------------------------------------------------------------------------------------
 # step results and the base class
 # --------------------------------------------------------------------------------------------
 
@@ -186,6 +220,17 @@ def check_steps(num_inference_steps, max_steps: int) -> int:
     if not isinstance(n, int) or not 1 <= n <= max_steps:
         raise SdlensError(f"steps must be a whole number from 1 to {max_steps}, got {num_inference_steps!r}")
     return n
+
+
+@dataclass(frozen=True)
+class Call:
+    """Where one UNet call sits in the run: most schedulers call the UNet once per step, but
+    Heun calls it twice (a trial step, then a correction) and PNDM twice in its first step."""
+
+    step: int  # the denoising step (0-based) this call belongs to
+    part: int  # its place within the step (0-based)
+    parts: int  # how many UNet calls that step makes
+    role: str = ""  # why this call is made, in words (empty for a plain one-call step)
 
 
 @dataclass
@@ -216,13 +261,18 @@ class Scheduler:
     for the keys that class reads) and implement ``_set_timesteps``, ``sigma`` and ``step``."""
 
     name: str = ""
+    #: the name users know it by ("DPM++ 2M"); the page's menu shows it
     label: str = ""
+    #: one plain sentence on what it does, for the page's article
+    summary: str = ""
     #: diffusers' defaults for the config keys this class reads. Keys not listed are ignored.
     defaults: dict = {}
     #: config keys whose only supported value is "off": a true value raises SdlensError.
     unsupported_flags: tuple[str, ...] = ()
     #: prediction types this class can handle
     prediction_types: tuple[str, ...] = PREDICTION_TYPES
+    #: whether diffusers' class of the same name has ``use_karras_sigmas``
+    supports_karras: bool = False
 
     _COMMON_DEFAULTS = {
         "num_train_timesteps": 1000,
@@ -276,8 +326,13 @@ class Scheduler:
         self.alphas_cumprod: list[float] = cumprod_f32(self.alphas)
         self.train_sigmas: list[float] = [sigma_from_alpha_prod(a) for a in self.alphas_cumprod]
 
+        #: float32 log of the training sigmas (diffusers' ``log_sigmas``, for Karras timesteps)
+        self.log_sigmas: list[float] = f32_list(math.log(s) for s in self.train_sigmas)
+        self.karras: bool = self.supports_karras and as_bool(self.config.get("use_karras_sigmas", False))
+
         self.num_inference_steps: int = 0
-        #: what the UNet receives at each step (diffusers' ``scheduler.timesteps``)
+        #: what the UNet receives at each call (diffusers' ``scheduler.timesteps``): one entry per
+        #: step, except for schedulers that call the UNet more than once in a step (see ``call``)
         self.timesteps: list[float] = []
 
     # ---- the common API ---------------------------------------------------------------------
@@ -298,6 +353,10 @@ class Scheduler:
 
     def _set_timesteps(self, n: int) -> None:
         raise NotImplementedError
+
+    def call(self, index: int) -> Call:
+        """Which step UNet call ``index`` (a position in ``timesteps``) belongs to, and why."""
+        return Call(index, 0, 1)
 
     @property
     def init_noise_sigma(self) -> float:
@@ -341,6 +400,30 @@ class Scheduler:
         else:  # trailing
             values = [float(np_round(v) - 1) for v in np_arange_down(train, train / n, n)]
         return f32_list(values)
+
+    def _int_spaced_timesteps(self, n: int) -> list[int]:
+        """Whole-number timesteps, largest first, of DDIM, DDPM and PNDM (diffusers' spacings)."""
+        train = self.num_train_timesteps
+        if self.timestep_spacing == "linspace":
+            return [np_round(v) for v in np_linspace(0, train - 1, n)][::-1]
+        if self.timestep_spacing == "leading":
+            ratio = train // n
+            return [i * ratio + self.steps_offset for i in range(n)][::-1]
+        return [np_round(v) - 1 for v in np_arange_down(train, train / n, n)]  # trailing
+
+    def _alpha_prod_at(self, timestep: int, final: float) -> float:
+        """ᾱ at a whole timestep; ``final`` past the end of the chain (a negative timestep).
+
+        diffusers indexes ``alphas_cumprod[timestep]``; the one out-of-range case (leading
+        spacing with steps_offset at the largest step counts) is clamped to the last entry."""
+        if timestep < 0:
+            return final
+        return self.alphas_cumprod[min(timestep, self.num_train_timesteps - 1)]
+
+    def _karras_sigmas(self, sigma_max: float, sigma_min: float, n: int) -> list[float]:
+        """Karras sigmas between these end points, unless the config fixes sigma_min/sigma_max."""
+        low, high = self.config.get("sigma_min"), self.config.get("sigma_max")
+        return karras_sigmas(sigma_min if low is None else float(low), sigma_max if high is None else float(high), n)
 
     def _check_distinct_sigmas(self, sigmas: Sequence[float]) -> None:
         for a, b in zip(sigmas, sigmas[1:]):

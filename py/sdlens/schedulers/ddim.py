@@ -19,6 +19,9 @@ from .base import Scheduler, StepResult, as_bool, combine, np_arange_down, np_li
 class DDIMScheduler(Scheduler):
     name = "ddim"
     label = "DDIM"
+    summary = (
+        "DDIM predicts the clean image, then adds back just enough of the same predicted noise to land on the next, lower noise level: no new randomness after the start."
+    )
     defaults = {
         "timestep_spacing": "leading",
         "set_alpha_to_one": True,

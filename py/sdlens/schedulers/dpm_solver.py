@@ -31,12 +31,16 @@ from .base import (
     np_interp,
     np_linspace,
     np_round,
+    sigma_to_t,
 )
 
 
 class DPMSolverMultistepScheduler(Scheduler):
     name = "dpmpp_2m"
-    label = "DPM-Solver++ 2M"
+    label = "DPM++ 2M"
+    summary = (
+        "DPM++ 2M is a second-order solver that also uses the previous step's clean-image guess, so 20 to 30 steps give a good image."
+    )
     defaults = {
         "solver_order": 2,
         "thresholding": False,
@@ -56,13 +60,13 @@ class DPMSolverMultistepScheduler(Scheduler):
     }
     unsupported_flags = (
         "thresholding",
-        "use_karras_sigmas",
         "use_exponential_sigmas",
         "use_beta_sigmas",
         "use_lu_lambdas",
         "use_flow_sigmas",
         "use_dynamic_shifting",
     )
+    supports_karras = True
 
     def __init__(self, config: dict | None = None):
         super().__init__(config)
@@ -126,7 +130,17 @@ class DPMSolverMultistepScheduler(Scheduler):
             count = min(n, math.ceil(last / ratio))
             values = [np_round(v) - 1 for v in np_arange_down(last, ratio, count)]
         final = self.train_sigmas[0] if self.config["final_sigmas_type"] == "sigma_min" else 0.0
-        self.sigmas = f32_list([np_interp(t, self.train_sigmas) for t in values] + [final])
+        if self.karras:
+            # Karras spacing over the whole training range (whatever the timestep spacing), and the
+            # nearest whole training timestep of each sigma for the UNet
+            sigmas = self._karras_sigmas(self.train_sigmas[-1], self.train_sigmas[0], n)
+            values = [sigma_to_t(s, self.log_sigmas) for s in sigmas]
+            # (diffusers rounds, except for the cosine schedule, whose int64 cast truncates)
+            rounding = int if self.config["beta_schedule"] == "squaredcos_cap_v2" else np_round
+            values = [rounding(t) for t in values]
+        else:
+            sigmas = [np_interp(t, self.train_sigmas) for t in values]
+        self.sigmas = f32_list(sigmas + [final])
         self.timesteps = [float(t) for t in values]
         self.num_inference_steps = len(values)
         self._check_distinct_sigmas(self.sigmas)

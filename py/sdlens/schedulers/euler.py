@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 
 from ..errors import SdlensError
-from .base import Scheduler, StepResult, combine, f32, f32_list, np_interp
+from .base import Scheduler, StepResult, combine, f32, f32_list, np_interp, sigma_to_t
 
 
 class _SigmaScheduler(Scheduler):
@@ -30,11 +30,21 @@ class _SigmaScheduler(Scheduler):
         return 0.0
 
     def _set_timesteps(self, n: int) -> None:
-        timesteps = self._spaced_timesteps(n)
-        sigmas = [np_interp(t, self.train_sigmas) for t in timesteps]
+        timesteps, sigmas = self._timesteps_and_sigmas(n)
         self.timesteps = timesteps
         self.sigmas = f32_list(sigmas + [self._final_sigma()])
         self._reset()
+
+    def _timesteps_and_sigmas(self, n: int) -> tuple[list[float], list[float]]:
+        """The float32 timesteps and the (float64) sigmas of the steps, before the final sigma."""
+        timesteps = self._spaced_timesteps(n)
+        sigmas = [np_interp(t, self.train_sigmas) for t in timesteps]
+        if self.karras:
+            # Karras spacing between the same end points; the UNet gets the fractional timestep
+            # of each new sigma
+            sigmas = self._karras_sigmas(sigmas[0], sigmas[-1], n)
+            timesteps = f32_list(sigma_to_t(s, self.log_sigmas) for s in sigmas)
+        return timesteps, sigmas
 
     def _reset(self) -> None:
         pass
@@ -89,6 +99,9 @@ class _SigmaScheduler(Scheduler):
 class EulerDiscreteScheduler(_SigmaScheduler):
     name = "euler"
     label = "Euler"
+    summary = (
+        "Euler follows the predicted denoising direction in a straight line from one noise level to the next."
+    )
     defaults = {
         "interpolation_type": "linear",
         "use_karras_sigmas": False,
@@ -96,8 +109,11 @@ class EulerDiscreteScheduler(_SigmaScheduler):
         "use_beta_sigmas": False,
         "timestep_type": "discrete",
         "final_sigmas_type": "zero",
+        "sigma_min": None,
+        "sigma_max": None,
     }
-    unsupported_flags = ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas")
+    unsupported_flags = ("use_exponential_sigmas", "use_beta_sigmas")
+    supports_karras = True
 
     def __init__(self, config: dict | None = None):
         super().__init__(config)

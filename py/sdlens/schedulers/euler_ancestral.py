@@ -24,7 +24,10 @@ from .euler import _SigmaScheduler
 
 class EulerAncestralDiscreteScheduler(_SigmaScheduler):
     name = "euler_a"
-    label = "Euler ancestral"
+    label = "Euler a"
+    summary = (
+        "Euler a (ancestral) steps below the next noise level and adds fresh random noise back, so the picture keeps changing a little at every step."
+    )
     prediction_types = ("epsilon", "v_prediction")  # diffusers does not implement "sample"
 
     def step(self, model_output, index: int, sample, ops, generator=None) -> StepResult:

@@ -49,12 +49,16 @@ def lms_coefficient(sigmas: list[float], order: int, t: int, current_order: int)
 class LMSDiscreteScheduler(_SigmaScheduler):
     name = "lms"
     label = "LMS"
+    summary = (
+        "LMS fits a curve through the slopes of the last four steps (a linear multistep method) and follows it."
+    )
     defaults = {
         "use_karras_sigmas": False,
         "use_exponential_sigmas": False,
         "use_beta_sigmas": False,
     }
-    unsupported_flags = ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas")
+    unsupported_flags = ("use_exponential_sigmas", "use_beta_sigmas")
+    supports_karras = True
 
     def __init__(self, config: dict | None = None):
         super().__init__(config)
