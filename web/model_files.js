@@ -1,9 +1,20 @@
-// Model files: fetched with progress, checked against the manifest's sha256, kept in Cache Storage.
+// Model files: streamed into Cache Storage, each checked against the manifest's sha256 as it lands.
 //
-// A second visit reads them from the cache (checked again: a cache can hold a stale copy), so the
-// app still works with the server stopped. A file failing its checksum is never used.
+// A full-size model is several GB, so no step may hold all of it: the export splits large weights
+// into files of at most 512 MiB (the manifest lists each with its bytes and sha256), and here each
+// file is downloaded, hashed (crypto.subtle takes one buffer, which it can at this size) and put in
+// the cache before the next one starts. Sessions later read one graph's files back from the cache
+// and drop them once onnxruntime has them.
+//
+// A verified file is stored with its sha256 in a header, so a later visit (or a retry after a
+// broken download) knows it without hashing gigabytes again, and a stale copy (a file whose
+// manifest entry changed) is never taken for the current one. Only whole, verified files enter
+// the cache: a download that breaks off, or a reload in the middle, resumes at the first file the
+// cache does not hold.
 
 const CACHE = "sdlens-models-v1";
+const SHA_HEADER = "X-Sdlens-Sha256";
+const BYTES_HEADER = "X-Sdlens-Bytes";
 
 export class ModelFileError extends Error {}
 
@@ -11,6 +22,9 @@ export async function sha256Hex(bytes) {
   const digest = await crypto.subtle.digest("SHA-256", bytes);
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+export const formatBytes = (n) =>
+  n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(2)} GiB` : n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${(n / 1024).toFixed(0)} KiB`;
 
 /** JSON from the network, or from the cache when the server cannot be reached. */
 export async function fetchJson(url) {
@@ -27,7 +41,11 @@ export async function fetchJson(url) {
   }
 }
 
-async function download(url, entry, onProgress) {
+const isCurrent = (response, entry) =>
+  response && response.headers.get(SHA_HEADER) === entry.sha256 && Number(response.headers.get(BYTES_HEADER)) === entry.bytes;
+
+/** One file from the network into memory, checking its size as it streams. */
+async function download(url, entry, onBytes) {
   let response;
   try {
     response = await fetch(url, { cache: "no-store" });
@@ -39,41 +57,101 @@ async function download(url, entry, onProgress) {
   const reader = response.body.getReader();
   let received = 0;
   for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    if (received + value.length > bytes.length) {
-      throw new ModelFileError(`model file ${entry.path} is larger than its manifest says (corrupted?)`);
+    let chunk;
+    try {
+      chunk = await reader.read();
+    } catch {
+      throw new ModelFileError(
+        `the download of ${entry.path} broke off at ${formatBytes(received)} of ${formatBytes(entry.bytes)} ` +
+          "(the server or the network went away)",
+      );
     }
-    bytes.set(value, received);
-    received += value.length;
-    onProgress(received, entry.bytes, "network");
+    if (chunk.done) break;
+    if (received + chunk.value.length > bytes.length) {
+      reader.cancel().catch(() => {});
+      throw new ModelFileError(`model file ${entry.path} is larger than its manifest says (${entry.bytes} bytes): corrupted?`);
+    }
+    bytes.set(chunk.value, received);
+    received += chunk.value.length;
+    onBytes(received);
   }
   if (received !== entry.bytes) {
-    throw new ModelFileError(`model file ${entry.path} is ${received} bytes, its manifest says ${entry.bytes}`);
+    throw new ModelFileError(
+      `model file ${entry.path} is ${received} bytes, its manifest says ${entry.bytes}: truncated or corrupted; ` +
+        "re-export or re-copy the model",
+    );
   }
   return bytes;
 }
 
-/** The verified bytes of one manifest file entry {path, bytes, sha256}, relative to baseUrl. */
-export async function openModelFile(baseUrl, entry, onProgress = () => {}) {
-  const url = new URL(entry.path, baseUrl).href;
+async function freeStorage() {
+  if (!navigator.storage?.estimate) return null;
+  const { quota, usage } = await navigator.storage.estimate();
+  return quota === undefined ? null : Math.max(0, quota - (usage || 0));
+}
+
+function quotaError(need, free) {
+  return new ModelFileError(
+    `this model needs ${formatBytes(need)} more of browser storage, but only ${formatBytes(free)} is free for this site. ` +
+      "Free some (site settings → storage, or a browser profile with more disk) or pick a smaller model, then reload: " +
+      "what is downloaded already is kept.",
+  );
+}
+
+/**
+ * Make sure every manifest entry {path, bytes, sha256} (relative to baseUrl) is in the cache,
+ * verified. Files already there are kept; the rest are downloaded one at a time. onProgress gets
+ * {file, received, size, source: "cache" | "network", totalReceived, total, resumed}, where
+ * `resumed` counts the files a previous, unfinished download left verified in the cache.
+ */
+export async function ensureCached(baseUrl, entries, onProgress = () => {}) {
   const cache = await caches.open(CACHE);
-  const cached = await cache.match(url);
-  if (cached) {
-    const bytes = new Uint8Array(await cached.arrayBuffer());
-    if (bytes.length === entry.bytes && (await sha256Hex(bytes)) === entry.sha256) {
-      onProgress(entry.bytes, entry.bytes, "cache");
-      return bytes;
-    }
-    await cache.delete(url);
+  const total = entries.reduce((sum, e) => sum + e.bytes, 0);
+  const missing = [];
+  let have = 0;
+  for (const entry of entries) {
+    if (isCurrent(await cache.match(new URL(entry.path, baseUrl).href), entry)) have += entry.bytes;
+    else missing.push(entry);
   }
-  const bytes = await download(url, entry, onProgress);
-  if ((await sha256Hex(bytes)) !== entry.sha256) {
-    throw new ModelFileError(
-      `model file ${entry.path} failed its checksum (sha256 differs from manifest.json): it is corrupted; ` +
-        "re-export or re-copy the model",
+  const resumed = missing.length && missing.length < entries.length ? entries.length - missing.length : 0;
+  onProgress({ file: null, received: 0, size: 0, source: "cache", totalReceived: have, total, resumed, missing: missing.length });
+  if (!missing.length) return { downloaded: 0, fromCache: entries.length };
+  const need = missing.reduce((sum, e) => sum + e.bytes, 0);
+  const free = await freeStorage();
+  if (free !== null && need > free) throw quotaError(need, free);
+  navigator.storage?.persist?.().catch(() => {}); // a multi-GB cache should not be evicted silently
+  let done = have;
+  for (const entry of missing) {
+    const url = new URL(entry.path, baseUrl).href;
+    const bytes = await download(url, entry, (received) =>
+      onProgress({ file: entry.path, received, size: entry.bytes, source: "network", totalReceived: done + received, total, resumed }),
     );
+    if ((await sha256Hex(bytes)) !== entry.sha256) {
+      throw new ModelFileError(
+        `model file ${entry.path} failed its checksum (sha256 differs from manifest.json): it is corrupted; ` +
+          "re-export or re-copy the model",
+      );
+    }
+    const headers = { "Content-Type": "application/octet-stream", [BYTES_HEADER]: String(entry.bytes), [SHA_HEADER]: entry.sha256 };
+    try {
+      await cache.put(url, new Response(bytes, { headers }));
+    } catch (err) {
+      if (err?.name === "QuotaExceededError") throw quotaError(need - (done - have), (await freeStorage()) ?? 0);
+      throw new ModelFileError(`cannot store model file ${entry.path} in the browser's cache: ${err.message}`);
+    }
+    done += entry.bytes;
   }
-  await cache.put(url, new Response(bytes, { headers: { "Content-Type": "application/octet-stream" } }));
+  return { downloaded: missing.length, fromCache: entries.length - missing.length };
+}
+
+/** The bytes of one entry that ensureCached stored. The caller should drop them once used. */
+export async function readCached(baseUrl, entry) {
+  const cache = await caches.open(CACHE);
+  const response = await cache.match(new URL(entry.path, baseUrl).href);
+  if (!isCurrent(response, entry)) {
+    throw new ModelFileError(`model file ${entry.path} is no longer in the browser's cache; reload the page`);
+  }
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  if (bytes.length !== entry.bytes) throw new ModelFileError(`model file ${entry.path} in the browser's cache is damaged; reload the page`);
   return bytes;
 }

@@ -16,6 +16,7 @@ from ..model import Model
 from ..pipeline import Cancelled, Pipeline, Settings
 from ..schedulers import make_scheduler
 from ..tokenizer import ClipTokenizer
+from .preview import StepPreview
 from .runtime import BrowserRuntime
 
 
@@ -24,6 +25,11 @@ class BrowserSession:
         self.model = Model.from_json(manifest_json, root="", variant=variant)
         self.runtime = BrowserRuntime(js_runtime)
         self.pipeline = Pipeline(self.model, self.runtime, ClipTokenizer.from_json(tokenizer_json))
+        self.preview = StepPreview(self.pipeline, variant)
+
+    def preview_info(self) -> dict:
+        """Which decoder draws the per-step pictures, for the worker (files) and the page (label)."""
+        return {"kind": self.preview.kind, "label": self.preview.label, "files": self.preview.files}
 
     def tokenize(self, prompt: str) -> dict:
         return _encoding_dict(self.pipeline.tokenizer.encode(prompt))
@@ -47,8 +53,9 @@ class BrowserSession:
         return self.runtime.to_rgb8(self.pipeline.decode(latent))
 
     def generate(self, settings: dict, on_step, should_stop, explain: bool = False) -> dict:
-        """Run; after each step call on_step(info, tensors). `tensors` holds x̂0 only, or with
-        `explain` every tensor of the step (x_t, ε parts, x̂0), as JavaScript Float32Arrays."""
+        """Run; after each step call on_step(info, tensors, picture). `tensors` holds x̂0 only, or
+        with `explain` every tensor of the step (x_t, ε parts, x̂0), as JavaScript Float32Arrays;
+        `picture` is x̂0 decoded to RGB bytes (a Uint8Array), or None where the page draws it."""
         s = self._settings(settings)
         runtime = self.runtime
         step_python_seconds = []
@@ -57,7 +64,16 @@ class BrowserSession:
         def report(trace):
             # Python's share of the step: its time less the time spent waiting for onnxruntime-web.
             step_python_seconds.append(max(trace.seconds - (runtime.waited_seconds - waited[0]), 0.0))
-            tensors = {"x0": runtime.read_f32(trace.pred_original)}
+            preview_started = time.perf_counter()
+            rgb = self.preview.rgb(trace.pred_original)
+            picture = None
+            if rgb is not None:
+                picture = js.Uint8Array.new(len(rgb))
+                picture.assign(rgb)
+            preview_ms = (time.perf_counter() - preview_started) * 1000
+            tensors = {}
+            if explain or rgb is None:
+                tensors["x0"] = runtime.read_f32(trace.pred_original)
             if explain:
                 tensors["latent"] = runtime.read_f32(trace.latent)
                 tensors["eps_cond"] = runtime.read_f32(trace.eps_cond)
@@ -65,10 +81,10 @@ class BrowserSession:
                 if trace.eps_uncond is not None:
                     tensors["eps_uncond"] = runtime.read_f32(trace.eps_uncond)
             info = {"index": trace.index, "steps": s.steps, "timestep": trace.timestep, "sigma": trace.sigma,
-                    "ms": trace.seconds * 1000, "onnx_ms": trace.onnx_seconds * 1000,
+                    "ms": trace.seconds * 1000, "onnx_ms": trace.onnx_seconds * 1000, "preview_ms": preview_ms,
                     "coefficients": dict(trace.coefficients), "shape": list(trace.latent.shape)}
             on_step(to_js(info, dict_converter=js.Object.fromEntries),
-                    to_js(tensors, dict_converter=js.Object.fromEntries))
+                    to_js(tensors, dict_converter=js.Object.fromEntries), picture)
             waited[0] = runtime.waited_seconds
 
         try:
