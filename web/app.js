@@ -80,6 +80,8 @@ onWorkerEvent = (event) => {
     const where = event.totalReceived >= event.total ? " (from the browser's cache)" : "";
     setProgress(`${resumed}Model files: ${formatBytes(event.totalReceived)} of ${formatBytes(event.total)}${file}${where}`,
       event.totalReceived / event.total);
+  } else if (event.type === "backend") {
+    showBackend(event.backend);
   } else if (event.type === "sessions") {
     setProgress("Preparing the networks (onnxruntime sessions)…", null);
   } else if (event.type === "step") {
@@ -120,7 +122,7 @@ async function loadModel(modelId) {
   $("model").value = modelId;
   const promise = (async () => {
     setProgress(`Loading ${model.name}…`, 0);
-    const loaded = await call("load", { modelId, manifestUrl: model.manifest, preference, threads: params.get("threads") });
+    const loaded = await call("load", { modelId, manifestUrl: model.manifest, preference, threads: params.get("threads"), variant: params.get("variant") });
     state.modelId = modelId;
     state.preview = loaded.preview;
     $("previews-note").hidden = false;
@@ -331,5 +333,9 @@ window.sdlens = {
   tokenize: (prompt) => ready.then(() => call("tokenize", { prompt })),
   get backend() {
     return state.backend;
+  },
+  /** The last model load: {download_ms, sessions_ms} (for the benchmarks). */
+  get loadTimings() {
+    return state.loadTimings;
   },
 };

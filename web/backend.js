@@ -109,9 +109,18 @@ export function wasmThreads({ cores = 1, isolated = false, requested = null } = 
 
 /**
  * Choose {ep, variant, label, reason, threads} for a manifest, given the WebGPU probe, a user
- * preference ("auto", "webgpu" or "wasm") and the device {memoryBytes, cores, isolated, requested}.
+ * preference ("auto", "webgpu" or "wasm") and the device {memoryBytes, cores, isolated, requested
+ * (threads), variant (a variant the user asked for)}.
  */
 export function chooseBackend(manifest, gpu, preference = "auto", device = {}) {
+  const choice = automaticChoice(manifest, gpu, preference, device);
+  const wanted = device.variant; // ?variant= in the URL, for measuring one against another
+  if (!wanted || wanted === choice.variant) return choice;
+  if (variantBytes(manifest, wanted) === null) throw new Error(`this model has no ${wanted} variant of every graph`);
+  return { ...choice, variant: wanted, label: `${choice.label} (${wanted})`, reason: `${choice.reason}; ${wanted} chosen by you` };
+}
+
+function automaticChoice(manifest, gpu, preference, device) {
   if (preference === "wasm") return wasmChoice(manifest, "chosen by you", device);
   if (!gpu.available) return wasmChoice(manifest, gpu.reason, device);
   const forced = preference === "webgpu";

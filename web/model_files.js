@@ -17,6 +17,8 @@ const SHA_HEADER = "X-Sdlens-Sha256";
 const BYTES_HEADER = "X-Sdlens-Bytes";
 
 export class ModelFileError extends Error {}
+/** The server or the network went away: a reload resumes. */
+class NetworkError extends ModelFileError {}
 
 export async function sha256Hex(bytes) {
   const digest = await crypto.subtle.digest("SHA-256", bytes);
@@ -50,7 +52,7 @@ async function download(url, entry, onBytes) {
   try {
     response = await fetch(url, { cache: "no-store" });
   } catch {
-    throw new ModelFileError(`cannot download model file ${entry.path}: the server is not reachable`);
+    throw new NetworkError(`Cannot download model file ${entry.path}: the server is not reachable`);
   }
   if (!response.ok) throw new ModelFileError(`cannot download model file ${entry.path}: HTTP ${response.status}`);
   const bytes = new Uint8Array(entry.bytes);
@@ -61,15 +63,15 @@ async function download(url, entry, onBytes) {
     try {
       chunk = await reader.read();
     } catch {
-      throw new ModelFileError(
-        `the download of ${entry.path} broke off at ${formatBytes(received)} of ${formatBytes(entry.bytes)} ` +
+      throw new NetworkError(
+        `The download of ${entry.path} broke off at ${formatBytes(received)} of ${formatBytes(entry.bytes)} ` +
           "(the server or the network went away)",
       );
     }
     if (chunk.done) break;
     if (received + chunk.value.length > bytes.length) {
       reader.cancel().catch(() => {});
-      throw new ModelFileError(`model file ${entry.path} is larger than its manifest says (${entry.bytes} bytes): corrupted?`);
+      throw new ModelFileError(`Model file ${entry.path} is larger than its manifest says (${entry.bytes} bytes): corrupted?`);
     }
     bytes.set(chunk.value, received);
     received += chunk.value.length;
@@ -91,8 +93,12 @@ async function freeStorage() {
 }
 
 function quotaError(need, free) {
+  // `free` comes from navigator.storage.estimate(); when the browser refuses a write anyway, the
+  // estimate was wrong, so only the refusal is reported.
+  const room = free === null ? "the browser refused to store more for this site (its storage quota is full)"
+    : `only ${formatBytes(free)} is free for this site`;
   return new ModelFileError(
-    `this model needs ${formatBytes(need)} more of browser storage, but only ${formatBytes(free)} is free for this site. ` +
+    `This model needs ${formatBytes(need)} more of browser storage, but ${room}. ` +
       "Free some (site settings → storage, or a browser profile with more disk) or pick a smaller model, then reload: " +
       "what is downloaded already is kept.",
   );
@@ -121,14 +127,23 @@ export async function ensureCached(baseUrl, entries, onProgress = () => {}) {
   if (free !== null && need > free) throw quotaError(need, free);
   navigator.storage?.persist?.().catch(() => {}); // a multi-GB cache should not be evicted silently
   let done = have;
+  let saved = entries.length - missing.length;
   for (const entry of missing) {
     const url = new URL(entry.path, baseUrl).href;
-    const bytes = await download(url, entry, (received) =>
-      onProgress({ file: entry.path, received, size: entry.bytes, source: "network", totalReceived: done + received, total, resumed }),
-    );
+    let bytes;
+    try {
+      bytes = await download(url, entry, (received) =>
+        onProgress({ file: entry.path, received, size: entry.bytes, source: "network", totalReceived: done + received, total, resumed }),
+      );
+    } catch (err) {
+      if (err instanceof NetworkError) {
+        err.message += `. ${saved} of ${entries.length} files are saved; reload the page to resume from there.`;
+      }
+      throw err;
+    }
     if ((await sha256Hex(bytes)) !== entry.sha256) {
       throw new ModelFileError(
-        `model file ${entry.path} failed its checksum (sha256 differs from manifest.json): it is corrupted; ` +
+        `Model file ${entry.path} failed its checksum (sha256 differs from manifest.json): it is corrupted; ` +
           "re-export or re-copy the model",
       );
     }
@@ -136,10 +151,11 @@ export async function ensureCached(baseUrl, entries, onProgress = () => {}) {
     try {
       await cache.put(url, new Response(bytes, { headers }));
     } catch (err) {
-      if (err?.name === "QuotaExceededError") throw quotaError(need - (done - have), (await freeStorage()) ?? 0);
+      if (err?.name === "QuotaExceededError") throw quotaError(need - (done - have), null);
       throw new ModelFileError(`cannot store model file ${entry.path} in the browser's cache: ${err.message}`);
     }
     done += entry.bytes;
+    saved += 1;
   }
   return { downloaded: missing.length, fromCache: entries.length - missing.length };
 }

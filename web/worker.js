@@ -83,9 +83,9 @@ function neededFiles(manifest, variant, extra = []) {
 
 let f16Check = null; // the fp16 self-check's result, once per worker (one adapter)
 
-async function loadModel({ modelId, manifestUrl, preference, threads }) {
+async function loadModel({ modelId, manifestUrl, preference, threads, variant }) {
   const manifest = await fetchJson(manifestUrl);
-  const device = { ...probeDevice(), isolated: self.crossOriginIsolated, requested: threads ? Number(threads) : null };
+  const device = { ...probeDevice(), isolated: self.crossOriginIsolated, requested: threads ? Number(threads) : null, variant };
   let backend = chooseBackend(manifest, gpu, preference, device);
   await loadOrt(backend.ep, backend.threads);
   if (backend.ep === "webgpu" && backend.variant === "fp16") {
@@ -93,6 +93,7 @@ async function loadModel({ modelId, manifestUrl, preference, threads }) {
     backend = afterSelfCheck(backend, f16Check, manifest, gpu, preference, device);
   }
   backend.threads = ort.env.wasm.numThreads;
+  post({ type: "backend", backend }); // the badge tells the choice while the files download
   const Session = pyodide.pyimport("sdlens.browser.session").BrowserSession;
   const base = new URL(manifestUrl, self.location.href);
   // Which decoder draws the per-step pictures decides whether a preview decoder is downloaded.

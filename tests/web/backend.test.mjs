@@ -69,6 +69,10 @@ test("WASM: exact fp32 when small, else the smallest WASM variant or the export'
   assert.deepEqual(pick({ ...full, wasm_preference: "int8" }, none), ["wasm", "int8"]);
   assert.deepEqual(pick(small, gpu({ f16: true }), "wasm"), ["wasm", "fp32"]);
   assert.equal(chooseBackend(small, none).label, "WASM: no WebGPU adapter");
+  // ?variant= picks another variant for measuring, and the badge says so
+  const asked = chooseBackend(full, none, "auto", { variant: "int8" });
+  assert.deepEqual([asked.variant, asked.label], ["int8", "WASM: no WebGPU adapter (int8)"]);
+  assert.throws(() => chooseBackend(mid, none, "auto", { variant: "q4" }), /no q4 variant/);
 });
 
 test("threads: every core when cross-origin isolated, else one", () => {
