@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     convert.add_argument("--default-guidance", type=float)
     convert.add_argument("--default-scheduler")
     convert.add_argument("--default", action="store_true", help="mark as the model used when none is named")
+    convert.add_argument("--max-file-mib", type=float, default=None,
+                         help="largest file written, in MiB (default 512: what a browser can hash and cache "
+                              "as one piece); bigger graphs are split over several external-data files")
     convert.add_argument("--quiet", action="store_true")
 
     commands.add_parser("web-ops", help="rewrite the small tensor-math graphs of the browser runtime (web/ops)")
@@ -82,8 +85,11 @@ def main(argv: list[str] | None = None) -> int:
             variants = parse_variants(args.variants)
             defaults = {"steps": args.default_steps, "guidance": args.default_guidance,
                         "scheduler": args.default_scheduler}
+            from .variants import MAX_FILE_BYTES
+
+            limit = MAX_FILE_BYTES if args.max_file_mib is None else int(args.max_file_mib * 2**20)
             run_convert(args.src, args.out, variants, force=args.force, name=args.name,
-                        defaults=defaults, quiet=args.quiet, default_model=args.default)
+                        defaults=defaults, quiet=args.quiet, default_model=args.default, max_file_bytes=limit)
             print(f"wrote {args.out}/manifest.json")
         elif args.command == "train-tiny":
             from .shapes.train import train_tiny

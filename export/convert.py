@@ -4,13 +4,17 @@ Each component (text encoder, UNet, VAE decoder and encoder) goes through optimu
 exporter, then into the requested precision variants, each checked against PyTorch. The folder
 gets a `manifest.json` that tells the runtimes everything they need (see `export.manifest`).
 
-The export is atomic: it is built in a hidden sibling folder and renamed into place only when
-complete, so an error or Ctrl-C never leaves a half-written model behind.
+The export is atomic: it is built in a hidden sibling folder (`.NAME.tmp-*`) and renamed into
+place only when complete, so an error or Ctrl-C never leaves a half-written model behind. A run
+that was killed outright cannot clean up after itself; the next run removes its folder (see
+`remove_stale_work`). No file is over the browser's file size limit (`variants.MAX_FILE_BYTES`),
+the folder holds only what the manifest lists, and everything in it is world-readable.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import sys
@@ -20,7 +24,7 @@ from pathlib import Path
 from sdlens.errors import SdlensError
 
 from . import manifest as manifest_mod
-from .variants import VARIANTS, write_variant
+from .variants import MAX_FILE_BYTES, VARIANTS, check_file_limit, write_variant
 
 COMPONENTS = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -81,12 +85,14 @@ def export_fp32(model, onnx_config, out: Path) -> Path:
 
 
 def convert(src: str, out: Path, variants: list[str], force: bool = False, name: str | None = None,
-            defaults: dict | None = None, quiet: bool = False, default_model: bool = False) -> dict:
+            defaults: dict | None = None, quiet: bool = False, default_model: bool = False,
+            max_file_bytes: int = MAX_FILE_BYTES) -> dict:
     """Convert SRC into the model folder OUT. Returns the manifest.
 
     A source folder may hold `sdlens_extras.json` (written by the models this repo trains) with
     "starter_prompts", "prompt_pairs" and "defaults"; they are carried into the manifest.
-    `default_model` marks the model that runs when the user names none."""
+    `default_model` marks the model that runs when the user names none. `max_file_bytes` lowers
+    the largest file written (tests use it to make small models span several files)."""
     import optimum.exporters.onnx.model_configs  # noqa: F401  (registers the ONNX export configs)
     from optimum.exporters.utils import get_diffusion_models_for_export
     from tqdm.auto import tqdm
@@ -95,11 +101,14 @@ def convert(src: str, out: Path, variants: list[str], force: bool = False, name:
     from .clip_vocab import write_tokenizer_json
 
     out = Path(out)
+    max_file_bytes = check_file_limit(max_file_bytes)
     if out.exists() and not force:
         raise SdlensError(f"{out} already exists; pass --force to replace it")
     pipe = load_pipeline(src)
     out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_work(out, quiet=quiet)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    (work / OWNER_FILE).write_text(f"{os.getpid()}\n")
     try:
         staging = work / "_staging"
         final = work / "model"
@@ -121,7 +130,8 @@ def convert(src: str, out: Path, variants: list[str], force: bool = False, name:
                 (final / component).mkdir()
                 for variant in variants:
                     bar.set_postfix_str(variant)
-                    written = write_variant(variant, fp32, final / component / f"model_{variant}.onnx")
+                    written = write_variant(variant, fp32, final / component / f"model_{variant}.onnx",
+                                            max_file_bytes)
                     files[component][variant] = written
                     report[component][variant] = parity.check(written[0], references[component])
                     bar.update(1)
@@ -132,16 +142,87 @@ def convert(src: str, out: Path, variants: list[str], force: bool = False, name:
             defaults={**extras.pop("defaults", {}), **{k: v for k, v in (defaults or {}).items() if v is not None}},
         )
         manifest.update(extras)
+        manifest["max_file_bytes"] = max_file_bytes
         if default_model:
             manifest["default"] = True
-        (final / "parity.json").write_text(json.dumps(report, indent=2) + "\n")
         manifest_mod.write(final, manifest)
+        check_folder(final, manifest, max_file_bytes)
+        make_world_readable(final)
         if not quiet:
             print(parity.format_report(report))
         _move_into_place(final, out)
         return manifest
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+OWNER_FILE = ".owner-pid"
+
+
+def remove_stale_work(out: Path, quiet: bool = False) -> None:
+    """Remove what killed runs for OUT left beside it: `.NAME.tmp-*` and `.NAME.old-*` folders.
+
+    A folder whose owning process (its `.owner-pid`) is still running is another export in
+    progress: it is left alone, and its size reported."""
+    for folder in sorted(out.parent.glob(f".{out.name}.tmp-*")) + sorted(out.parent.glob(f".{out.name}.old-*")):
+        if not folder.is_dir():
+            continue
+        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        if _owner_alive(folder):
+            print(f"note: {folder} ({size / 2**20:.0f} MiB) belongs to an export still running; left alone",
+                  file=sys.stderr)
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        if not quiet:
+            print(f"removed {folder} ({size / 2**20:.0f} MiB) left by an earlier run that did not finish",
+                  file=sys.stderr)
+
+
+def _owner_alive(folder: Path) -> bool:
+    try:
+        pid = int((folder / OWNER_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def listed_files(manifest: dict) -> list[str]:
+    """Every file path a manifest lists, relative to the model folder."""
+    paths = [manifest["tokenizer"]["file"]["path"]]
+    for component in manifest["components"].values():
+        for variant in component["variants"].values():
+            paths += [f["path"] for f in variant["files"]]
+    return paths
+
+
+def check_folder(root: Path, manifest: dict, max_file_bytes: int) -> None:
+    """The folder holds exactly manifest.json and what it lists, no graph file over the file limit
+    (the gzipped tokenizer is a fixed 0.6 MB)."""
+    present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    listed = set(listed_files(manifest))
+    strays = sorted(present - listed - {"manifest.json"})
+    missing = sorted(listed - present)
+    if strays or missing:
+        raise RuntimeError(f"export wrote files the manifest does not list {strays} or lists missing files {missing}")
+    tokenizer = manifest["tokenizer"]["file"]["path"]
+    over = sorted(p for p in present if p != tokenizer and (root / p).stat().st_size > max_file_bytes)
+    if over:
+        raise RuntimeError(f"files over the {max_file_bytes}-byte limit: {over}")
+
+
+def make_world_readable(root: Path) -> None:
+    """mkdtemp makes 0700 folders and some writers 0600 files; a served model must be readable."""
+    root.chmod(0o755)
+    for path in root.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 def _source_extras(src: str) -> dict:

@@ -4,6 +4,14 @@ Runtimes read nothing else up front: which files to fetch (with sizes and sha256
 can show progress and verify), each graph's inputs and outputs, which browser backends each
 precision variant suits, and the numbers the pipeline needs (latent shape, VAE scaling factor,
 scheduler config, defaults such as SD-Turbo's 1 step at guidance 0).
+
+Files. `components.<name>.variants.<variant>.files` is `[graph, data0, data1, …]`: the graph file
+(`model_<variant>.onnx`) first, then, for a graph too big for one file, the external-data files
+its tensors point into (`model_<variant>-00.onnx_data`, `-01`, …), each entry with its own
+`path`, `bytes` and `sha256`. No file is over `max_file_bytes` (default 512 MiB, see
+`export.variants.MAX_FILE_BYTES`), so the browser hashes, caches and hands to onnxruntime-web one
+file at a time; runtimes pass `files[1:]` as external data under their base names, which is how
+the graph names them. The folder holds nothing else but `manifest.json`.
 """
 
 from __future__ import annotations

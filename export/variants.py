@@ -15,6 +15,8 @@ from pathlib import Path
 
 import onnx
 
+from sdlens.errors import SdlensError
+
 VARIANTS = ("fp32", "fp16", "int8", "q4")
 
 # Which browser backends each variant suits; the browser picks among them (see web/).
@@ -25,9 +27,25 @@ BACKENDS = {
     "q4": ["webgpu-f16", "wasm"],
 }
 
-# A graph whose weights pass this size is saved as a small model.onnx plus one external data file:
-# protobuf caps a single message at 2 GB and onnxruntime-web fails to allocate single files above ~1 GB.
-EXTERNAL_DATA_BYTES = 1 << 30
+# The largest file the browser must hash, cache or hold as one buffer. Every graph file and every
+# external-data file is at most this big. Why 512 MiB: in Chromium `crypto.subtle.digest` rejected a
+# 3.46 GB buffer while a 1.36 GB one passed; one ArrayBuffer caps near 2 GB; and hashing, caching and
+# handing bytes to onnxruntime-web all happen per file, so the page holds at most one file's bytes
+# extra at a time. 512 MiB leaves a wide margin under all of those and still keeps an SD UNet at
+# a handful of files (fp32 3.46 GB → 7). Protobuf caps a graph file at 2 GiB whatever the limit.
+MAX_FILE_BYTES = 512 * 1024 * 1024
+PROTOBUF_LIMIT = 2**31 - 1
+# Weights smaller than this stay inside the graph file (shapes, scales, biases of a few values).
+EXTERNAL_MIN_BYTES = 1024
+# External tensors start at offsets aligned to this, so a runtime may view them as typed arrays.
+ALIGN = 64
+
+
+def check_file_limit(max_file_bytes: int) -> int:
+    limit = int(max_file_bytes)
+    if not 1 << 16 <= limit < PROTOBUF_LIMIT:
+        raise SdlensError(f"file size limit {limit} bytes is out of range (64 KiB to 2 GiB)")
+    return limit
 
 
 def initializer_bytes(model: onnx.ModelProto) -> int:
@@ -41,22 +59,98 @@ def initializer_bytes(model: onnx.ModelProto) -> int:
     return total
 
 
-def save(model: onnx.ModelProto, path: Path) -> list[Path]:
-    """Save a graph, with external data when it is large. Returns the files written."""
+def data_file_name(graph_path: Path, index: int) -> str:
+    """`model_fp32.onnx` → `model_fp32-00.onnx_data`, `-01`, …; serve.py types files by that suffix."""
+    return f"{Path(graph_path).stem}-{index:02d}.onnx_data"
+
+
+def save(model: onnx.ModelProto, path: Path, max_file_bytes: int = MAX_FILE_BYTES) -> list[Path]:
+    """Save a graph so that no file is over `max_file_bytes`. Returns the files written, graph first.
+
+    A graph that fits is one self-contained file. A larger one is the graph alone plus its weights
+    spread over several external-data files, each under the limit (ONNX lets every tensor name its
+    own file, offset and length). Both runtimes pass the files after the first as external data
+    under their base names, which is what the graph records. `model` is emptied of its weights."""
+    limit = check_file_limit(max_file_bytes)
     path = Path(path)
-    if initializer_bytes(model) > EXTERNAL_DATA_BYTES:
-        data_name = path.name + "_data"
-        onnx.save_model(
-            model,
-            os.fspath(path),
-            save_as_external_data=True,
-            all_tensors_to_one_file=True,
-            location=data_name,
-            size_threshold=1024,
-        )
-        return [path, path.with_name(data_name)]
-    onnx.save_model(model, os.fspath(path))
-    return [path]
+    if initializer_bytes(model) < limit and not any(_is_external(t) for t in model.graph.initializer):
+        data = model.SerializeToString()
+        if len(data) <= limit:
+            path.write_bytes(data)
+            return [path]
+        del data
+    return _save_split(model, path, limit)
+
+
+def _is_external(tensor: onnx.TensorProto) -> bool:
+    return tensor.data_location == onnx.TensorProto.EXTERNAL
+
+
+def _save_split(model: onnx.ModelProto, path: Path, limit: int) -> list[Path]:
+    _split_oversized_initializers(model, limit)
+    written: list[Path] = []
+    out = None
+    used = 0
+    try:
+        for tensor in model.graph.initializer:
+            if _is_external(tensor):
+                raise ValueError(f"tensor {tensor.name} still refers to external data; load it first")
+            if not tensor.HasField("raw_data"):
+                if onnx.numpy_helper.to_array(tensor).nbytes < EXTERNAL_MIN_BYTES:
+                    continue
+                tensor.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(tensor), tensor.name))
+            size = len(tensor.raw_data)
+            if size < EXTERNAL_MIN_BYTES:
+                continue
+            offset = -used % ALIGN + used
+            if out is None or offset + size > limit:
+                if out is not None:
+                    out.close()
+                written.append(path.with_name(data_file_name(path, len(written))))
+                out = open(written[-1], "wb")
+                used = offset = 0
+            out.write(b"\0" * (offset - used))
+            out.write(tensor.raw_data)
+            used = offset + size
+            onnx.external_data_helper.set_external_data(tensor, written[-1].name, offset=offset, length=size)
+            tensor.ClearField("raw_data")  # frees the bytes as we go
+    finally:
+        if out is not None:
+            out.close()
+    graph = model.SerializeToString()
+    if len(graph) > limit:
+        raise SdlensError(f"{path.name}: the graph alone is {len(graph)} bytes, over the {limit}-byte file limit "
+                          "(large constants inside nodes?); raise --max-file-mib")
+    path.write_bytes(graph)
+    return [path, *written]
+
+
+def _split_oversized_initializers(model: onnx.ModelProto, limit: int) -> None:
+    """A tensor bigger than the file limit becomes several row blocks joined by a Concat node.
+
+    Only a lowered limit needs this (at 512 MiB SD's largest tensor, the 202 MB token embedding,
+    fits): it keeps the rule "no file over the limit" true for every limit."""
+    from onnx import helper, numpy_helper
+
+    replaced = []
+    for index, tensor in enumerate(model.graph.initializer):
+        nbytes = len(tensor.raw_data) if tensor.HasField("raw_data") else numpy_helper.to_array(tensor).nbytes
+        if nbytes <= limit - ALIGN:
+            continue
+        array = numpy_helper.to_array(tensor)
+        row_bytes = array[0].nbytes if array.ndim else array.nbytes
+        if array.ndim == 0 or row_bytes > limit - ALIGN:
+            raise SdlensError(f"tensor {tensor.name} ({nbytes} bytes) cannot be split under the {limit}-byte "
+                              "file limit; raise --max-file-mib")
+        rows = (limit - ALIGN) // row_bytes
+        pieces = [numpy_helper.from_array(array[start:start + rows], f"{tensor.name}__part{i}")
+                  for i, start in enumerate(range(0, len(array), rows))]
+        replaced.append((index, tensor.name, pieces))
+    for index, name, pieces in reversed(replaced):
+        del model.graph.initializer[index]
+        model.graph.initializer.extend(pieces)
+        model.graph.node.insert(0, helper.make_node("Concat", [p.name for p in pieces], [name], axis=0,
+                                                    name=f"{name}__join"))
 
 
 def to_fp16(fp32_path: Path) -> onnx.ModelProto:
@@ -72,21 +166,26 @@ def to_fp16(fp32_path: Path) -> onnx.ModelProto:
     return convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=True)
 
 
-def to_int8(fp32_path: Path, out_path: Path) -> list[Path]:
+def to_int8(fp32_path: Path, out_path: Path, max_file_bytes: int = MAX_FILE_BYTES) -> list[Path]:
+    import shutil
+    import tempfile
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    # quantize_dynamic writes its own layout (`X.onnx` + `X.onnx.data`, one file of any size), so it
+    # writes into a scratch folder beside the fp32 graph; the result is re-saved by the size rule
+    # and the scratch folder removed, leaving nothing behind that the manifest does not list.
     model = onnx.load(os.fspath(fp32_path), load_external_data=False)
-    large = os.path.getsize(fp32_path) > EXTERNAL_DATA_BYTES or any(
-        t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer
-    )
-    quantize_dynamic(
-        os.fspath(fp32_path),
-        os.fspath(out_path),
-        weight_type=QuantType.QUInt8,
-        use_external_data_format=large,
-    )
-    # Re-save through `save` so the file layout follows the same size rule as the other variants.
-    return save(onnx.load(os.fspath(out_path)), out_path)
+    large = os.path.getsize(fp32_path) > max_file_bytes or any(_is_external(t) for t in model.graph.initializer)
+    del model
+    scratch = Path(tempfile.mkdtemp(prefix="int8-", dir=Path(fp32_path).parent))
+    try:
+        quantized = scratch / "model.onnx"
+        quantize_dynamic(os.fspath(fp32_path), os.fspath(quantized), weight_type=QuantType.QUInt8,
+                         use_external_data_format=large)
+        return save(onnx.load(os.fspath(quantized)), out_path, max_file_bytes)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def to_q4(fp16_model: onnx.ModelProto) -> onnx.ModelProto:
@@ -101,14 +200,14 @@ def to_q4(fp16_model: onnx.ModelProto) -> onnx.ModelProto:
     return quantizer.model.model
 
 
-def write_variant(variant: str, fp32_path: Path, out_path: Path) -> list[Path]:
-    """Write one variant of the graph at `fp32_path` to `out_path`; returns the files written."""
+def write_variant(variant: str, fp32_path: Path, out_path: Path, max_file_bytes: int = MAX_FILE_BYTES) -> list[Path]:
+    """Write one variant of the graph at `fp32_path` to `out_path`; returns the files written, graph first."""
     if variant == "fp32":
-        return save(onnx.load(os.fspath(fp32_path)), out_path)
+        return save(onnx.load(os.fspath(fp32_path)), out_path, max_file_bytes)
     if variant == "fp16":
-        return save(to_fp16(fp32_path), out_path)
+        return save(to_fp16(fp32_path), out_path, max_file_bytes)
     if variant == "int8":
-        return to_int8(fp32_path, out_path)
+        return to_int8(fp32_path, out_path, max_file_bytes)
     if variant == "q4":
-        return save(to_q4(to_fp16(fp32_path)), out_path)
+        return save(to_q4(to_fp16(fp32_path)), out_path, max_file_bytes)
     raise ValueError(f"unknown variant {variant!r}")

@@ -4,6 +4,7 @@ file, offline reloads, and no request ever leaves the server's origin."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 from urllib.parse import urlsplit
@@ -66,17 +67,12 @@ def _origin(url):
 @pytest.fixture(scope="module")
 def models_dir(tiny_model_dir, tiny_pipeline_dir, tmp_path_factory):
     """The tiny model, and the same weights exported as graphs + external data files."""
-    from export import variants
     from export.convert import convert
 
     folder = tmp_path_factory.mktemp("browser-models")
     shutil.copytree(tiny_model_dir, folder / "tiny-random")
-    threshold = variants.EXTERNAL_DATA_BYTES
-    variants.EXTERNAL_DATA_BYTES = 100_000
-    try:
-        convert(str(tiny_pipeline_dir), folder / "tiny-split", ["fp32"], quiet=True)
-    finally:
-        variants.EXTERNAL_DATA_BYTES = threshold
+    # 1 MiB files: every graph but the VAE's is a graph file plus several external-data files.
+    convert(str(tiny_pipeline_dir), folder / "tiny-split", ["fp32"], quiet=True, max_file_bytes=1 << 20)
     return folder
 
 
@@ -209,8 +205,8 @@ def test_long_prompt_names_dropped_words(wasm_page):
 
 
 def test_model_picker_and_external_data(wasm_page, models_dir, cpython):
-    manifest = (models_dir / "tiny-split" / "manifest.json").read_text()
-    assert "model_fp32.onnx_data" in manifest
+    manifest = json.loads((models_dir / "tiny-split" / "manifest.json").read_text())
+    assert len(manifest["components"]["unet"]["variants"]["fp32"]["files"]) > 2  # graph + several data files
     p = wasm_page.page
     assert p.locator("#model option").all_text_contents() == ["tiny-random", "tiny-split"]
     settings = dict(prompt="a green heart", negative="", seed=11, steps=2, guidance=7.5, scheduler="euler")
