@@ -303,7 +303,8 @@ def test_the_embedded_default_model_runs_in_the_browser(browser):
             return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data); }""")
         strip = np.array(last, np.uint8).reshape(got.shape[0], got.shape[1], 4)[..., :3].astype(int)
         mad = np.abs(strip - got.astype(int)).mean(axis=(0, 1))
-        assert (mad <= 3.0).all(), mad
+        print(f"last strip picture vs final image, mean |difference| per channel (of 255): {mad.round(2).tolist()}")
+        assert (mad <= 1.0).all(), mad
         assert "decoded by the VAE" in page.page.locator("#previews-note").text_content()
         assert page.page.locator("#starters button").count() > 0
         assert page.errors == [] and page.origins == {srv.url}

@@ -5,7 +5,6 @@ and a retry downloads only what the cache does not already hold (counted at the 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import socket
@@ -30,47 +29,15 @@ TIMEOUT = 120_000
 SETTINGS = dict(prompt="a green heart", negative="", seed=11, steps=2, guidance=7.5, scheduler="euler")
 
 
-def _entry(root: Path, path: str) -> dict:
-    data = (root / path).read_bytes()
-    return {"path": path, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-
-
-def split_fp32(src: Path, dst: Path, limit: int) -> None:
-    """Re-save a model's fp32 graphs with their weights over several external-data files of at
-    most `limit` bytes (a tensor larger than that gets a file of its own)."""
-    import onnx
-    from onnx.external_data_helper import set_external_data, write_external_data_tensors
-
-    shutil.copytree(src, dst)
-    manifest = json.loads((dst / "manifest.json").read_text())
-    for component in manifest["components"].values():
-        variant = component["variants"]["fp32"]
-        graph_path = variant["files"][0]["path"]
-        model = onnx.load(str(dst / graph_path))
-        piece, used, names = 0, 0, []
-        for tensor in model.graph.initializer:
-            if len(tensor.raw_data) < 1024:
-                continue
-            if used and used + len(tensor.raw_data) > limit:
-                piece, used = piece + 1, 0
-            location = f"model_fp32-{piece:02d}.onnx_data"
-            set_external_data(tensor, location)
-            used += len(tensor.raw_data)
-            names.append(location) if location not in names else None
-        write_external_data_tensors(model, str((dst / graph_path).parent))
-        onnx.save_model(model, str(dst / graph_path))
-        folder = graph_path.rsplit("/", 1)[0]
-        variant["files"] = [_entry(dst, graph_path)] + [_entry(dst, f"{folder}/{n}") for n in names]
-    (dst / "manifest.json").write_text(json.dumps(manifest, indent=1))
-
-
 @pytest.fixture(scope="module")
-def models_dir(tiny_model_dir, tmp_path_factory):
+def models_dir(tiny_pipeline_dir, tmp_path_factory):
+    """The tiny model exported with the file limit lowered to 1 MiB: every graph is a graph file
+    plus several external-data files, each with its own sha256, as a full-size model's are."""
+    from export.convert import convert
+
     folder = tmp_path_factory.mktemp("split-models")
-    split_fp32(tiny_model_dir, folder / "tiny-split", PIECE_BYTES)
-    manifest = json.loads((folder / "tiny-split" / "manifest.json").read_text())
-    manifest.update(default=True, name="tiny-split")
-    (folder / "tiny-split" / "manifest.json").write_text(json.dumps(manifest))
+    convert(str(tiny_pipeline_dir), folder / "tiny-split", ["fp32"], quiet=True, name="tiny-split",
+            default_model=True, max_file_bytes=PIECE_BYTES)
     return folder
 
 
@@ -167,7 +134,7 @@ def test_split_model_files_are_small_and_many(models_dir):
     manifest = json.loads((models_dir / "tiny-split" / "manifest.json").read_text())
     unet = manifest["components"]["unet"]["variants"]["fp32"]["files"]
     assert len(unet) >= 4 and all(f["path"].endswith(".onnx_data") for f in unet[1:])
-    for component in ("unet", "vae_decoder"):
+    for component in ("text_encoder", "unet", "vae_decoder"):
         for f in manifest["components"][component]["variants"]["fp32"]["files"]:
             assert f["bytes"] <= PIECE_BYTES
 
@@ -230,7 +197,8 @@ def test_interrupted_downloads_resume_from_the_verified_pieces(browser, file_ser
         page = Page(context, file_server, "?backend=wasm")
         text = wait_for_error(page)
         saved = files.index(broken)
-        assert f"The download of {broken} broke off at" in text and "KiB of 996 KiB" in text, text
+        size = (models_dir / "tiny-split" / broken).stat().st_size
+        assert f"The download of {broken} broke off at" in text and f"KiB of {size / 1024:.0f} KiB" in text, text
         assert f"{saved} of {len(files)} files are saved; reload the page to resume from there." in text, text
         assert file_server.requests == files[: files.index(broken) + 1]
         shot(page, "error-broke-off")

@@ -79,7 +79,7 @@ async function download(url, entry, onBytes) {
   }
   if (received !== entry.bytes) {
     throw new ModelFileError(
-      `model file ${entry.path} is ${received} bytes, its manifest says ${entry.bytes}: truncated or corrupted; ` +
+      `Model file ${entry.path} is ${received} bytes, its manifest says ${entry.bytes}: truncated or corrupted; ` +
         "re-export or re-copy the model",
     );
   }
@@ -165,9 +165,9 @@ export async function readCached(baseUrl, entry) {
   const cache = await caches.open(CACHE);
   const response = await cache.match(new URL(entry.path, baseUrl).href);
   if (!isCurrent(response, entry)) {
-    throw new ModelFileError(`model file ${entry.path} is no longer in the browser's cache; reload the page`);
+    throw new ModelFileError(`Model file ${entry.path} is no longer in the browser's cache; reload the page`);
   }
   const bytes = new Uint8Array(await response.arrayBuffer());
-  if (bytes.length !== entry.bytes) throw new ModelFileError(`model file ${entry.path} in the browser's cache is damaged; reload the page`);
+  if (bytes.length !== entry.bytes) throw new ModelFileError(`Model file ${entry.path} in the browser's cache is damaged; reload the page`);
   return bytes;
 }
