@@ -20,7 +20,8 @@ from sdlens.pipeline import Pipeline, Settings
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--no-first-run", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--disable-quic", "--enable-unsafe-webgpu"]
-TOLERANCE = {"wasm": 2, "webgpu": 4}  # max abs pixel difference (of 255) from `sdlens generate`
+TOLERANCE = {"wasm": 2, "webgpu": 4}
+ARTIFACTS = serve.ROOT / "test-artifacts"  # max abs pixel difference (of 255) from `sdlens generate`
 
 pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian's chromium (scripts/install)")
 
@@ -134,6 +135,8 @@ def test_pixels_equal_cpython(browser, server, cpython, backend):
                 got = np.array(result["rgba"], np.uint8).reshape(result["height"], result["width"], 4)[..., :3]
                 diff = np.abs(got.astype(int) - cpython_pixels(cpython, settings)).max()
                 assert diff <= TOLERANCE[backend], (scheduler, guidance, diff)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.page.locator("header").screenshot(path=str(ARTIFACTS / f"badge-{backend}.png"))
         assert page.errors == []
         assert page.origins == {server.url}
     finally:
@@ -266,6 +269,10 @@ def test_backend_choice_never_takes_the_software_adapter(context, server):
     # Cross-origin isolated (serve.py sends COOP/COEP): one onnxruntime thread per core.
     cores = page.page.evaluate("navigator.hardwareConcurrency")
     assert backend["threads"] == cores and f"{cores} thread" in badge.get_attribute("title")
+    ARTIFACTS.mkdir(exist_ok=True)
+    for width in (1280, 390):
+        page.page.set_viewport_size({"width": width, "height": 900})
+        page.page.screenshot(path=str(ARTIFACTS / f"badge-auto-{width}.png"))
     # The fp16 self-check passes where fp16 is computed right (WASM) and fails on this adapter
     # (no shader-f16), so fp16 would never be trusted here.
     results = page.page.evaluate("""async () => {
