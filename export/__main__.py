@@ -1,4 +1,4 @@
-"""python -m export {tiny,convert,train-tiny,judge} …: build and convert models for sdlens (CPython only)."""
+"""python -m export {tiny,family,convert,import,train-tiny,judge} …: build and convert models for sdlens (CPython only)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     tiny.add_argument("--seed", type=int, default=0)
     tiny.add_argument("--force", action="store_true", help="replace OUT if it exists")
 
+    family = commands.add_parser("family", help="write a random-weight pipeline of a real SD family (diffusers format)")
+    family.add_argument("name", help="sd-turbo, sd2.1-base, sd2.1 or sd1.5")
+    family.add_argument("out", type=Path)
+    family.add_argument("--reduced", action="store_true", help="reduced width and image size (as the tests use)")
+    family.add_argument("--seed", type=int, default=0)
+    family.add_argument("--force", action="store_true", help="replace OUT if it exists")
+
     convert = commands.add_parser("convert", help="convert a diffusers SD pipeline to an sdlens ONNX model folder")
     convert.add_argument("src", help="a diffusers pipeline folder, or a hub id such as stabilityai/sd-turbo (online only)")
     convert.add_argument("--out", type=Path, required=True)
@@ -41,7 +48,23 @@ def main(argv: list[str] | None = None) -> int:
     convert.add_argument("--max-file-mib", type=float, default=None,
                          help="largest file written, in MiB (default 512: what a browser can hash and cache "
                               "as one piece); bigger graphs are split over several external-data files")
+    convert.add_argument("--preview-decoder", metavar="HUB_ID_OR_DIR",
+                         help="also export a TAESD (diffusers AutoencoderTiny) decoder for fast per-step previews, "
+                              "e.g. madebyollin/taesd (online) or a local folder")
     convert.add_argument("--quiet", action="store_true")
+
+    imp = commands.add_parser("import", help="turn an ONNX SD export (optimum-cli export onnx layout) into an "
+                                             "sdlens model folder, without PyTorch")
+    imp.add_argument("src", type=Path, help="the exported folder (model_index.json, text_encoder/model.onnx, …)")
+    imp.add_argument("--out", type=Path, help="the model folder to write (default: models/<SRC's name>)")
+    imp.add_argument("--variants", default="fp32", help="comma-separated: fp32, fp16, int8, q4 (default fp32)")
+    imp.add_argument("--name", help="model name shown to users (default: OUT's folder name)")
+    imp.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    imp.add_argument("--default-steps", type=int)
+    imp.add_argument("--default-guidance", type=float)
+    imp.add_argument("--default-scheduler")
+    imp.add_argument("--max-file-mib", type=float, default=None, help="largest file written, in MiB (default 512)")
+    imp.add_argument("--quiet", action="store_true")
 
     commands.add_parser("web-ops", help="rewrite the small tensor-math graphs of the browser runtime (web/ops)")
 
@@ -79,6 +102,19 @@ def main(argv: list[str] | None = None) -> int:
                 raise SdlensError(f"{args.out} already exists; pass --force to replace it")
             write_tiny_pipeline(args.out, seed=args.seed)
             print(f"wrote {args.out}")
+        elif args.command == "family":
+            import shutil
+
+            from .families import FAMILIES, reduced, write_pipeline
+
+            if args.name not in FAMILIES:
+                raise SdlensError(f"unknown family {args.name}; choose from {', '.join(FAMILIES)}")
+            if args.out.exists() and not args.force:
+                raise SdlensError(f"{args.out} already exists; pass --force to replace it")
+            shutil.rmtree(args.out, ignore_errors=True)
+            chosen = reduced(FAMILIES[args.name]) if args.reduced else FAMILIES[args.name]
+            write_pipeline(chosen, args.out, seed=args.seed)
+            print(f"wrote {args.out} ({chosen.name}, {chosen.image_size}²)")
         elif args.command == "convert":
             from .convert import convert as run_convert, parse_variants
 
@@ -89,8 +125,23 @@ def main(argv: list[str] | None = None) -> int:
 
             limit = MAX_FILE_BYTES if args.max_file_mib is None else int(args.max_file_mib * 2**20)
             run_convert(args.src, args.out, variants, force=args.force, name=args.name,
-                        defaults=defaults, quiet=args.quiet, default_model=args.default, max_file_bytes=limit)
+                        defaults=defaults, quiet=args.quiet, default_model=args.default, max_file_bytes=limit,
+                        preview_decoder=args.preview_decoder)
             print(f"wrote {args.out}/manifest.json")
+        elif args.command == "import":
+            from sdlens.model import find_models_root
+
+            from .convert import parse_variants
+            from .importer import import_folder
+            from .variants import MAX_FILE_BYTES
+
+            out = args.out or Path(find_models_root()) / args.src.resolve().name
+            limit = MAX_FILE_BYTES if args.max_file_mib is None else int(args.max_file_mib * 2**20)
+            import_folder(str(args.src), out, parse_variants(args.variants), force=args.force, name=args.name,
+                          defaults={"steps": args.default_steps, "guidance": args.default_guidance,
+                                    "scheduler": args.default_scheduler},
+                          quiet=args.quiet, max_file_bytes=limit)
+            print(f"wrote {out}/manifest.json")
         elif args.command == "train-tiny":
             from .shapes.train import train_tiny
 

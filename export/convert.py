@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -24,10 +23,10 @@ from pathlib import Path
 from sdlens.errors import SdlensError
 
 from . import manifest as manifest_mod
+from .sources import hub_or_folder
 from .variants import MAX_FILE_BYTES, VARIANTS, check_file_limit, write_variant
 
 COMPONENTS = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def parse_variants(text: str) -> list[str]:
@@ -46,15 +45,7 @@ def load_pipeline(src: str):
     diffusers_logging.set_verbosity_error()
     diffusers_logging.disable_progress_bar()
 
-    path = Path(src)
-    if path.exists():
-        if not (path / "model_index.json").is_file():
-            raise SdlensError(f"{src} is not a diffusers pipeline folder (no model_index.json)")
-        local = True
-    elif HUB_ID.match(src):
-        local = False
-    else:
-        raise SdlensError(f"{src}: no such folder, and not a hub id like 'owner/name'")
+    local = hub_or_folder(src, marker="model_index.json", what="a diffusers pipeline folder")
     try:
         pipe = StableDiffusionPipeline.from_pretrained(src, local_files_only=local, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     except SdlensError:
@@ -84,20 +75,28 @@ def export_fp32(model, onnx_config, out: Path) -> Path:
     return out
 
 
+# Torch modules are exported smallest first and each freed once exported, so that the UNet (3.5 GB
+# of fp32 weights at SD size) is traced with little else in memory; the variants are made after
+# PyTorch holds nothing, from the fp32 graphs on disk.
+EXPORT_ORDER = ("text_encoder", "vae_decoder", "vae_encoder", "unet")
+
+
 def convert(src: str, out: Path, variants: list[str], force: bool = False, name: str | None = None,
             defaults: dict | None = None, quiet: bool = False, default_model: bool = False,
-            max_file_bytes: int = MAX_FILE_BYTES) -> dict:
+            max_file_bytes: int = MAX_FILE_BYTES, preview_decoder: str | None = None) -> dict:
     """Convert SRC into the model folder OUT. Returns the manifest.
 
     A source folder may hold `sdlens_extras.json` (written by the models this repo trains) with
     "starter_prompts", "prompt_pairs" and "defaults"; they are carried into the manifest.
     `default_model` marks the model that runs when the user names none. `max_file_bytes` lowers
-    the largest file written (tests use it to make small models span several files)."""
+    the largest file written (tests use it to make small models span several files).
+    `preview_decoder` (a folder or hub id of a diffusers AutoencoderTiny, i.e. TAESD) adds the
+    fast decoder the browser uses for per-step previews (see `export.preview`)."""
     import optimum.exporters.onnx.model_configs  # noqa: F401  (registers the ONNX export configs)
     from optimum.exporters.utils import get_diffusion_models_for_export
     from tqdm.auto import tqdm
 
-    from . import parity
+    from . import parity, preview
     from .clip_vocab import write_tokenizer_json
 
     out = Path(out)
@@ -105,6 +104,10 @@ def convert(src: str, out: Path, variants: list[str], force: bool = False, name:
     if out.exists() and not force:
         raise SdlensError(f"{out} already exists; pass --force to replace it")
     pipe = load_pipeline(src)
+    taesd = preview.load_preview_decoder(preview_decoder) if preview_decoder else None
+    description = manifest_mod.describe(pipe, src)
+    if taesd is not None:
+        preview.check_fits(taesd, description["latent_channels"], description["vae_scale_factor"])
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_work(out, quiet=quiet)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -119,28 +122,52 @@ def convert(src: str, out: Path, variants: list[str], force: bool = False, name:
         references = parity.torch_references(pipe)
 
         exportable = get_diffusion_models_for_export(pipe, int_dtype="int64", float_dtype="fp32", exporter="onnx")
-        files: dict[str, dict[str, list[Path]]] = {c: {} for c in COMPONENTS}
-        report: dict[str, dict[str, dict]] = {c: {} for c in COMPONENTS}
-        for component in COMPONENTS:
-            with tqdm(total=1 + len(variants), desc=f"{component:>12}", unit="step", disable=quiet,
-                      file=sys.stderr) as bar:
-                bar.set_postfix_str("onnx export")
-                fp32 = export_fp32(*exportable[component], staging / component / "model.onnx")
+        del pipe  # from here on each torch module lives only in `exportable`, until it is exported
+        components = list(COMPONENTS)
+        staged: dict[str, Path] = {}
+        with tqdm(total=len(EXPORT_ORDER) + (taesd is not None), desc=f"{'onnx export':>15}", unit="graph",
+                  disable=quiet, file=sys.stderr) as bar:
+            for component in EXPORT_ORDER:
+                bar.set_postfix_str(component)
+                staged[component] = export_fp32(*exportable.pop(component), staging / component / "model.onnx")
+                release_memory()
                 bar.update(1)
-                (final / component).mkdir()
+            if taesd is not None:
+                bar.set_postfix_str(PREVIEW)
+                latent_size = description["sample_size"]
+                references[PREVIEW] = preview.reference(taesd, latent_size)
+                staged[PREVIEW] = preview.export_fp32(taesd, latent_size, staging / PREVIEW / "model.onnx")
+                preview_info = preview.describe(taesd, preview_decoder)
+                components.append(PREVIEW)
+                del taesd
+                bar.update(1)
+        del exportable
+        release_memory()
+
+        files: dict[str, dict[str, list[Path]]] = {c: {} for c in components}
+        report: dict[str, dict[str, dict]] = {c: {} for c in components}
+        for component in components:
+            (final / component).mkdir()
+            with tqdm(total=len(variants), desc=f"{component:>15}", unit="variant", disable=quiet,
+                      file=sys.stderr) as bar:
                 for variant in variants:
                     bar.set_postfix_str(variant)
-                    written = write_variant(variant, fp32, final / component / f"model_{variant}.onnx",
+                    written = write_variant(variant, staged[component], final / component / f"model_{variant}.onnx",
                                             max_file_bytes)
+                    release_memory()
                     files[component][variant] = written
                     report[component][variant] = parity.check(written[0], references[component])
+                    release_memory()
                     bar.update(1)
+            shutil.rmtree(staged[component].parent)  # the fp32 export, no longer needed: disk back
 
         extras = _source_extras(src)
         manifest = manifest_mod.build(
-            pipe, src=src, name=name or out.name, root=final, files=files, parity=report,
+            description, name=name or out.name, root=final, files=files, parity=report,
             defaults={**extras.pop("defaults", {}), **{k: v for k, v in (defaults or {}).items() if v is not None}},
         )
+        if PREVIEW in files:
+            manifest["components"][PREVIEW].update(preview_info)
         manifest.update(extras)
         manifest["max_file_bytes"] = max_file_bytes
         if default_model:
@@ -154,6 +181,21 @@ def convert(src: str, out: Path, variants: list[str], force: bool = False, name:
         return manifest
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+PREVIEW = "preview_decoder"
+
+
+def release_memory() -> None:
+    """Collect freed torch/onnx objects and hand freed heap back to the OS (glibc keeps it otherwise)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:  # not glibc
+        pass
 
 
 OWNER_FILE = ".owner-pid"

@@ -12,6 +12,21 @@ its tensors point into (`model_<variant>-00.onnx_data`, `-01`, …), each entry 
 `export.variants.MAX_FILE_BYTES`), so the browser hashes, caches and hands to onnxruntime-web one
 file at a time; runtimes pass `files[1:]` as external data under their base names, which is how
 the graph names them. The folder holds nothing else but `manifest.json`.
+
+Preview decoder (optional, `export convert --preview-decoder TAESD`). `components.preview_decoder`
+has the shape of every component (`variants` → `files`, `inputs`, `outputs`, `backends`,
+`parity`), one input `latent_sample` [batch, 4, h, w] and one output `sample` [batch, 3, 8h, 8w]
+(the model's `vae_scale_factor`), plus:
+- `scaling_factor`: divide the pipeline's latents by it before the graph. TAESD for SD: 1.0, it
+  takes SD's scaled latents as they are (the VAE instead gets latents / `vae_scaling_factor`).
+- `output_range`: [-1, 1], as the VAE's: pixels are `clamp(x / 2 + 0.5, 0, 1)`.
+- `architecture`, `source`: what it is and where it came from.
+It is for per-step previews only; the final image always comes from `vae_decoder`. Runtimes that
+need only the four SD graphs ignore it (`sdlens.model.COMPONENTS` does not list it).
+
+Scheduler. `scheduler_config` is the model's own (its diffusers `_class_name` included);
+`defaults.scheduler` is what runs by default. When sdlens lacks the model's own scheduler a
+stand-in runs on the same config and the top-level `scheduler_note` says so.
 """
 
 from __future__ import annotations
@@ -41,11 +56,15 @@ def gzip_file(src: Path, dst: Path) -> None:
 _DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16", onnx.TensorProto.INT64: "int64",
            onnx.TensorProto.INT32: "int32", onnx.TensorProto.UINT8: "uint8", onnx.TensorProto.INT8: "int8"}
 
+# diffusers scheduler class → the sdlens scheduler that runs it (see sdlens.schedulers).
 SCHEDULER_NAMES = {
-    "DDIMScheduler": "ddim", "PNDMScheduler": "ddim", "EulerDiscreteScheduler": "euler",
+    "DDIMScheduler": "ddim", "PNDMScheduler": "pndm", "EulerDiscreteScheduler": "euler",
     "EulerAncestralDiscreteScheduler": "euler_a", "DPMSolverMultistepScheduler": "dpmpp_2m",
     "LMSDiscreteScheduler": "lms",
 }
+# What to run by default when the model's own scheduler is not (yet) in sdlens: same config,
+# a deterministic sampler of the same family of noise schedules.
+SCHEDULER_STAND_IN = "ddim"
 
 
 def file_entry(path: Path, root: Path) -> dict:
@@ -71,24 +90,57 @@ def graph_io(path: Path) -> tuple[list[dict], list[dict]]:
 
 
 def default_settings(src: str, scheduler_config: dict) -> dict:
-    """What a user gets before touching a control. Turbo models are distilled for 1 step, no guidance."""
-    scheduler = SCHEDULER_NAMES.get(scheduler_config.get("_class_name", ""), "ddim")
+    """What a user gets before touching a control. Turbo models are distilled for 1 step, no guidance.
+
+    The model's own scheduler is the default when sdlens has it; otherwise a stand-in runs on the
+    same config, and `scheduler_note` (moved to the manifest's top level) says so (e.g. SD 1.5
+    ships PNDM)."""
+    from sdlens.schedulers import SCHEDULERS
+
     if "turbo" in src.lower():
         return {"steps": 1, "guidance": 0.0, "scheduler": "euler"}
-    return {"steps": 25, "guidance": 7.5, "scheduler": scheduler}
+    own_class = scheduler_config.get("_class_name", "")
+    own = SCHEDULER_NAMES.get(own_class)
+    if own in SCHEDULERS:
+        return {"steps": 25, "guidance": 7.5, "scheduler": own}
+    return {"steps": 25, "guidance": 7.5, "scheduler": SCHEDULER_STAND_IN,
+            "scheduler_note": f"the model ships {own_class or 'no scheduler'}, which sdlens does not have; "
+                              f"{SCHEDULER_STAND_IN} runs on the same config instead"}
 
 
-def build(pipe, src: str, name: str, root: Path, files: dict, parity: dict, defaults: dict) -> dict:
+def describe(pipe, src: str) -> dict:
+    """Everything the manifest needs from the PyTorch pipeline, taken before its modules are freed."""
+    from .latent_rgb import fit_latent_rgb
+
     vae, unet, text_encoder = pipe.vae, pipe.unet, pipe.text_encoder
     vae_scale = 2 ** (len(vae.config.block_out_channels) - 1)
     sample_size = unet.config.sample_size
     sample_size = sample_size if isinstance(sample_size, int) else sample_size[0]
     scheduler_config = {k: v for k, v in dict(pipe.scheduler.config).items() if not k.startswith("_")}
     scheduler_config["_class_name"] = type(pipe.scheduler).__name__
-    settings = default_settings(src, scheduler_config)
+    return {
+        "source": src,
+        "sample_size": sample_size,
+        "tokenizer_max_length": pipe.tokenizer.model_max_length,
+        "latent_channels": unet.config.in_channels,
+        "vae_scale_factor": vae_scale,
+        "vae_scaling_factor": float(vae.config.scaling_factor),
+        "latent_rgb": fit_latent_rgb(vae, sample_size * vae_scale),
+        "text_hidden_size": int(text_encoder.config.hidden_size),
+        "prediction_type": scheduler_config.get("prediction_type", "epsilon"),
+        "scheduler_config": scheduler_config,
+    }
+
+
+def build(description: dict, name: str, root: Path, files: dict, parity: dict, defaults: dict) -> dict:
+    d = description
+    settings = default_settings(d["source"], d["scheduler_config"])
+    note = settings.pop("scheduler_note", None)
     settings.update({k: v for k, v in defaults.items() if v is not None})
-    settings.setdefault("width", sample_size * vae_scale)
-    settings.setdefault("height", sample_size * vae_scale)
+    if defaults.get("scheduler") is not None:
+        note = None  # the user chose the scheduler
+    settings.setdefault("width", d["sample_size"] * d["vae_scale_factor"])
+    settings.setdefault("height", d["sample_size"] * d["vae_scale_factor"])
     settings.setdefault("negative", "")
 
     components = {}
@@ -105,23 +157,17 @@ def build(pipe, src: str, name: str, root: Path, files: dict, parity: dict, defa
             }
         components[component] = {"variants": variants}
 
-    from .latent_rgb import fit_latent_rgb
-
     return {
         "format": MANIFEST_FORMAT,
         "name": name,
-        "source": src,
+        "source": d["source"],
         "pipeline": "StableDiffusionPipeline",
-        "tokenizer": {"file": file_entry(root / TOKENIZER_FILE, root), "max_length": pipe.tokenizer.model_max_length},
+        "tokenizer": {"file": file_entry(root / TOKENIZER_FILE, root), "max_length": d["tokenizer_max_length"]},
         "components": components,
-        "latent_channels": unet.config.in_channels,
-        "vae_scale_factor": vae_scale,
-        "vae_scaling_factor": float(vae.config.scaling_factor),
-        "latent_rgb": fit_latent_rgb(vae, sample_size * vae_scale),
-        "text_hidden_size": int(text_encoder.config.hidden_size),
-        "prediction_type": scheduler_config.get("prediction_type", "epsilon"),
-        "scheduler_config": scheduler_config,
+        **{k: d[k] for k in ("latent_channels", "vae_scale_factor", "vae_scaling_factor", "latent_rgb",
+                             "text_hidden_size", "prediction_type", "scheduler_config")},
         "defaults": settings,
+        **({"scheduler_note": note} if note else {}),
     }
 
 

@@ -20,8 +20,8 @@ from sdlens.pipeline import Pipeline, Settings
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--no-first-run", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--disable-quic", "--enable-unsafe-webgpu"]
-TOLERANCE = {"wasm": 2, "webgpu": 4}
-ARTIFACTS = serve.ROOT / "test-artifacts"  # max abs pixel difference (of 255) from `sdlens generate`
+TOLERANCE = {"wasm": 2, "webgpu": 4}  # max abs pixel difference (of 255) from `sdlens generate`
+ARTIFACTS = serve.ROOT / "test-artifacts"
 
 pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian's chromium (scripts/install)")
 

@@ -64,18 +64,18 @@ class FileServer:
         outer = self
 
         class Handler(self.httpd.RequestHandlerClass):
-            def send_file(self, path, head):
+            def send_file(self, path, head, cross_origin=False):
                 if self.models_dir not in Path(path).resolve().parents or path.name == "manifest.json":
-                    return super().send_file(path, head)
+                    return super().send_file(path, head, cross_origin)
                 relative = Path(path).resolve().relative_to(self.models_dir / "tiny-split").as_posix()
                 outer.requests.append(relative)
                 stop_at = outer.cut.get(relative)
                 held = outer.hold.get(relative)
                 if stop_at is None and held is None:
-                    return super().send_file(path, head)
+                    return super().send_file(path, head, cross_origin)
                 data = Path(path).read_bytes()
                 self.send_response(200)
-                self.common_headers()
+                self.common_headers(cross_origin)
                 self.send_header("Content-Type", "application/octet-stream")
                 self.send_header("Content-Length", str(len(data)))  # promises the whole file
                 self.end_headers()

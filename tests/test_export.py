@@ -87,15 +87,38 @@ def test_the_file_limit_is_what_a_browser_can_take():
 SPLIT_LIMIT = 1 << 20  # 1 MiB: the tiny model's graphs each become a graph file and several data files
 
 
+def write_taesd(out: Path, upsamplings: int) -> Path:
+    """A random-weight TAESD (diffusers AutoencoderTiny): the real one upsamples 3 times (8×)."""
+    from diffusers import AutoencoderTiny
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    blocks = upsamplings + 1
+    AutoencoderTiny(encoder_block_out_channels=(16,) * blocks, decoder_block_out_channels=(16,) * blocks,
+                    num_encoder_blocks=(1,) * blocks, num_decoder_blocks=(1,) * blocks).save_pretrained(out)
+    return out
+
+
 @pytest.fixture(scope="module")
-def split_model(tiny_pipeline_dir, tmp_path_factory):
+def tiny_taesd(tmp_path_factory):
+    return write_taesd(tmp_path_factory.mktemp("taesd") / "taesd-4x", upsamplings=2)  # the tiny VAE's 4×
+
+
+@pytest.fixture(scope="module")
+def split_model(tiny_pipeline_dir, tiny_taesd, tmp_path_factory):
+    """Every variant at a 1 MiB file limit, with a preview decoder."""
     out = tmp_path_factory.mktemp("split") / "tiny-split"
-    manifest = convert(str(tiny_pipeline_dir), out, ALL_VARIANTS, quiet=True, max_file_bytes=SPLIT_LIMIT)
+    manifest = convert(str(tiny_pipeline_dir), out, ALL_VARIANTS, quiet=True, max_file_bytes=SPLIT_LIMIT,
+                       preview_decoder=str(tiny_taesd))
     return out, manifest
 
 
-def test_large_graphs_are_split_under_the_limit(split_model, references):
+def test_large_graphs_are_split_under_the_limit(split_model, references, tiny_taesd):
+    from export import preview
+    from export.preview import load_preview_decoder
+
     out, manifest = split_model
+    references = {**references, "preview_decoder": preview.reference(load_preview_decoder(str(tiny_taesd)), 16)}
     assert manifest["max_file_bytes"] == SPLIT_LIMIT
     for component, entry in manifest["components"].items():
         for variant, graph in entry["variants"].items():
@@ -124,6 +147,51 @@ def test_output_holds_only_listed_world_readable_files(split_model, tiny_model_d
         assert out.stat().st_mode & 0o777 == 0o755
         for p in out.rglob("*"):
             assert p.stat().st_mode & 0o777 == (0o755 if p.is_dir() else 0o644), p
+
+
+def test_preview_decoder_entry(split_model):
+    out, manifest = split_model
+    entry = manifest["components"]["preview_decoder"]
+    assert entry["scaling_factor"] == 1.0 and entry["output_range"] == [-1.0, 1.0]
+    assert entry["architecture"].startswith("AutoencoderTiny")
+    assert list(entry["variants"]) == ALL_VARIANTS
+    fp32 = entry["variants"]["fp32"]
+    assert [i["name"] for i in fp32["inputs"]] == ["latent_sample"] and fp32["inputs"][0]["shape"][1] == 4
+    assert [o["name"] for o in fp32["outputs"]] == ["sample"] and fp32["outputs"][0]["shape"][1] == 3
+    assert fp32["backends"] == variants.BACKENDS["fp32"] and fp32["parity"]["rel_err"] < 1e-5
+
+
+def test_preview_decoder_is_used_as_diffusers_uses_taesd(split_model, tiny_pipeline_dir, tiny_taesd):
+    """diffusers' own pipeline with the TAESD as its VAE (latents / its scaling_factor, then
+    postprocess from [-1, 1]) gives the pixels the manifest's recipe gives with our graph."""
+    import torch
+    from diffusers import AutoencoderTiny
+
+    out, manifest = split_model
+    entry = manifest["components"]["preview_decoder"]
+    pipe = load_pipeline(str(tiny_pipeline_dir))
+    pipe.vae = AutoencoderTiny.from_pretrained(tiny_taesd)
+    pipe.set_progress_bar_config(disable=True)
+    generator = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        latents = pipe("a red circle", num_inference_steps=2, generator=generator, output_type="latent").images
+        expected = pipe.image_processor.postprocess(pipe.vae.decode(latents / pipe.vae.config.scaling_factor).sample,
+                                                    output_type="np")
+    session = ort.InferenceSession(str(out / entry["variants"]["fp32"]["files"][0]["path"]),
+                                   providers=["CPUExecutionProvider"])
+    (raw,) = session.run(None, {"latent_sample": latents.numpy() / entry["scaling_factor"]})
+    low, high = entry["output_range"]
+    pixels = np.clip((raw - low) / (high - low), 0, 1).transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(pixels, expected, atol=1e-5)
+
+
+def test_a_preview_decoder_of_the_wrong_scale_is_refused(tiny_pipeline_dir, tmp_path):
+    taesd = write_taesd(tmp_path / "taesd-8x", upsamplings=3)
+    proc = run_export("convert", str(tiny_pipeline_dir), "--out", str(tmp_path / "m"), "--preview-decoder", str(taesd))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == ("error: the preview decoder upsamples latents 8×; "
+                                                    "this model's VAE 4×"), proc.stderr
+    assert not (tmp_path / "m").exists()
 
 
 def test_a_tensor_too_big_to_split_is_named(tmp_path):
@@ -271,7 +339,12 @@ def test_latent_rgb_map_previews_colours(tiny_pipeline_dir, manifest):
             latents = torch.cat([pooled, torch.ones_like(pooled[:, :1])], dim=1)
             return type("Out", (), {"latent_dist": type("D", (), {"mean": latents})})
 
-    fitted = fit_latent_rgb(ColourVAE(), 32)
+    batches = []
+    vae = ColourVAE()
+    encode = vae.encode
+    vae.encode = lambda images: batches.append(images.shape[0]) or encode(images)
+    fitted = fit_latent_rgb(vae, 32)
+    assert batches == [1] * 12  # one image at a time: at 512² a batch of 24 took over 16 GB
     weights, bias = np.array(fitted["weights"]), np.array(fitted["bias"])
     # rgb = (latent + 1) / 2 per channel
     np.testing.assert_allclose(weights[:3], np.eye(3) * 0.5, atol=1e-4)

@@ -17,6 +17,7 @@ export const WASM_HEAP_BYTES = 4 * 1024 ** 3;
 const COMPONENTS = ["text_encoder", "unet", "vae_decoder"];
 
 export async function probeWebGPU() {
+  if (!self.isSecureContext) return { available: false, reason: "plain http: WebGPU needs https" };
   if (!("gpu" in navigator)) return { available: false, reason: "no WebGPU in this browser" };
   try {
     const adapter = await navigator.gpu.requestAdapter();

@@ -12,7 +12,13 @@
 // the cache: a download that breaks off, or a reload in the middle, resumes at the first file the
 // cache does not hold.
 
+import { sha256HexPortable } from "./sha256.js";
+import { hasStorage, openStore } from "./storage.js";
+
 const CACHE = "sdlens-models-v1";
+// Without Cache Storage (plain http from another machine) verified files wait here instead, each
+// only until its session has taken it (readCached), and are downloaded again on the next visit.
+const held = new Map(); // url → bytes
 const SHA_HEADER = "X-Sdlens-Sha256";
 const BYTES_HEADER = "X-Sdlens-Bytes";
 
@@ -21,6 +27,7 @@ export class ModelFileError extends Error {}
 class NetworkError extends ModelFileError {}
 
 export async function sha256Hex(bytes) {
+  if (!crypto.subtle) return sha256HexPortable(bytes); // plain http: no crypto.subtle
   const digest = await crypto.subtle.digest("SHA-256", bytes);
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
@@ -30,7 +37,7 @@ export const formatBytes = (n) =>
 
 /** JSON from the network, or from the cache when the server cannot be reached. */
 export async function fetchJson(url) {
-  const cache = await caches.open(CACHE);
+  const cache = await openStore(CACHE);
   try {
     const response = await fetch(url, { cache: "no-cache" });
     if (!response.ok) throw new ModelFileError(`${url}: HTTP ${response.status}`);
@@ -111,7 +118,7 @@ function quotaError(need, free) {
  * `resumed` counts the files a previous, unfinished download left verified in the cache.
  */
 export async function ensureCached(baseUrl, entries, onProgress = () => {}) {
-  const cache = await caches.open(CACHE);
+  const cache = await openStore(CACHE);
   const total = entries.reduce((sum, e) => sum + e.bytes, 0);
   const missing = [];
   let have = 0;
@@ -123,7 +130,7 @@ export async function ensureCached(baseUrl, entries, onProgress = () => {}) {
   onProgress({ file: null, received: 0, size: 0, source: "cache", totalReceived: have, total, resumed, missing: missing.length });
   if (!missing.length) return { downloaded: 0, fromCache: entries.length };
   const need = missing.reduce((sum, e) => sum + e.bytes, 0);
-  const free = await freeStorage();
+  const free = hasStorage() ? await freeStorage() : null;
   if (free !== null && need > free) throw quotaError(need, free);
   navigator.storage?.persist?.().catch(() => {}); // a multi-GB cache should not be evicted silently
   let done = have;
@@ -148,6 +155,7 @@ export async function ensureCached(baseUrl, entries, onProgress = () => {}) {
       );
     }
     const headers = { "Content-Type": "application/octet-stream", [BYTES_HEADER]: String(entry.bytes), [SHA_HEADER]: entry.sha256 };
+    if (!hasStorage()) held.set(url, bytes);
     try {
       await cache.put(url, new Response(bytes, { headers }));
     } catch (err) {
@@ -162,8 +170,14 @@ export async function ensureCached(baseUrl, entries, onProgress = () => {}) {
 
 /** The bytes of one entry that ensureCached stored. The caller should drop them once used. */
 export async function readCached(baseUrl, entry) {
-  const cache = await caches.open(CACHE);
-  const response = await cache.match(new URL(entry.path, baseUrl).href);
+  const url = new URL(entry.path, baseUrl).href;
+  if (held.has(url)) {
+    const bytes = held.get(url);
+    held.delete(url);
+    return bytes;
+  }
+  const cache = await openStore(CACHE);
+  const response = await cache.match(url);
   if (!isCurrent(response, entry)) {
     throw new ModelFileError(`Model file ${entry.path} is no longer in the browser's cache; reload the page`);
   }
