@@ -118,6 +118,20 @@ def native_step(model_dir: Path, variant: str, request: dict, repeats: int = 2) 
     return {"step_ms": statistics.median(steps) * 1000, "decode_ms": statistics.median(decodes) * 1000}
 
 
+def measured_natively(model_dir: Path, variant: str) -> dict | None:
+    """The step `python -m tests.bench full-size` measured for this variant in its own process
+    (build/full-size/<family>-bench.json), so the native run need not be repeated here."""
+    import json
+
+    path = model_dir.parent / f"{model_dir.name}-bench.json"
+    if not path.is_file():
+        return None
+    for row in json.loads(path.read_text()).get("rows", []):
+        if row.get("variant") == variant:
+            return {"step_ms": row["step_s"] * 1000, "decode_ms": row["vae_decode_s"] * 1000}
+    return None
+
+
 RECORD_STEPS = """
     window.benchSteps = [];
     window.addEventListener('sdlens:step', (e) => window.benchSteps.push(
@@ -194,7 +208,7 @@ def bench_full_size_browser(model_dir, threads=(1, 2), variants=(None,), steps=N
                     print(_line(b, n), flush=True)
                 # the same variant natively (the browser's choice when none was asked for)
                 chosen = variant or results[-1]["backend"]["variant"]
-                native = native_step(model_dir, chosen, request, repeats)
+                native = measured_natively(model_dir, chosen) or native_step(model_dir, chosen, request, repeats)
                 for r in results:
                     if r["backend"]["variant"] == chosen:
                         r["native_step_ms"], r["ratio"] = native["step_ms"], r["step_ms"] / native["step_ms"]
