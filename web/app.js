@@ -68,7 +68,7 @@ function showBackend(backend) {
   badge.textContent = backend.label;
   const threads = backend.ep === "wasm" ? `; ${backend.threads} thread${backend.threads === 1 ? "" : "s"}` : "";
   badge.title = `${backend.variant}: ${backend.reason}${threads}`;
-  badge.className = `badge ${backend.ep}${/software/.test(backend.label) ? " software" : ""}`;
+  badge.className = `badge ${backend.ep}${backend.ep === "webgpu" && backend.label.endsWith("(software)") ? " software" : ""}`;
 }
 
 const formatBytes = (n) => (n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(2)} GiB` : n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${(n / 1024).toFixed(0)} KiB`);
