@@ -77,9 +77,33 @@ def to_rgb() -> onnx.ModelProto:
     return _model("to_rgb", nodes, [_tensor("image")], [_tensor("pixels")], consts)
 
 
+def f16_check() -> onnx.ModelProto:
+    """The fp16 self-check of web/selfcheck.js: y = softmax(xW + b) * sigmoid(xW + b) in float16,
+    with W and b given by the same formulas as there (float32 in and out)."""
+    import math
+
+    rows, width = 4, 8  # selfcheck.js ROWS, WIDTH
+    weights = [math.cos(i * width + j) / 2 for i in range(width) for j in range(width)]
+    bias = [j / width - 0.5 for j in range(width)]
+    consts = [helper.make_tensor("W", TensorProto.FLOAT16, [width, width], weights),
+              helper.make_tensor("b", TensorProto.FLOAT16, [width], bias)]
+    nodes = [
+        helper.make_node("Cast", ["x"], ["x16"], to=TensorProto.FLOAT16),
+        helper.make_node("MatMul", ["x16", "W"], ["xw"]),
+        helper.make_node("Add", ["xw", "b"], ["h"]),
+        helper.make_node("Softmax", ["h"], ["p"], axis=-1),
+        helper.make_node("Sigmoid", ["h"], ["s"]),
+        helper.make_node("Mul", ["p", "s"], ["y16"]),
+        helper.make_node("Cast", ["y16"], ["y"], to=TensorProto.FLOAT),
+    ]
+    io = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, [rows, width])  # noqa: E731
+    return _model("f16_check", nodes, [io("x")], [io("y")], consts)
+
+
 def all_graphs() -> dict[str, onnx.ModelProto]:
     graphs = {f"combine_{n}.onnx": combine(n) for n in range(1, MAX_TERMS + 1)}
-    graphs.update({"concat_2.onnx": concat2(), "split_2.onnx": split2(), "to_rgb.onnx": to_rgb()})
+    graphs.update({"concat_2.onnx": concat2(), "split_2.onnx": split2(), "to_rgb.onnx": to_rgb(),
+                   "f16_check.onnx": f16_check()})
     return graphs
 
 

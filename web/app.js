@@ -68,20 +68,25 @@ function setBusy(running) {
 function showBackend(backend) {
   const badge = $("backend-badge");
   badge.textContent = backend.label;
-  badge.title = backend.reason;
-  badge.className = `badge ${backend.ep}`;
+  const threads = backend.ep === "wasm" ? `; ${backend.threads} thread${backend.threads === 1 ? "" : "s"}` : "";
+  badge.title = `${backend.variant}: ${backend.reason}${threads}`;
+  badge.className = `badge ${backend.ep}${backend.ep === "webgpu" && backend.label.endsWith("(software)") ? " software" : ""}`;
 }
 
-const formatBytes = (n) => (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : `${(n / 1024).toFixed(0)} kB`);
+const formatBytes = (n) => (n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(2)} GiB` : n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${(n / 1024).toFixed(0)} KiB`);
 
 onWorkerEvent = (event) => {
   if (event.type === "download") {
-    const source = event.source === "cache" ? " (from cache)" : "";
-    setProgress(
-      `Model files: ${formatBytes(event.totalReceived)} of ${formatBytes(event.total)}; ` +
-        `${event.file} ${formatBytes(event.received)} of ${formatBytes(event.size)}${source}`,
-      event.totalReceived / event.total,
-    );
+    // A reload or a broken download left verified files in the cache: say that it resumes there.
+    const resumed = event.resumed ? `Resuming an unfinished download (${event.resumed} files already here). ` : "";
+    const file = event.file ? `; ${event.file} ${formatBytes(event.received)} of ${formatBytes(event.size)}` : "";
+    const where = event.totalReceived >= event.total ? " (from the browser's cache)" : "";
+    setProgress(`${resumed}Model files: ${formatBytes(event.totalReceived)} of ${formatBytes(event.total)}${file}${where}`,
+      event.totalReceived / event.total);
+  } else if (event.type === "backend") {
+    showBackend(event.backend);
+  } else if (event.type === "sessions") {
+    setProgress("Preparing the networks (onnxruntime sessions)…", null);
   } else if (event.type === "step") {
     window.dispatchEvent(new CustomEvent("sdlens:step", { detail: event }));
     if (state.runKey) store.addStep(state.runKey, event);
@@ -99,6 +104,7 @@ function addPreview(event) {
   drawRgba(canvas, event.preview);
   const caption = document.createElement("figcaption");
   caption.textContent = `t=${Math.round(event.timestep)}`;
+  figure.title = event.preview.source === "linear" ? state.preview?.label : `x̂₀ decoded by ${state.preview?.label}`;
   figure.append(canvas, caption);
   $("previews").append(figure);
 }
@@ -122,8 +128,14 @@ async function loadModel(modelId) {
   $("model").value = modelId;
   const promise = (async () => {
     setProgress(`Loading ${model.name}…`, 0);
-    const loaded = await call("load", { modelId, manifestUrl: model.manifest, preference });
+    const loaded = await call("load", { modelId, manifestUrl: model.manifest, preference, threads: params.get("threads"), variant: params.get("variant") });
     state.modelId = modelId;
+    state.preview = loaded.preview;
+    $("previews-note").hidden = false;
+    $("previews-note").textContent = loaded.preview.kind === "linear"
+      ? `Each step: the model's guess of the finished image, drawn with ${loaded.preview.label}.`
+      : `Each step: the model's guess of the finished image (x̂₀), decoded by ${loaded.preview.label}.`;
+    state.loadTimings = loaded.timings;
     state.backend = loaded.backend;
     state.manifest = loaded.manifest;
     showBackend(loaded.backend);
@@ -376,5 +388,9 @@ window.sdlens = {
   tokenize: (prompt) => ready.then(() => call("tokenize", { prompt })),
   get backend() {
     return state.backend;
+  },
+  /** The last model load: {download_ms, sessions_ms} (for the benchmarks). */
+  get loadTimings() {
+    return state.loadTimings;
   },
 };

@@ -1,11 +1,19 @@
 // Which onnxruntime-web backend and model variant to use, and why: the badge tells the truth.
 //
-// WebGPU when the browser has an adapter: fp16 variants only when the adapter has `shader-f16`
-// (elsewhere they fail or, worse, silently compute wrong numbers); fp32 on WebGPU when the model
-// is small enough; otherwise WASM on the CPU, preferring the smallest variant suited to it.
+// - WebGPU with `shader-f16` → the fp16 variant, after a self-check on first load (selfcheck.js):
+//   some WebGPU stacks run fp16 and return wrong numbers without an error.
+// - WebGPU without `shader-f16` → fp32 only where it fits the adapter's limits and memory;
+//   otherwise WASM, saying why.
+// - A software (fallback) adapter such as SwiftShader is never chosen automatically: there it is
+//   ~50× slower than WASM. `?backend=webgpu` still forces it, and the badge then says "software".
+// - WASM → exact fp32 while the model is small, else the smallest variant made for WASM (int8 or
+//   q4: the manifest's `wasm_preference`, when the export measured one, names the faster).
 
 // Below this download size fp32 is affordable everywhere, and it is the exact variant.
 export const SMALL_MODEL_BYTES = 600 * 1024 * 1024;
+// onnxruntime-web builds its sessions in one wasm32 heap (4 GiB), WebGPU included: a model's fp32
+// weights must leave room there for the largest graph being read in.
+export const WASM_HEAP_BYTES = 4 * 1024 ** 3;
 const COMPONENTS = ["text_encoder", "unet", "vae_decoder"];
 
 export async function probeWebGPU() {
@@ -20,13 +28,24 @@ export async function probeWebGPU() {
       f16: adapter.features.has("shader-f16"),
       fallback: Boolean(adapter.isFallbackAdapter || info.isFallbackAdapter),
       adapter: [info.vendor, info.architecture].filter(Boolean).join(" ") || "unknown adapter",
+      maxBufferSize: adapter.limits.maxBufferSize,
+      maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
     };
   } catch (err) {
     return { available: false, reason: `WebGPU adapter failed: ${err.message}` };
   }
 }
 
-function variantBytes(manifest, variant) {
+/** What the machine offers besides the adapter: memory (navigator.deviceMemory, GiB, which
+ *  browsers round and cap at 8) and cores. */
+export function probeDevice() {
+  return {
+    memoryBytes: navigator.deviceMemory ? navigator.deviceMemory * 1024 ** 3 : null,
+    cores: navigator.hardwareConcurrency || 1,
+  };
+}
+
+export function variantBytes(manifest, variant) {
   let total = 0;
   for (const component of COMPONENTS) {
     const entry = manifest.components[component]?.variants?.[variant];
@@ -43,28 +62,93 @@ function variantsFor(manifest, backendTag) {
   );
 }
 
-/** Choose {ep, variant, label, reason} for a manifest, given the WebGPU probe and a user preference
- *  ("auto", "webgpu" or "wasm"). */
-export function chooseBackend(manifest, gpu, preference = "auto") {
-  const wasm = (reason) => {
-    const candidates = variantsFor(manifest, "wasm");
-    if (!candidates.length) throw new Error("this model has no variant that runs on WASM");
-    const fp32 = variantBytes(manifest, "fp32");
-    // Exact fp32 when it is small; otherwise the smallest download that WASM runs correctly.
-    candidates.sort((a, b) => variantBytes(manifest, a) - variantBytes(manifest, b));
-    const variant = candidates.includes("fp32") && fp32 <= SMALL_MODEL_BYTES ? "fp32" : candidates[0];
-    return { ep: "wasm", variant, label: `WASM: ${reason}`, reason };
-  };
-  if (preference === "wasm") return wasm("chosen by you");
-  if (!gpu.available) return wasm(gpu.reason);
-  if (gpu.f16 && variantsFor(manifest, "webgpu-f16").includes("fp16")) {
-    return { ep: "webgpu", variant: "fp16", label: "WebGPU (shader-f16)", reason: `fp16 on ${gpu.adapter}` };
-  }
+/** The largest single GPU buffer a run needs, as far as the manifest tells: self-attention over
+ *  the full-resolution latent holds (h·w)² float32 scores per head in one buffer. */
+export function largestBufferBytes(manifest) {
+  const f = manifest.vae_scale_factor || 8;
+  const cells = ((manifest.defaults?.width || 512) / f) * ((manifest.defaults?.height || 512) / f);
+  return cells * cells * 4;
+}
+
+const mib = (n) => `${Math.round(n / 1024 ** 2)} MiB`;
+
+/** Why fp32 on this adapter would not fit, or null when it fits. */
+export function fp32Misfit(manifest, gpu, device = {}) {
+  const weights = variantBytes(manifest, "fp32");
+  if (weights === null) return "the model has no fp32 variant";
+  const buffer = largestBufferBytes(manifest);
+  const limit = Math.min(gpu.maxBufferSize ?? Infinity, gpu.maxStorageBufferBindingSize ?? Infinity);
+  if (buffer > limit) return `fp32 needs ${mib(buffer)} buffers, the adapter allows ${mib(limit)}`;
+  const memory = Math.min(WASM_HEAP_BYTES, device.memoryBytes ? device.memoryBytes / 2 : WASM_HEAP_BYTES);
+  if (weights > memory) return `fp32 weights are ${mib(weights)}, more than the ${mib(memory)} this browser can hold`;
+  return null;
+}
+
+function wasmChoice(manifest, reason, device = {}) {
+  const candidates = variantsFor(manifest, "wasm");
+  if (!candidates.length) throw new Error("this model has no variant that runs on WASM");
   const fp32 = variantBytes(manifest, "fp32");
-  if (fp32 !== null && (fp32 <= SMALL_MODEL_BYTES || preference === "webgpu")) {
-    const why = gpu.f16 ? "model has no fp16 variant" : "adapter has no shader-f16";
-    return { ep: "webgpu", variant: "fp32", label: "WebGPU fp32", reason: `${why}; ${gpu.adapter}` };
+  let variant;
+  if (candidates.includes("fp32") && fp32 <= SMALL_MODEL_BYTES) {
+    variant = "fp32"; // exact, and small enough
+  } else if (manifest.wasm_preference && candidates.includes(manifest.wasm_preference)) {
+    variant = manifest.wasm_preference;
+  } else {
+    candidates.sort((a, b) => variantBytes(manifest, a) - variantBytes(manifest, b));
+    variant = candidates[0];
   }
-  if (!gpu.f16) return wasm("model variant needs shader-f16");
-  return wasm("model too large for fp32 on WebGPU");
+  return { ep: "wasm", variant, label: `WASM: ${reason}`, reason, threads: wasmThreads(device) };
+}
+
+/** onnxruntime-web's thread count: every core, when the page is cross-origin isolated (threads
+ *  need SharedArrayBuffer); `requested` (the ?threads= URL parameter) overrides. */
+export function wasmThreads({ cores = 1, isolated = false, requested = null } = {}) {
+  if (!isolated) return 1;
+  if (requested) return Math.max(1, Math.min(cores, requested));
+  return Math.max(1, cores);
+}
+
+/**
+ * Choose {ep, variant, label, reason, threads} for a manifest, given the WebGPU probe, a user
+ * preference ("auto", "webgpu" or "wasm") and the device {memoryBytes, cores, isolated, requested
+ * (threads), variant (a variant the user asked for)}.
+ */
+export function chooseBackend(manifest, gpu, preference = "auto", device = {}) {
+  const choice = automaticChoice(manifest, gpu, preference, device);
+  const wanted = device.variant; // ?variant= in the URL, for measuring one against another
+  if (!wanted || wanted === choice.variant) return choice;
+  if (variantBytes(manifest, wanted) === null) throw new Error(`this model has no ${wanted} variant of every graph`);
+  return { ...choice, variant: wanted, label: `${choice.label} (${wanted})`, reason: `${choice.reason}; ${wanted} chosen by you` };
+}
+
+function automaticChoice(manifest, gpu, preference, device) {
+  if (preference === "wasm") return wasmChoice(manifest, "chosen by you", device);
+  if (!gpu.available) return wasmChoice(manifest, gpu.reason, device);
+  const forced = preference === "webgpu";
+  if (gpu.fallback && !forced) {
+    return wasmChoice(manifest, `the WebGPU adapter (${gpu.adapter}) is software, slower than WASM`, device);
+  }
+  const kind = gpu.fallback ? "software " : "";
+  const webgpu = (variant, label, reason) => ({
+    ep: "webgpu", variant, label: gpu.fallback ? `${label} (software)` : label, reason: `${reason}; ${kind}adapter ${gpu.adapter}`,
+    threads: 1,
+  });
+  if (gpu.f16 && variantsFor(manifest, "webgpu-f16").includes("fp16")) {
+    return webgpu("fp16", "WebGPU fp16", forced ? "chosen by you; adapter has shader-f16" : "adapter has shader-f16");
+  }
+  const why = gpu.f16 ? "model has no fp16 variant" : "adapter has no shader-f16";
+  const misfit = fp32Misfit(manifest, gpu, device);
+  if (!misfit || (forced && variantBytes(manifest, "fp32") !== null)) {
+    return webgpu("fp32", "WebGPU fp32", forced ? `chosen by you; ${why}` : why);
+  }
+  return wasmChoice(manifest, `${why} and ${misfit}`, device);
+}
+
+/** The choice once the fp16 self-check has run: unchanged when it passed, else the best choice
+ *  without fp16, saying why. */
+export function afterSelfCheck(choice, check, manifest, gpu, preference = "auto", device = {}) {
+  if (choice.variant !== "fp16" || choice.ep !== "webgpu" || check.ok) return choice;
+  const next = chooseBackend(manifest, { ...gpu, f16: false }, preference, device);
+  const reason = `fp16 self-check failed (${check.reason}); ${next.reason}`;
+  return { ...next, reason, label: next.ep === "wasm" ? `WASM: fp16 self-check failed` : next.label };
 }

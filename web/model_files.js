@@ -1,20 +1,39 @@
-// Model files: fetched with progress, checked against the manifest's sha256, kept in Cache Storage.
+// Model files: streamed into Cache Storage, each checked against the manifest's sha256 as it lands.
 //
-// A second visit reads them from the cache (checked again: a cache can hold a stale copy), so the
-// app still works with the server stopped. A file failing its checksum is never used.
+// A full-size model is several GB, so no step may hold all of it: the export splits large weights
+// into files of at most 512 MiB (the manifest lists each with its bytes and sha256), and here each
+// file is downloaded, hashed (crypto.subtle takes one buffer, which it can at this size) and put in
+// the cache before the next one starts. Sessions later read one graph's files back from the cache
+// and drop them once onnxruntime has them.
+//
+// A verified file is stored with its sha256 in a header, so a later visit (or a retry after a
+// broken download) knows it without hashing gigabytes again, and a stale copy (a file whose
+// manifest entry changed) is never taken for the current one. Only whole, verified files enter
+// the cache: a download that breaks off, or a reload in the middle, resumes at the first file the
+// cache does not hold.
 
 import { sha256HexPortable } from "./sha256.js";
-import { openStore } from "./storage.js";
+import { hasStorage, openStore } from "./storage.js";
 
 const CACHE = "sdlens-models-v1";
+// Without Cache Storage (plain http from another machine) verified files wait here instead, each
+// only until its session has taken it (readCached), and are downloaded again on the next visit.
+const held = new Map(); // url → bytes
+const SHA_HEADER = "X-Sdlens-Sha256";
+const BYTES_HEADER = "X-Sdlens-Bytes";
 
 export class ModelFileError extends Error {}
+/** The server or the network went away: a reload resumes. */
+class NetworkError extends ModelFileError {}
 
 export async function sha256Hex(bytes) {
   if (!crypto.subtle) return sha256HexPortable(bytes); // plain http: no crypto.subtle
   const digest = await crypto.subtle.digest("SHA-256", bytes);
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+export const formatBytes = (n) =>
+  n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(2)} GiB` : n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${(n / 1024).toFixed(0)} KiB`;
 
 /** JSON from the network, or from the cache when the server cannot be reached. */
 export async function fetchJson(url) {
@@ -31,53 +50,138 @@ export async function fetchJson(url) {
   }
 }
 
-async function download(url, entry, onProgress) {
+const isCurrent = (response, entry) =>
+  response && response.headers.get(SHA_HEADER) === entry.sha256 && Number(response.headers.get(BYTES_HEADER)) === entry.bytes;
+
+/** One file from the network into memory, checking its size as it streams. */
+async function download(url, entry, onBytes) {
   let response;
   try {
     response = await fetch(url, { cache: "no-store" });
   } catch {
-    throw new ModelFileError(`cannot download model file ${entry.path}: the server is not reachable`);
+    throw new NetworkError(`Cannot download model file ${entry.path}: the server is not reachable`);
   }
   if (!response.ok) throw new ModelFileError(`cannot download model file ${entry.path}: HTTP ${response.status}`);
   const bytes = new Uint8Array(entry.bytes);
   const reader = response.body.getReader();
   let received = 0;
   for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    if (received + value.length > bytes.length) {
-      throw new ModelFileError(`model file ${entry.path} is larger than its manifest says (corrupted?)`);
+    let chunk;
+    try {
+      chunk = await reader.read();
+    } catch {
+      throw new NetworkError(
+        `The download of ${entry.path} broke off at ${formatBytes(received)} of ${formatBytes(entry.bytes)} ` +
+          "(the server or the network went away)",
+      );
     }
-    bytes.set(value, received);
-    received += value.length;
-    onProgress(received, entry.bytes, "network");
+    if (chunk.done) break;
+    if (received + chunk.value.length > bytes.length) {
+      reader.cancel().catch(() => {});
+      throw new ModelFileError(`Model file ${entry.path} is larger than its manifest says (${entry.bytes} bytes): corrupted?`);
+    }
+    bytes.set(chunk.value, received);
+    received += chunk.value.length;
+    onBytes(received);
   }
   if (received !== entry.bytes) {
-    throw new ModelFileError(`model file ${entry.path} is ${received} bytes, its manifest says ${entry.bytes}`);
+    throw new ModelFileError(
+      `Model file ${entry.path} is ${received} bytes, its manifest says ${entry.bytes}: truncated or corrupted; ` +
+        "re-export or re-copy the model",
+    );
   }
   return bytes;
 }
 
-/** The verified bytes of one manifest file entry {path, bytes, sha256}, relative to baseUrl. */
-export async function openModelFile(baseUrl, entry, onProgress = () => {}) {
-  const url = new URL(entry.path, baseUrl).href;
+async function freeStorage() {
+  if (!navigator.storage?.estimate) return null;
+  const { quota, usage } = await navigator.storage.estimate();
+  return quota === undefined ? null : Math.max(0, quota - (usage || 0));
+}
+
+function quotaError(need, free) {
+  // `free` comes from navigator.storage.estimate(); when the browser refuses a write anyway, the
+  // estimate was wrong, so only the refusal is reported.
+  const room = free === null ? "the browser refused to store more for this site (its storage quota is full)"
+    : `only ${formatBytes(free)} is free for this site`;
+  return new ModelFileError(
+    `This model needs ${formatBytes(need)} more of browser storage, but ${room}. ` +
+      "Free some (site settings → storage, or a browser profile with more disk) or pick a smaller model, then reload: " +
+      "what is downloaded already is kept.",
+  );
+}
+
+/**
+ * Make sure every manifest entry {path, bytes, sha256} (relative to baseUrl) is in the cache,
+ * verified. Files already there are kept; the rest are downloaded one at a time. onProgress gets
+ * {file, received, size, source: "cache" | "network", totalReceived, total, resumed}, where
+ * `resumed` counts the files a previous, unfinished download left verified in the cache.
+ */
+export async function ensureCached(baseUrl, entries, onProgress = () => {}) {
   const cache = await openStore(CACHE);
-  const cached = await cache.match(url);
-  if (cached) {
-    const bytes = new Uint8Array(await cached.arrayBuffer());
-    if (bytes.length === entry.bytes && (await sha256Hex(bytes)) === entry.sha256) {
-      onProgress(entry.bytes, entry.bytes, "cache");
-      return bytes;
+  const total = entries.reduce((sum, e) => sum + e.bytes, 0);
+  const missing = [];
+  let have = 0;
+  for (const entry of entries) {
+    if (isCurrent(await cache.match(new URL(entry.path, baseUrl).href), entry)) have += entry.bytes;
+    else missing.push(entry);
+  }
+  const resumed = missing.length && missing.length < entries.length ? entries.length - missing.length : 0;
+  onProgress({ file: null, received: 0, size: 0, source: "cache", totalReceived: have, total, resumed, missing: missing.length });
+  if (!missing.length) return { downloaded: 0, fromCache: entries.length };
+  const need = missing.reduce((sum, e) => sum + e.bytes, 0);
+  const free = hasStorage() ? await freeStorage() : null;
+  if (free !== null && need > free) throw quotaError(need, free);
+  navigator.storage?.persist?.().catch(() => {}); // a multi-GB cache should not be evicted silently
+  let done = have;
+  let saved = entries.length - missing.length;
+  for (const entry of missing) {
+    const url = new URL(entry.path, baseUrl).href;
+    let bytes;
+    try {
+      bytes = await download(url, entry, (received) =>
+        onProgress({ file: entry.path, received, size: entry.bytes, source: "network", totalReceived: done + received, total, resumed }),
+      );
+    } catch (err) {
+      if (err instanceof NetworkError) {
+        err.message += `. ${saved} of ${entries.length} files are saved; reload the page to resume from there.`;
+      }
+      throw err;
     }
-    await cache.delete(url);
+    if ((await sha256Hex(bytes)) !== entry.sha256) {
+      throw new ModelFileError(
+        `Model file ${entry.path} failed its checksum (sha256 differs from manifest.json): it is corrupted; ` +
+          "re-export or re-copy the model",
+      );
+    }
+    const headers = { "Content-Type": "application/octet-stream", [BYTES_HEADER]: String(entry.bytes), [SHA_HEADER]: entry.sha256 };
+    if (!hasStorage()) held.set(url, bytes);
+    try {
+      await cache.put(url, new Response(bytes, { headers }));
+    } catch (err) {
+      if (err?.name === "QuotaExceededError") throw quotaError(need - (done - have), null);
+      throw new ModelFileError(`cannot store model file ${entry.path} in the browser's cache: ${err.message}`);
+    }
+    done += entry.bytes;
+    saved += 1;
   }
-  const bytes = await download(url, entry, onProgress);
-  if ((await sha256Hex(bytes)) !== entry.sha256) {
-    throw new ModelFileError(
-      `model file ${entry.path} failed its checksum (sha256 differs from manifest.json): it is corrupted; ` +
-        "re-export or re-copy the model",
-    );
+  return { downloaded: missing.length, fromCache: entries.length - missing.length };
+}
+
+/** The bytes of one entry that ensureCached stored. The caller should drop them once used. */
+export async function readCached(baseUrl, entry) {
+  const url = new URL(entry.path, baseUrl).href;
+  if (held.has(url)) {
+    const bytes = held.get(url);
+    held.delete(url);
+    return bytes;
   }
-  await cache.put(url, new Response(bytes, { headers: { "Content-Type": "application/octet-stream" } }));
+  const cache = await openStore(CACHE);
+  const response = await cache.match(url);
+  if (!isCurrent(response, entry)) {
+    throw new ModelFileError(`Model file ${entry.path} is no longer in the browser's cache; reload the page`);
+  }
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  if (bytes.length !== entry.bytes) throw new ModelFileError(`Model file ${entry.path} in the browser's cache is damaged; reload the page`);
   return bytes;
 }

@@ -2,10 +2,11 @@
 // the graphs (WebGPU or WASM). Working here keeps Pyodide's start-up and shader compilation off
 // the page's thread, so the page stays responsive.
 
-import { chooseBackend, probeWebGPU } from "./backend.js";
-import { fetchJson, ModelFileError, openModelFile } from "./model_files.js";
+import { afterSelfCheck, chooseBackend, probeDevice, probeWebGPU } from "./backend.js";
+import { ensureCached, fetchJson, ModelFileError, readCached } from "./model_files.js";
 import { OrtRuntime } from "./ort_runtime.js";
 import { previewImage } from "./preview.js";
+import { runF16SelfCheck } from "./selfcheck.js";
 
 const PY_ROOT = "/home/pyodide/";
 // The app's URLs are relative to its folder, so it also runs under a static host's sub-path.
@@ -53,14 +54,13 @@ async function startPython() {
   pyodide.runPython("import sdlens.browser.session");
 }
 
-async function loadOrt(ep) {
+async function loadOrt(ep, threads) {
   if (ort) return ort;
   // The WebGPU build also runs WASM; the WASM-only build is half the download.
   const file = ep === "webgpu" ? "ort.webgpu.min.mjs" : "ort.wasm.min.mjs";
   ort = await import(`./vendor/ort/${file}`);
   ort.env.wasm.wasmPaths = appUrl("vendor/ort/");
-  // On few cores one thread was fastest; threads need cross-origin isolation.
-  ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.max(1, Math.min(4, (navigator.hardwareConcurrency >> 1) || 1)) : 1;
+  ort.env.wasm.numThreads = threads; // fixed at the first session; backend.js chooses it
   ort.env.logLevel = "error";
   return ort;
 }
@@ -76,49 +76,73 @@ async function tokenizerText(path, bytes) {
   }
 }
 
-async function loadModel({ modelId, manifestUrl, preference }) {
-  const manifest = await fetchJson(manifestUrl);
-  const backend = chooseBackend(manifest, gpu, preference);
-  await loadOrt(backend.ep);
-  const base = new URL(manifestUrl, self.location.href);
+/** The manifest's files this backend needs: tokenizer, then each graph's files in load order. */
+function neededFiles(manifest, variant, extra = []) {
   const needed = [manifest.tokenizer.file];
   for (const component of ["text_encoder", "unet", "vae_decoder"]) {
-    needed.push(...manifest.components[component].variants[backend.variant].files);
+    needed.push(...manifest.components[component].variants[variant].files);
   }
-  const total = needed.reduce((sum, f) => sum + f.bytes, 0);
-  const done = new Map();
-  const files = new Map();
-  for (const entry of needed) {
-    files.set(entry.path, await openModelFile(base, entry, (received, size, source) => {
-      done.set(entry.path, received);
-      const sum = [...done.values()].reduce((a, b) => a + b, 0);
-      post({ type: "download", file: entry.path, received, size, source, totalReceived: sum, total });
-    }));
+  return [...needed, ...extra];
+}
+
+let f16Check = null; // the fp16 self-check's result, once per worker (one adapter)
+
+async function loadModel({ modelId, manifestUrl, preference, threads, variant }) {
+  const manifest = await fetchJson(manifestUrl);
+  const device = { ...probeDevice(), isolated: self.crossOriginIsolated, requested: threads ? Number(threads) : null, variant };
+  let backend = chooseBackend(manifest, gpu, preference, device);
+  await loadOrt(backend.ep, backend.threads);
+  if (backend.ep === "webgpu" && backend.variant === "fp16") {
+    f16Check ??= await runF16SelfCheck(ort);
+    backend = afterSelfCheck(backend, f16Check, manifest, gpu, preference, device);
   }
+  backend.threads = ort.env.wasm.numThreads;
+  post({ type: "backend", backend }); // the badge tells the choice while the files download
+  const Session = pyodide.pyimport("sdlens.browser.session").BrowserSession;
+  const base = new URL(manifestUrl, self.location.href);
+  // Which decoder draws the per-step pictures decides whether a preview decoder is downloaded.
+  const previewPlan = fromPython(pyodide.pyimport("sdlens.browser.preview").StepPreview.plan(JSON.stringify(manifest), backend.variant));
+  const needed = neededFiles(manifest, backend.variant, previewPlan.files);
+  const started = performance.now();
+  await ensureCached(base, needed, (progress) => post({ type: "download", ...progress }));
+  const downloadMs = performance.now() - started;
+  // Each graph's files are read back from the cache only while its session is created, then
+  // dropped: onnxruntime keeps its own copy, and the page holds no second one.
+  const byPath = new Map(needed.map((entry) => [entry.path, entry]));
   const openFile = async (path) => {
-    if (!files.has(path)) throw new ModelFileError(`model file ${path} is not in the manifest`);
-    return files.get(path);
+    if (!byPath.has(path)) throw new ModelFileError(`model file ${path} is not in the manifest`);
+    return readCached(base, byPath.get(path));
   };
   const runtime = new OrtRuntime(ort, backend, openFile);
-  const tokenizerJson = await tokenizerText(manifest.tokenizer.file.path, files.get(manifest.tokenizer.file.path));
-  const Session = pyodide.pyimport("sdlens.browser.session").BrowserSession;
+  const tokenizerFile = manifest.tokenizer.file;
+  const tokenizerJson = await tokenizerText(tokenizerFile.path, await readCached(base, tokenizerFile));
   const session = Session(JSON.stringify(manifest), tokenizerJson, runtime, backend.variant);
   // Create the sessions now, so the first Generate does not pay for it.
+  const sessionsStarted = performance.now();
+  post({ type: "sessions", total: 3 + (previewPlan.files.length ? 1 : 0) });
   const graph = session.pipeline.graph;
   for (const component of ["text_encoder", "unet", "vae_decoder"]) await graph.callPromising(component);
   graph.destroy();
-  loaded = { modelId, manifest, backend, session, runtime };
-  return { modelId, backend, manifest };
+  await session.preview.prepare.callPromising();
+  const preview = fromPython(session.preview_info());
+  loaded = { modelId, manifest, backend, session, runtime, preview };
+  const timings = { download_ms: downloadMs, sessions_ms: performance.now() - sessionsStarted };
+  return { modelId, backend, manifest, preview: { kind: preview.kind, label: preview.label }, timings };
 }
 
 async function generate({ settings, explain = false, code = null }) {
   stopRequested = false;
   const { session, manifest } = loaded;
-  const width = manifest.defaults.width / manifest.vae_scale_factor;
-  const onStep = (info, tensors) => {
-    const preview = previewImage(tensors.x0, manifest, width);
-    const transfer = Object.values(tensors).map((t) => t.buffer);
-    post({ type: "step", ...info, preview, tensors: explain ? tensors : undefined }, explain ? transfer : []);
+  const { width, height } = manifest.defaults;
+  const latentWidth = width / manifest.vae_scale_factor;
+  const onStep = (info, tensors, picture) => {
+    // x̂0 through the decoder (preview.py), or through the linear map where there is none.
+    const preview = picture
+      ? { width, height, rgba: rgbToRgba(picture, width * height), source: loaded.preview.kind }
+      : { ...previewImage(tensors.x0, manifest, latentWidth), source: "linear" };
+    if (!explain) delete tensors.x0;
+    const transfer = [preview.rgba.buffer, ...Object.values(tensors).map((t) => t.buffer)];
+    post({ type: "step", ...info, preview, tensors: explain ? tensors : undefined }, transfer);
   };
   const pySettings = pyodide.toPy(settings);
   const pyCode = code ? pyodide.toPy(code) : undefined; // (JavaScript null would reach Python as JsNull)

@@ -342,6 +342,7 @@ async function decodeWhenIdle(run, step) {
   let cache = decodes.get(run);
   if (!cache) decodes.set(run, (cache = new Map()));
   if (cache.has(step.index)) return cache.get(step.index);
+  if (step.preview.source !== "linear") return null; // the strip's picture is x̂0 decoded already
   const running = $("stop") && !$("stop").disabled;
   if (running || !step.tensors?.x0 || run.manifest !== window.sdlens.store.main?.manifest) return null;
   cache.set(step.index, null); // one request per step

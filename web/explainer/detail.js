@@ -37,21 +37,6 @@ function channelStrip(title, tensor, shape, scale) {
   return row;
 }
 
-function latentRgb(tensor, manifest, shape) {
-  const [, c, h, w] = shape;
-  const map = manifest.latent_rgb;
-  const rgba = new Uint8ClampedArray(h * w * 4);
-  for (let p = 0; p < h * w; p++) {
-    for (let k = 0; k < 3; k++) {
-      let v = map ? map.bias[k] : 0.5;
-      for (let ch = 0; ch < c; ch++) v += (map ? map.weights[ch][k] : ch === k ? 0.25 : 0) * tensor[ch * h * w + p];
-      rgba[p * 4 + k] = v * 255;
-    }
-    rgba[p * 4 + 3] = 255;
-  }
-  return { width: w, height: h, rgba };
-}
-
 const fmt = (x) => (Math.abs(x) >= 100 ? x.toFixed(1) : Math.abs(x) >= 1 ? x.toFixed(3) : x.toPrecision(3));
 
 // -- Text ----------------------------------------------------------------------------------------
@@ -139,11 +124,9 @@ function refinerPanel(panel, run, store, decode) {
     panel.append(why);
   }
 
-  const latentRow = channelStrip("x_t: the noisy latent going in", tensors.latent, shape, maxAbs(tensors.latent));
-  const { fig, canvas } = figure("as colours (a linear map)");
-  drawRgba(canvas, latentRgb(tensors.latent, run.manifest, shape));
-  latentRow.append(fig);
-  panel.append(latentRow);
+  // No "x_t as colours" picture: a linear map from latent channels to RGB does not fit this VAE
+  // (its pictures turn grey-green while the image is a red disc), so the channels speak for x_t.
+  panel.append(channelStrip("x_t: the noisy latent going in", tensors.latent, shape, maxAbs(tensors.latent)));
 
   if (guided) {
     panel.append(channelStrip("ε_uncond: noise predicted without your prompt", tensors.eps_uncond, shape, scale));
@@ -176,7 +159,8 @@ function refinerPanel(panel, run, store, decode) {
   const x0Row = document.createElement("div");
   x0Row.className = "strip";
   x0Row.innerHTML = "<h4>x̂₀: the model's current guess of the clean image</h4>";
-  const x0 = figure(`decoded by the VAE (${c}×${h}×${w} → 3×${h * run.manifest.vae_scale_factor}×${w * run.manifest.vae_scale_factor})`);
+  const by = step.preview.source === "preview_decoder" ? "the preview decoder (TAESD)" : "the VAE";
+  const x0 = figure(`decoded by ${by} (${c}×${h}×${w} → 3×${h * run.manifest.vae_scale_factor}×${w * run.manifest.vae_scale_factor})`);
   x0Row.append(x0.fig);
   panel.append(x0Row);
   decode(run, step).then((image) => drawRgba(x0.canvas, image));
@@ -247,8 +231,10 @@ function upscalerPanel(panel, run) {
 
 export function mountDetail(container, store) {
   let open = null;
-  // A VAE decode only for the steps someone looks at, each once.
+  // x̂0 as the step strip showed it (the VAE or the preview decoder); where the strip only had the
+  // linear map, a VAE decode for the steps someone looks at, each once.
   const decode = (run, step) => {
+    if (step.preview.source !== "linear") return Promise.resolve(step.preview);
     if (!run.decoded.has(step.index)) run.decoded.set(step.index, window.sdlens.decode(step.tensors.x0, step.shape));
     return run.decoded.get(step.index);
   };

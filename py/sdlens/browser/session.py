@@ -17,6 +17,7 @@ from ..model import Model
 from ..pipeline import Cancelled, Pipeline, Settings
 from ..schedulers import SCHEDULERS, catalogue
 from ..tokenizer import ClipTokenizer
+from .preview import StepPreview
 from .runtime import BrowserRuntime
 
 
@@ -25,6 +26,11 @@ class BrowserSession:
         self.model = Model.from_json(manifest_json, root="", variant=variant)
         self.runtime = BrowserRuntime(js_runtime)
         self.pipeline = Pipeline(self.model, self.runtime, ClipTokenizer.from_json(tokenizer_json))
+        self.preview = StepPreview(self.pipeline, variant)
+
+    def preview_info(self) -> dict:
+        """Which decoder draws the per-step pictures, for the worker (files) and the page (label)."""
+        return {"kind": self.preview.kind, "label": self.preview.label, "files": self.preview.files}
 
     def tokenize(self, prompt: str) -> dict:
         return _encoding_dict(self.pipeline.tokenizer.encode(prompt))
@@ -64,9 +70,10 @@ class BrowserSession:
         return self.runtime.to_rgb8(self.pipeline.decode(latent))
 
     def generate(self, settings: dict, on_step, should_stop, explain: bool = False, code=None) -> dict:
-        """Run; after each step call on_step(info, tensors). `tensors` holds x̂0 only, or with
-        `explain` every tensor of the step (x_t, ε parts, x̂0, and the per-token attention maps
-        when the model has them), as JavaScript Float32Arrays."""
+        """Run; after each step call on_step(info, tensors, picture). `tensors` holds x̂0 only, or
+        with `explain` every tensor of the step (x_t, ε parts, x̂0, and the per-token attention maps
+        when the model has them), as JavaScript Float32Arrays; `picture` is x̂0 decoded to RGB bytes
+        (a Uint8Array), or None where the page draws it."""
         s = self._settings(settings)
         # Reading the maps back costs a copy per step, so only an explained run asks for them.
         attention = explain and self.pipeline.has_attention()
@@ -87,7 +94,16 @@ class BrowserSession:
         def report(trace):
             # Python's share of the step: its time less the time spent waiting for onnxruntime-web.
             step_python_seconds.append(max(trace.seconds - (runtime.waited_seconds - waited[0]), 0.0))
-            tensors = {"x0": runtime.read_f32(trace.pred_original)}
+            preview_started = time.perf_counter()
+            rgb = self.preview.rgb(trace.pred_original)
+            picture = None
+            if rgb is not None:
+                picture = js.Uint8Array.new(len(rgb))
+                picture.assign(rgb)
+            preview_ms = (time.perf_counter() - preview_started) * 1000
+            tensors = {}
+            if explain or rgb is None:
+                tensors["x0"] = runtime.read_f32(trace.pred_original)
             if explain:
                 tensors["latent"] = runtime.read_f32(trace.latent)
                 tensors["eps_cond"] = runtime.read_f32(trace.eps_cond)
@@ -99,12 +115,12 @@ class BrowserSession:
             call = trace.call
             info = {"index": trace.index, "steps": s.steps, "step": call.step, "call": call.part,
                     "calls": call.parts, "role": call.role, "timestep": trace.timestep, "sigma": trace.sigma,
-                    "ms": trace.seconds * 1000, "onnx_ms": trace.onnx_seconds * 1000,
+                    "ms": trace.seconds * 1000, "onnx_ms": trace.onnx_seconds * 1000, "preview_ms": preview_ms,
                     "coefficients": dict(trace.coefficients), "shape": list(trace.latent.shape)}
             if trace.attention is not None:
                 info["attention_shape"] = list(trace.attention.shape[1:])  # (tokens, h, w)
             on_step(to_js(info, dict_converter=js.Object.fromEntries),
-                    to_js(tensors, dict_converter=js.Object.fromEntries))
+                    to_js(tensors, dict_converter=js.Object.fromEntries), picture)
             waited[0] = runtime.waited_seconds
 
         try:

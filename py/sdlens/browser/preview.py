@@ -1,0 +1,83 @@
+"""Per-step pictures: the model's current guess of the clean image, x̂₀, through a decoder.
+
+Each step the scheduler also tells what the model thinks the finished latent is (x̂₀). Shown
+through a decoder it is a real picture of where the run is heading, so the last step's picture
+is (nearly) the final image. Which decoder, from the cheapest that is true to the model:
+
+- the manifest's preview decoder (TAESD, diffusers' AutoencoderTiny), when the export made one:
+  a few percent of a UNet step at 512²;
+- else the VAE itself, when the image is small enough that a decode costs little (the 64² default
+  model: a few milliseconds);
+- else nothing here: the page draws x̂₀ through the manifest's linear latent→RGB map and says that
+  it is only an approximation (at 512² a VAE decode per step would cost more than the step).
+
+The final image always comes from the real VAE (pipeline.generate).
+"""
+
+from __future__ import annotations
+
+import json
+
+#: Largest image (in pixels) for which every step is decoded by the full VAE.
+VAE_PREVIEW_MAX_PIXELS = 128 * 128
+
+
+def _variant_entry(component: dict, variant: str) -> dict:
+    variants = component["variants"]
+    for name in (variant, "fp32"):
+        if name in variants:
+            return variants[name]
+    return next(iter(variants.values()))
+
+
+def choose(manifest: dict, variant: str) -> dict:
+    """{kind, label, entry, scale}: which decoder draws x̂0 for this model (see the module doc)."""
+    decoder = manifest["components"].get("preview_decoder")
+    defaults = manifest["defaults"]
+    if decoder:
+        # TAESD decodes the UNet's latents as they are (its scaling factor is 1); the manifest
+        # records the factor, so a decoder trained otherwise is still fed right.
+        return {"kind": "preview_decoder", "label": "the preview decoder (TAESD)",
+                "entry": _variant_entry(decoder, variant), "scale": 1.0 / float(decoder.get("scaling_factor", 1.0))}
+    if defaults["width"] * defaults["height"] <= VAE_PREVIEW_MAX_PIXELS:
+        return {"kind": "vae", "label": "the VAE", "entry": None, "scale": 1.0}
+    return {"kind": "linear", "entry": None, "scale": 1.0,
+            "label": "a linear latent→RGB map (an approximation: this model has no preview decoder)"}
+
+
+class StepPreview:
+    def __init__(self, pipeline, variant: str):
+        self.pipeline = pipeline
+        self.runtime = pipeline.runtime
+        plan = choose(pipeline.model.manifest, variant)
+        self.kind, self.label, self.entry, self.scale = plan["kind"], plan["label"], plan["entry"], plan["scale"]
+        self._graph = None
+
+    @staticmethod
+    def plan(manifest_json: str, variant: str) -> dict:
+        """What the worker needs before any file is downloaded: the kind, its label, its files."""
+        plan = choose(json.loads(manifest_json), variant)
+        return {"kind": plan["kind"], "label": plan["label"],
+                "files": list(plan["entry"]["files"]) if plan["entry"] else []}
+
+    @property
+    def files(self) -> list[dict]:
+        """The files this preview needs beyond the pipeline's."""
+        return list(self.entry["files"]) if self.kind == "preview_decoder" else []
+
+    def prepare(self) -> None:
+        """Create the preview decoder's session now, so the first step does not wait for it."""
+        if self.kind == "preview_decoder" and self._graph is None:
+            paths = [f["path"] for f in self.entry["files"]]
+            self._graph = self.runtime.load(paths[0], paths[1:])
+
+    def rgb(self, x0):
+        """RGB bytes (height × width × 3) of x̂₀, or None where the page draws the linear map."""
+        if self.kind == "vae":
+            return self.runtime.to_rgb8(self.pipeline.decode(x0))
+        if self.kind == "preview_decoder":
+            self.prepare()
+            feed = self.runtime.combine([(self.scale, x0)]) if self.scale != 1.0 else x0
+            outputs = self.runtime.run(self._graph, {self.entry["inputs"][0]["name"]: feed})
+            return self.runtime.to_rgb8(outputs[self.entry["outputs"][0]["name"]])
+        return None
