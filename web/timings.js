@@ -1,0 +1,37 @@
+// Where a run's time went: every part of the wall-clock time from pressing Generate to the picture,
+// so that the parts add up to the total. The worker measures its own stages (text encoder, steps,
+// reading each step back, decode); the page measures the rest around its calls.
+
+const seconds = (ms) => (ms >= 10_000 ? `${(ms / 1000).toFixed(0)} s` : ms >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`);
+const sum = (values) => values.reduce((a, b) => a + b, 0);
+
+/**
+ * The parts of one run, in the order they happen: [{key, label, ms, text}], adding up to
+ * `marks.finished - marks.started`. `marks` are the page's performance.now() readings: started,
+ * loaded (model ready), asked (generate sent to the worker), answered, finished (shown).
+ */
+export function timingParts(timings, marks) {
+  const steps = timings.step_ms || [];
+  const parts = [
+    ["load", "loading the model", marks.loaded - marks.started],
+    ["prepare", "checking settings and tokens", marks.asked - marks.loaded],
+    ["text", "text encoder", timings.text_ms || 0],
+    ["steps", `${steps.length} denoising step${steps.length === 1 ? "" : "s"}`, sum(steps)],
+    ["report", "reading each step's numbers back for the page", timings.report_ms || 0],
+    ["decode", "VAE decoder", timings.decode_ms || 0],
+  ];
+  const wall = marks.finished - marks.started;
+  const known = sum(parts.map((p) => p[2]));
+  // What no stage measured: the starting noise and the scheduler's set-up, the messages between
+  // the page and the worker, and drawing the result.
+  parts.push(["other", "the rest (noise, messages, drawing)", wall - known]);
+  return parts.map(([key, label, ms]) => ({ key, label, ms, text: seconds(ms) }));
+}
+
+/** The progress line once a run is done: the total, the steps, and their mean. */
+export function timingSummary(timings) {
+  const steps = timings.step_ms || [];
+  const mean = steps.length ? sum(steps) / steps.length : 0;
+  return `Done in ${seconds(timings.wall_ms)}: ${steps.length} step${steps.length === 1 ? "" : "s"} at ` +
+    `${seconds(mean)} each. Where the time went:`;
+}
