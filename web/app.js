@@ -3,6 +3,7 @@
 
 import { drawRgba } from "./explainer/colormaps.js";
 import { mountExplainer } from "./explainer/index.js";
+import { isOn } from "./explainer/compare.js";
 import { RunStore } from "./explainer/store.js";
 import { mountModelCard } from "./model_card.js";
 import { timingParts, timingSummary } from "./timings.js";
@@ -159,10 +160,13 @@ function applyDefaults(defaults) {
 }
 
 /** Guidance is accepted from 0 up, but two ranges deserve a word before a run. */
-export function guidanceAdvice(value) {
+export function guidanceAdvice(value, formulaBelowOne = false) {
   const g = Number(value);
   if (!Number.isFinite(g)) return "";
   if (g > 20) return `g = ${g} is far above the usual 1 to 20: expect harsh, over-saturated colours or a broken picture.`;
+  if (g < 1 && formulaBelowOne) {
+    return `g = ${g} with the formula: ε = ε_uncond + ${g}·(ε_cond − ε_uncond)${g === 0 ? ", which ignores the prompt" : ", less than the prompt alone"}.`;
+  }
   if (g <= 1) return `g ≤ 1 switches guidance off (as in diffusers): the prompt's prediction alone is used, so g = 0 and g = 1 give the same picture.`;
   return "";
 }
@@ -170,7 +174,7 @@ export function guidanceAdvice(value) {
 function guidanceNote() {
   const el = $("guidance-message");
   if (el.className.includes("error")) return; // a check's message stays until the next run
-  el.textContent = guidanceAdvice($("guidance").value);
+  el.textContent = guidanceAdvice($("guidance").value, $("formula_below_one").checked);
   el.className = "field-message warning";
 }
 
@@ -201,6 +205,7 @@ function readForm() {
     steps: $("steps").value.trim(),
     guidance: $("guidance").value.trim() === "" ? "nan" : $("guidance").value.trim(),
     scheduler: $("scheduler").value,
+    formula_below_one: $("formula_below_one").checked ? "1" : "",
     model: $("model").value,
   };
 }
@@ -210,6 +215,7 @@ function writeForm(settings) {
   for (const key of ["prompt", "negative", "seed", "steps", "guidance", "scheduler"]) {
     if (settings[key] !== undefined && !(key === "guidance" && settings[key] === "nan")) $(key).value = settings[key];
   }
+  if (settings.formula_below_one !== undefined) $("formula_below_one").checked = isOn(settings.formula_below_one);
   $("guidance-slider").value = $("guidance").value;
   modelCard.check();
   guidanceNote();
@@ -273,7 +279,10 @@ async function generate(request, { explain = false, runKey = null, show = true, 
     const asked = performance.now();
     const result = await call("generate", { settings, explain });
     const answered = performance.now();
-    if (result.cancelled) return { cancelled: true, ...restore(key, mainView, "Stopped") };
+    if (result.cancelled) {
+      restore(key, mainView, "Stopped");
+      return { cancelled: true };
+    }
     if (mainView) {
       drawRgba($("image"), result);
       $("image").classList.remove("pending");
@@ -310,7 +319,7 @@ function restore(key, mainView, what) {
   const previous = store.restore(key);
   if (!mainView) {
     setProgress(state.summary || `${what}.`, state.summary ? 1 : 0);
-    return { restored: Boolean(previous) };
+    return;
   }
   showRun(previous);
   setProgress(previous ? `${what}. Showing the previous run again: ${state.summary}` : `${what}.`, previous ? 1 : 0);
@@ -318,7 +327,6 @@ function restore(key, mainView, what) {
     state.summary = "";
     $("timing").textContent = "";
   }
-  return { restored: Boolean(previous) };
 }
 
 function stop() {
@@ -364,6 +372,7 @@ async function main() {
     guidanceNote();
   });
   $("guidance-slider").addEventListener("input", guidanceNote);
+  $("formula_below_one").addEventListener("change", guidanceNote);
   $("random-seed").addEventListener("click", () => {
     const words = crypto.getRandomValues(new Uint32Array(2));
     $("seed").value = String(BigInt(words[0]) * 4294967296n + BigInt(words[1]));

@@ -237,8 +237,9 @@ def caption(scene: Scene, rng: random.Random | None = None, complete: bool = Fal
 
 
 def words(text: str) -> list[str]:
-    """The words of a caption or prompt as the vocabulary counts them: lower-case runs of letters."""
-    return re.findall(r"[a-z]+", text.lower())
+    """The words of a caption or prompt as the vocabulary counts them: lower-case runs of letters or
+    digits, in any script (the page splits prompts the same way: /[\\p{L}\\p{N}]+/gu)."""
+    return re.findall(r"[^\W_]+", text.lower())
 
 
 def vocabulary() -> list[str]:

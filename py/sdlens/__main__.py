@@ -41,7 +41,8 @@ def cmd_generate(args) -> int:
     from .pipeline import Pipeline, Settings
 
     model = Model.from_dir(resolve_model_dir(args.model), variant=args.variant)
-    request = {k: getattr(args, k) for k in ("prompt", "negative", "seed", "steps", "guidance", "scheduler")}
+    request = {k: getattr(args, k) for k in ("prompt", "negative", "seed", "steps", "guidance", "scheduler",
+                                              "formula_below_one")}
     settings = Settings.from_request(request, model.defaults).checked()
     runtime = OnnxRuntime(threads=args.threads)
     pipeline = Pipeline(model, runtime)
@@ -92,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--seed", default="0", help="0 … 2**64-1, as torch.Generator().manual_seed")
     gen.add_argument("--steps", help="denoising steps, 1 … 1000 (default: the model's)")
     gen.add_argument("--guidance", help="classifier-free guidance scale ≥ 0; ≤ 1 turns it off (default: the model's)")
+    gen.add_argument("--formula-below-one", action="store_true",
+                     help="use ε_uncond + g·(ε_cond − ε_uncond) at g < 1 too (g = 0 ignores the prompt); "
+                          "diffusers, and the default, turn guidance off at g ≤ 1")
     gen.add_argument("--scheduler", help="ddim, euler, euler_a, dpmpp_2m, lms (default: the model's)")
     gen.add_argument("--variant", default="fp32", help="precision variant of every component (default fp32)")
     gen.add_argument("--out", default="out.png", help="PNG file for the final image")

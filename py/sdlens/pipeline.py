@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from .errors import SdlensError
-from .guidance import check_guidance, guide, uses_guidance
+from .guidance import check_flag, check_guidance, guide, uses_guidance
 from .model import Model
 from .rng import Generator, check_seed
 from .schedulers import make_scheduler
@@ -38,6 +38,8 @@ class Settings:
     steps: int = 25
     guidance: float = 7.5
     scheduler: str = "ddim"
+    # Off (the default, as diffusers): g ≤ 1 turns guidance off. On: the formula at every g.
+    formula_below_one: bool = False
 
     @classmethod
     def from_request(cls, request: dict, defaults: dict) -> "Settings":
@@ -54,6 +56,7 @@ class Settings:
             steps=given("steps", defaults["steps"]),
             guidance=given("guidance", defaults["guidance"]),
             scheduler=request.get("scheduler") or defaults["scheduler"],
+            formula_below_one=given("formula_below_one", False),
         )
 
     def checked(self) -> "Settings":
@@ -61,7 +64,8 @@ class Settings:
         if not isinstance(self.prompt, str) or not isinstance(self.negative, str):
             raise SdlensError("prompt and negative prompt must be text")
         return Settings(self.prompt, self.negative, check_seed(self.seed), check_steps(self.steps, MAX_STEPS),
-                        check_guidance(self.guidance), self.scheduler)
+                        check_guidance(self.guidance), self.scheduler,
+                        check_flag(self.formula_below_one, "formula_below_one"))
 
 
 @dataclass
@@ -149,7 +153,7 @@ class Pipeline:
         scheduler.set_timesteps(s.steps)
 
         encoding = self.tokenizer.encode(s.prompt)
-        guided = uses_guidance(s.guidance)
+        guided = uses_guidance(s.guidance, s.formula_below_one)
         negative_encoding = self.tokenizer.encode(s.negative) if guided else None
         cond = self.encode_text(encoding)
         context = ops.concat([self.encode_text(negative_encoding), cond]) if guided else cond

@@ -17,7 +17,9 @@ export function mountArticle(container, store) {
     const n = run.steps.length;
     const step = store.step();
     const padding = t.max_length - t.length;
-    const guided = Number(s.guidance) > 1;
+    const g = Number(s.guidance);
+    const formula = [true, "1", "true", "on"].includes(s.formula_below_one);
+    const guided = g > 1 || (formula && g < 1);
     const [, c, h, w] = step.shape;
     container.innerHTML = `
       <h3>How this picture was made</h3>

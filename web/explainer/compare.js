@@ -12,7 +12,7 @@ import { dot, gramMatrix, pca2FromGram } from "./projection.js";
 const $ = (id) => document.getElementById(id);
 export const COLOURS = { main: "#4e79a7", compare: "#f28e2b" }; // Tableau 10 blue/orange: colour-blind safe
 const MODES = { prompt: "prompt", scheduler: "scheduler", steps: "steps" }; // mode → the setting it changes
-const SETTING_KEYS = ["prompt", "negative", "seed", "steps", "guidance", "scheduler", "model"];
+const SETTING_KEYS = ["prompt", "negative", "seed", "steps", "guidance", "scheduler", "formula_below_one", "model"];
 
 // What to compare, kept here so that links and starters can set it before the view is mounted.
 const choice = { mode: "prompt", values: { prompt: "", scheduler: "", steps: "" } };
@@ -20,6 +20,9 @@ let view = null; // the mounted view's elements and redraw function
 
 // ---------------------------------------------------------------------------------------------
 // Shared helpers (links.js, sweep.js and starters.js use them too)
+
+/** A yes/no setting as forms, links and the API give it: true, "1", "true", "on". */
+export const isOn = (value) => value === true || ["1", "true", "yes", "on"].includes(String(value ?? "").toLowerCase());
 
 /** The settings form as `sdlens.generate` takes them (as app.js reads it). */
 export function formSettings() {
@@ -32,6 +35,7 @@ export function formSettings() {
     steps: value("steps").trim(),
     guidance: guidance === "" ? "nan" : guidance,
     scheduler: value("scheduler"),
+    formula_below_one: $("formula_below_one")?.checked ? "1" : "",
     model: value("model"),
   };
 }
@@ -312,9 +316,12 @@ async function draw(container, store) {
   drawDistance(d3, container.querySelector("#compare-distance"), store, a, b, selected, space);
 }
 
+/** A setting as text, with an unset yes/no setting equal to "" (a run from the API may omit it). */
+const same = (value) => (value === undefined || value === null || value === false ? "" : value === true ? "1" : String(value));
+
 /** Say so when run A was redone with other settings after B: they no longer differ in one thing. */
 function staleNote(a, b) {
-  const differ = SETTING_KEYS.filter((k) => String(a.settings[k]) !== String(b.settings[k]));
+  const differ = SETTING_KEYS.filter((k) => same(a.settings[k]) !== same(b.settings[k]));
   return differ.length > 1 ? `A and B differ in ${differ.join(", ")}: press Compare to redo B from A's settings.` : "";
 }
 
@@ -335,7 +342,7 @@ function startNote(a, b) {
 }
 
 function describe(run, other) {
-  const differ = SETTING_KEYS.filter((k) => String(run.settings[k]) !== String(other.settings[k]));
+  const differ = SETTING_KEYS.filter((k) => same(run.settings[k]) !== same(other.settings[k]));
   const key = differ[0] || "prompt";
   const text = key === "prompt" ? `“${run.settings.prompt}”` : valueLabel(key, run.settings[key]);
   return text.length > 60 ? `${text.slice(0, 57)}…”` : text;

@@ -2,6 +2,7 @@
 // from the run in the store; `displayed` records exactly what is on screen, for the tests.
 
 import { drawRgba, drawValues, figure, legend, maxAbs } from "./colormaps.js";
+import { isOn } from "./compare.js";
 import { COMPONENTS, shapes } from "./overview.js";
 
 const d3 = globalThis.d3;
@@ -130,7 +131,7 @@ function textPanel(panel, run) {
 function notExplained(what) {
   const p = document.createElement("p");
   p.className = "not-explained";
-  p.textContent = `This run was made with “Explain every step” off, so ${what} was not kept. ` +
+  p.textContent = `This run was made with “Explain every step” off, so it did not keep ${what}. ` +
     "Tick “Explain every step” and press Generate to see it.";
   return p;
 }
@@ -196,9 +197,13 @@ function refinerPanel(panel, run, store, decode) {
     : `Guidance g = ${g} ≤ 1 switches guidance off: ε = ε_cond, and the model runs once per step.`;
   const belowOne = document.createElement("p");
   belowOne.className = "note guidance-below-one";
-  belowOne.textContent = guided
-    ? "Below g = 1 this formula is not used: this app, like diffusers, switches guidance off at any g ≤ 1 and " +
-      "takes ε_cond alone. So g = 0 does not ignore your prompt, and g = 0 and g = 1 give the same image."
+  belowOne.textContent = guided && g < 1
+    ? `You ticked “use the guidance formula below g = 1”: at g = ${g} the prompt's difference is scaled down` +
+      (g === 0 ? " to nothing, so ε = ε_uncond and your prompt is ignored." : `, to ${g}× its size.`) +
+      " By default (as in diffusers) any g ≤ 1 switches guidance off instead."
+    : guided
+    ? "Below g = 1 this formula is not used (unless you tick “use the guidance formula below g = 1”): this app, " +
+      "like diffusers, switches guidance off at any g ≤ 1 and takes ε_cond alone. So g = 0 does not ignore your prompt, and g = 0 and g = 1 give the same image."
     : `The formula ε_uncond + g·(ε_cond − ε_uncond) would give ε_uncond at g = 0 and ignore the prompt, but at ` +
       "g ≤ 1 this app, like diffusers, skips it and uses your prompt's prediction alone. So g = 0 and g = 1 give " +
       "the same image.";
@@ -246,7 +251,7 @@ export function linear(terms) {
   if (!shown.length) return "0";
   return shown.map(([coef, name], i) => {
     const sign = coef < 0 ? (i ? " − " : "−") : i ? " + " : "";
-    return `${sign}${fmt(Math.abs(coef))}·${name}`;
+    return Math.abs(coef) === 1 ? `${sign}${name}` : `${sign}${fmt(Math.abs(coef))}·${name}`;
   }).join("");
 }
 
@@ -261,7 +266,7 @@ function schedulerFormula(k) {
   }
   if ("lms_coef_0" in k) {
     const terms = Object.keys(k).filter((n) => n.startsWith("lms_coef_")).map((n, j) => [k[n], `d${j}`]);
-    return `x_next = x_t + ${linear(terms)}   (d0 = this step's slope (x_t − x̂₀)/σ, d1, d2… the slopes of the steps before)`;
+    return `x_next = ${linear([[1, "x_t"], ...terms])}   (d0 = this step's slope (x_t − x̂₀)/σ, d1, d2… the slopes of the steps before)`;
   }
   return "x_next from x_t and ε with the numbers below";
 }

@@ -4,7 +4,7 @@
 
 import { getCompare, runComparison, setCompare } from "./compare.js";
 
-const FORM_KEYS = ["prompt", "negative", "seed", "steps", "guidance", "scheduler", "model"];
+const FORM_KEYS = ["prompt", "negative", "seed", "steps", "guidance", "scheduler", "formula_below_one", "model"];
 const COMPARE_KEY = "compare"; // the second value (prompt, scheduler or step count)
 const MODE_KEY = "compare_mode"; // prompt | scheduler | steps
 const $ = (id) => document.getElementById(id);
@@ -27,7 +27,7 @@ export function linkFor(settings, compare, href = location.href) {
   for (const key of [...FORM_KEYS, COMPARE_KEY, MODE_KEY]) url.searchParams.delete(key);
   for (const key of FORM_KEYS) {
     const value = settings[key];
-    if (value !== undefined && value !== null && value !== "" && !(key === "guidance" && value === "nan")) {
+    if (value !== undefined && value !== null && value !== "" && value !== false && !(key === "guidance" && value === "nan")) {
       url.searchParams.set(key, String(value));
     }
   }
@@ -42,7 +42,8 @@ function fillForm(settings) {
   for (const [key, value] of Object.entries(settings)) {
     const field = $(key);
     if (!field) continue;
-    field.value = value;
+    if (field.type === "checkbox") field.checked = ["1", "true", "on"].includes(String(value).toLowerCase());
+    else field.value = value;
     field.dispatchEvent(new Event("input", { bubbles: true })); // views that follow the form update
   }
 }
@@ -75,7 +76,7 @@ export function applyLinkSettings() {
 /** The link's settings over the form's (the form holds the model's defaults for the rest). */
 function formSettings(settings) {
   const form = {};
-  for (const key of FORM_KEYS) if ($(key)) form[key] = $(key).value;
+  for (const key of FORM_KEYS) if ($(key)) form[key] = $(key).type === "checkbox" ? ($(key).checked ? "1" : "") : $(key).value;
   return { ...form, ...settings };
 }
 
@@ -121,6 +122,7 @@ export function mountLinks(store) {
 
 /** A compare run belongs in the link only while it is A with the compared setting changed. */
 function isOneChange(main, other) {
-  const differ = FORM_KEYS.filter((k) => String(main.settings[k]) !== String(other.settings[k]));
+  const text = (v) => (v === undefined || v === null || v === false ? "" : v === true ? "1" : String(v));
+  const differ = FORM_KEYS.filter((k) => text(main.settings[k]) !== text(other.settings[k]));
   return differ.length <= 1;
 }

@@ -2,7 +2,7 @@
 // the knob that trades variety for obedience to the prompt; seeing one image per value, all from
 // the same noise, shows what it does better than any description.
 
-import { formSettings } from "./compare.js";
+import { formSettings, isOn } from "./compare.js";
 import { drawRgba } from "./colormaps.js";
 
 export const DEFAULT_VALUES = "0, 1, 3, 7.5, 15";
@@ -67,7 +67,8 @@ async function runSweep(grid, values, message) {
     const canvas = document.createElement("canvas");
     canvas.setAttribute("aria-label", `guidance ${g}`);
     const caption = document.createElement("figcaption");
-    caption.textContent = g <= 1 ? `g = ${g} (off: same as g = 1)` : `g = ${g}`;
+    const off = g <= 1 && !(isOn(settings.formula_below_one) && g < 1);
+    caption.textContent = off ? `g = ${g} (off: same as g = 1)` : `g = ${g}`;
     figure.append(canvas, caption);
     return figure;
   });
