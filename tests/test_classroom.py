@@ -233,7 +233,7 @@ def test_every_view_follows_the_current_run(page):
         && window.sdlens.store.runs.get('compare')?.final""", timeout=TIMEOUT)
     assert_everything_shows(p, RED, 3)
     summary = p.evaluate("""() => import('/timings.js').then((m) =>
-        m.timingSummary(window.sdlens.store.main.timings))""")
+        m.timingSummary(window.sdlens.store.main.timings, window.sdlens.backend.ep))""")
     assert p.locator("#progress-text").text_content() == summary
     assert address(p)["compare"] == ["a big blue circle in the center, white background"]
     p.evaluate("window.sdlens.debug.close()")

@@ -288,10 +288,10 @@ async function generate(request, { explain = false, runKey = null, show = true, 
       $("image").classList.remove("pending");
     }
     const marks = { started, loaded, asked, answered, finished: performance.now() };
-    const timings = { ...result.timings, parts: timingParts(result.timings, marks), wall_ms: marks.finished - started };
+    const timings = { ...result.timings, parts: timingParts(result.timings, marks, state.backend.ep), wall_ms: marks.finished - started };
     if (stored) store.finish(key, { ...result, timings });
     begun = false;
-    const summary = timingSummary(timings);
+    const summary = timingSummary(timings, state.backend.ep);
     if (mainView) state.summary = summary;
     setProgress(mainView ? summary : state.summary || summary, 1);
     if (mainView) $("timing").textContent = timings.parts.map((p) => `${p.label} ${p.text}`).join(" · ");
