@@ -1,4 +1,4 @@
-"""Benchmarks (not tests): `python -m tests.bench {pipeline,browser} [--steps 20] [--repeats 5]`.
+"""Benchmarks (not tests): `python -m tests.bench {pipeline,browser,serve} [--steps 20] [--repeats 5]`.
 
 pipeline: on the tiny model, sdlens' per-step time (onnxruntime + pure-Python schedulers) against
 diffusers' StableDiffusionPipeline (PyTorch) with the same scheduler, steps and guidance, and the
@@ -8,6 +8,11 @@ browser: on the tiny model in headless Chromium (WASM backend), the per-step tim
 onnxruntime (`sdlens generate`'s runtime), the share of a browser step spent in Pyodide's Python,
 cold start (page open → first image), warm start (a second generation), and the cost of keeping
 every step's tensors for the explainer.
+
+serve: a classroom at once: 30 concurrent clients download the default model's browser files
+(what the page fetches on WASM: the tokenizer and the fp32 graphs) from `python serve.py` over
+loopback, on http and on https (`--lan`); the aggregate MB/s and the server's resident memory
+before and after (and its peak).
 """
 
 from __future__ import annotations
@@ -155,6 +160,95 @@ def bench_browser(args) -> None:
           f"{explain / plain:.2f}× a plain generation")
 
 
+def _rss_mb(pid: int) -> tuple[float, float]:
+    """(resident, peak resident) memory of a process in MB, from /proc (Linux)."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def bench_serve(args) -> None:
+    import http.client
+    import json
+    import re
+    import ssl
+    import subprocess
+    import sys
+    import threading
+
+    from sdlens.serving import app_files
+
+    root = Path(__file__).resolve().parent.parent
+    layout = app_files.Layout.find()
+    model = next(f for f in app_files.model_folders(layout.models) if app_files.read_manifest(f).get("default"))
+    manifest = app_files.read_manifest(model)
+    entries = [manifest["tokenizer"]["file"]] + [
+        f for c in ("text_encoder", "unet", "vae_decoder") for f in manifest["components"][c]["variants"]["fp32"]["files"]]
+    urls = [f"/models/{model.name}/{e['path']}" for e in entries]
+    per_client = sum(e["bytes"] for e in entries)
+
+    for scheme in args.schemes.split(","):
+        with tempfile.TemporaryDirectory() as certs:
+            command = [sys.executable, str(root / "serve.py"), "--port", "0", "--quiet"]
+            if scheme == "https":
+                command += ["--lan", "--host", "127.0.0.1", "--cert-dir", certs]
+            server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+            try:
+                port = int(re.search(r":(\d+)", server.stdout.readline()).group(1))
+                threading.Thread(target=server.stdout.read, daemon=True).start()  # drain the banner
+                context = ssl._create_unverified_context() if scheme == "https" else None
+
+                def connect():
+                    if context:
+                        return http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=60)
+                    return http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+                probe = connect()
+                probe.request("GET", "/api/models.json")  # the server is up
+                probe.getresponse().read()
+                probe.close()
+                time.sleep(0.5)
+                before = _rss_mb(server.pid)[0]
+                received, failures = [0] * args.clients, []
+                start_line = threading.Barrier(args.clients + 1)
+
+                def client(index):
+                    buffer = bytearray(1 << 20)
+                    conn = connect()
+                    start_line.wait()
+                    try:
+                        for url in urls:  # one keep-alive connection, like a browser's
+                            conn.request("GET", url)
+                            response = conn.getresponse()
+                            if response.status != 200:
+                                raise RuntimeError(f"{url}: HTTP {response.status}")
+                            while n := response.readinto(buffer):
+                                received[index] += n
+                    except Exception as err:  # noqa: BLE001 (reported below)
+                        failures.append(repr(err))
+                    finally:
+                        conn.close()
+
+                threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
+                for t in threads:
+                    t.start()
+                start_line.wait()
+                started = time.perf_counter()
+                for t in threads:
+                    t.join()
+                seconds = time.perf_counter() - started
+                time.sleep(0.5)
+                after, peak = _rss_mb(server.pid)
+            finally:
+                server.terminate()
+                server.wait()
+        total = sum(received)
+        complete = sum(r == per_client for r in received)
+        print(f"{scheme}: {args.clients} clients × {per_client / 1e6:.1f} MB ({model.name} fp32 + tokenizer) "
+              f"over loopback: {total / 1e6 / seconds:.0f} MB/s aggregate ({seconds:.1f} s), "
+              f"{complete}/{args.clients} complete; server memory {before:.0f} → {after:.0f} MB "
+              f"(peak {peak:.0f} MB)" + (f"; failures: {failures[:3]}" if failures else ""))
+
+
 def main() -> None:
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
     parser = argparse.ArgumentParser(prog="python -m tests.bench")
@@ -170,8 +264,11 @@ def main() -> None:
     b.add_argument("--guidance", type=float, default=7.5)
     b.add_argument("--scheduler", default="ddim")
     b.add_argument("--backend", default="wasm", choices=["wasm", "webgpu"])
+    s = commands.add_parser("serve", help="30 concurrent clients downloading the default model from serve.py")
+    s.add_argument("--clients", type=int, default=30)
+    s.add_argument("--schemes", default="http,https", help="http, https (--lan) or both")
     args = parser.parse_args()
-    {"pipeline": bench_pipeline, "browser": bench_browser}[args.command](args)
+    {"pipeline": bench_pipeline, "browser": bench_browser, "serve": bench_serve}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,10 @@ import threading
 
 import pytest
 
+from pathlib import Path
+
 import serve
+from sdlens.serving.app_files import RUNTIME_FILES
 
 
 @pytest.fixture(scope="module")
@@ -103,18 +106,19 @@ def test_conditional_requests(server):
 
 def test_api_lists(server):
     models = json.loads(get(server, "/api/models.json")[1])
-    assert models == [{"id": "m1", "name": "Model one", "default": True, "manifest": "/models/m1/manifest.json"}]
+    assert models == [{"id": "m1", "name": "Model one", "default": True, "manifest": "models/m1/manifest.json"}]
     python = json.loads(get(server, "/api/python.json")[1])
     assert "sdlens/pipeline.py" in python and "sdlens/browser/runtime.py" in python
-    assert not any("cpython" in f or f.endswith("__main__.py") for f in python)
+    assert not any("cpython" in f or "serving" in f or f.endswith("__main__.py") for f in python)
     shell = json.loads(get(server, "/api/shell.json")[1])
-    assert "/" in shell and "/app.js" in shell and "/vendor/pyodide/pyodide.asm.wasm" in shell
-    for url in shell:
-        assert get(server, url, method="HEAD")[0].status == 200, url
+    assert "./" in shell and "app.js" in shell and "vendor/pyodide/pyodide.asm.wasm" in shell
+    for url in shell:  # page-relative: the page is at /
+        assert get(server, "/" + url.removeprefix("./"), method="HEAD")[0].status == 200, url
 
 
 def test_missing_runtime_files_say_what_to_run(server, monkeypatch):
-    monkeypatch.setattr(serve, "VENDOR_CHECK", [serve.NODE_MODULES / "nope" / "missing.mjs"])
+    monkeypatch.setitem(RUNTIME_FILES, "vendor/nope/", ("nope", ["missing.mjs"]))
+    monkeypatch.setitem(server.RequestHandlerClass.layout.vendor, "vendor/nope/", Path("/nonexistent/nope"))
     response, body = get(server, "/")
     assert response.status == 503 and b"npm ci" in body
 

@@ -1,6 +1,7 @@
 // The page: controls, progress, the image and the per-step strip, and `window.sdlens` for
 // automation. All computing happens in the worker (worker.js); this thread only draws.
 
+import { contextNote } from "./context_note.js";
 import { drawRgba } from "./explainer/colormaps.js";
 import { mountExplainer } from "./explainer/index.js";
 import { isOn } from "./explainer/compare.js";
@@ -337,7 +338,7 @@ function stop() {
 // Start-up
 
 async function fillModels() {
-  state.models = await (await fetch("/api/models.json")).json();
+  state.models = await (await fetch("api/models.json")).json();
   const select = $("model");
   select.replaceChildren(...state.models.map((m) => new Option(m.name, m.id, m.default, m.default)));
   if (!state.models.length) throw new Error("no models on this server; export one with: python -m export convert …");
@@ -346,7 +347,7 @@ async function fillModels() {
 async function registerServiceWorker() {
   if (!("serviceWorker" in navigator)) return;
   try {
-    await navigator.serviceWorker.register("/sw.js");
+    await navigator.serviceWorker.register("sw.js");
     if (!navigator.serviceWorker.controller) {
       // Route the worker's requests through the service worker from the first visit on.
       await new Promise((resolve) => {
@@ -360,6 +361,9 @@ async function registerServiceWorker() {
 }
 
 async function main() {
+  const note = contextNote();
+  $("context-note").textContent = note;
+  $("context-note").hidden = !note;
   $("controls").addEventListener("submit", (event) => {
     event.preventDefault();
     generate({}, { explain: $("explain").checked }).catch(() => {});

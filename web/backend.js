@@ -9,6 +9,7 @@ export const SMALL_MODEL_BYTES = 600 * 1024 * 1024;
 const COMPONENTS = ["text_encoder", "unet", "vae_decoder"];
 
 export async function probeWebGPU() {
+  if (!self.isSecureContext) return { available: false, reason: "plain http: WebGPU needs https" };
   if (!("gpu" in navigator)) return { available: false, reason: "no WebGPU in this browser" };
   try {
     const adapter = await navigator.gpu.requestAdapter();

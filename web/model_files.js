@@ -3,18 +3,22 @@
 // A second visit reads them from the cache (checked again: a cache can hold a stale copy), so the
 // app still works with the server stopped. A file failing its checksum is never used.
 
+import { sha256HexPortable } from "./sha256.js";
+import { openStore } from "./storage.js";
+
 const CACHE = "sdlens-models-v1";
 
 export class ModelFileError extends Error {}
 
 export async function sha256Hex(bytes) {
+  if (!crypto.subtle) return sha256HexPortable(bytes); // plain http: no crypto.subtle
   const digest = await crypto.subtle.digest("SHA-256", bytes);
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** JSON from the network, or from the cache when the server cannot be reached. */
 export async function fetchJson(url) {
-  const cache = await caches.open(CACHE);
+  const cache = await openStore(CACHE);
   try {
     const response = await fetch(url, { cache: "no-cache" });
     if (!response.ok) throw new ModelFileError(`${url}: HTTP ${response.status}`);
@@ -57,7 +61,7 @@ async function download(url, entry, onProgress) {
 /** The verified bytes of one manifest file entry {path, bytes, sha256}, relative to baseUrl. */
 export async function openModelFile(baseUrl, entry, onProgress = () => {}) {
   const url = new URL(entry.path, baseUrl).href;
-  const cache = await caches.open(CACHE);
+  const cache = await openStore(CACHE);
   const cached = await cache.match(url);
   if (cached) {
     const bytes = new Uint8Array(await cached.arrayBuffer());

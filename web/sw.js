@@ -8,7 +8,7 @@ const CACHE = "sdlens-app-v1";
 self.addEventListener("install", (event) => {
   event.waitUntil((async () => {
     const cache = await caches.open(CACHE);
-    const shell = await (await fetch("/api/shell.json", { cache: "no-cache" })).json();
+    const shell = await (await fetch("api/shell.json", { cache: "no-cache" })).json();
     await cache.addAll(shell);
     await self.skipWaiting();
   })());
@@ -20,7 +20,7 @@ self.addEventListener("fetch", (event) => {
   const request = event.request;
   const url = new URL(request.url);
   if (request.method !== "GET" || url.origin !== self.location.origin) return;
-  if (request.headers.has("range") || /^\/models\/.+\.(onnx|onnx_data)$/.test(url.pathname)) return;
+  if (request.headers.has("range") || /\/models\/.+\.(onnx|onnx_data)$/.test(url.pathname)) return;
   event.respondWith((async () => {
     const cache = await caches.open(CACHE);
     try {
@@ -28,7 +28,7 @@ self.addEventListener("fetch", (event) => {
       if (response.ok) await cache.put(request, response.clone());
       return response;
     } catch (err) {
-      const cached = await cache.match(request, { ignoreSearch: url.pathname === "/" });
+      const cached = await cache.match(request, { ignoreSearch: url.pathname === new URL("./", self.location).pathname });
       if (cached) return cached;
       throw err;
     }

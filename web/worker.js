@@ -8,6 +8,8 @@ import { OrtRuntime } from "./ort_runtime.js";
 import { previewImage } from "./preview.js";
 
 const PY_ROOT = "/home/pyodide/";
+// The app's URLs are relative to its folder, so it also runs under a static host's sub-path.
+const appUrl = (path) => new URL(path, self.location.href).href;
 let pyodide = null;
 let gpu = null;
 let ort = null;
@@ -33,14 +35,14 @@ const yieldToEvents = () => new Promise((resolve) => { waiting.push(resolve); ch
 const shouldStop = async () => { await yieldToEvents(); return stopRequested; };
 
 async function startPython() {
-  const { loadPyodide } = await import("/vendor/pyodide/pyodide.mjs");
-  pyodide = await loadPyodide({ indexURL: "/vendor/pyodide/" });
+  const { loadPyodide } = await import("./vendor/pyodide/pyodide.mjs");
+  pyodide = await loadPyodide({ indexURL: appUrl("vendor/pyodide/") });
   if (typeof WebAssembly.Suspending !== "function") {
     throw new Error("this browser lacks WebAssembly JavaScript Promise Integration (JSPI); use Chrome or Edge 137+");
   }
-  const files = await fetchJson("/api/python.json");
+  const files = await fetchJson("api/python.json");
   for (const file of files) {
-    const text = await (await fetch(`/py/${file}`)).text();
+    const text = await (await fetch(`py/${file}`)).text();
     const path = PY_ROOT + file;
     pyodide.FS.mkdirTree(path.slice(0, path.lastIndexOf("/")));
     pyodide.FS.writeFile(path, text);
@@ -53,8 +55,8 @@ async function loadOrt(ep) {
   if (ort) return ort;
   // The WebGPU build also runs WASM; the WASM-only build is half the download.
   const file = ep === "webgpu" ? "ort.webgpu.min.mjs" : "ort.wasm.min.mjs";
-  ort = await import(`/vendor/ort/${file}`);
-  ort.env.wasm.wasmPaths = "/vendor/ort/";
+  ort = await import(`./vendor/ort/${file}`);
+  ort.env.wasm.wasmPaths = appUrl("vendor/ort/");
   // On few cores one thread was fastest; threads need cross-origin isolation.
   ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.max(1, Math.min(4, (navigator.hardwareConcurrency >> 1) || 1)) : 1;
   ort.env.logLevel = "error";

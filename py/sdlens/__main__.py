@@ -1,4 +1,5 @@
-"""python -m sdlens {tokenize,generate} …: the sdlens pipeline from the command line (CPython)."""
+"""python -m sdlens {tokenize,generate,serve,site} …: the sdlens pipeline from the command line (CPython),
+and serving the browser app (`sdlens serve`, `sdlens site OUT`)."""
 
 from __future__ import annotations
 
@@ -103,7 +104,20 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--save-latents", help="write the final latents (before VAE decoding) as float32 .npy")
     gen.add_argument("--threads", type=int, help="onnxruntime intra-op threads")
 
+    from .serving import cli as serving
+    from .serving.app_files import Layout
+
+    layout = Layout.find()
+    srv = commands.add_parser("serve", help="serve the browser app (python serve.py does the same)")
+    serving.add_serve_arguments(srv, layout)
+    site = commands.add_parser("site", help="write the app as a folder any static file server serves")
+    serving.add_site_arguments(site)
+
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        return serving.serve(args, layout)
+    if args.command == "site":
+        return serving.site(args, layout)
     try:
         return {"tokenize": cmd_tokenize, "generate": cmd_generate}[args.command](args)
     except SdlensError as err:

@@ -71,6 +71,8 @@ class Model:
         return self.manifest["components"][component]["variants"][self.variants[component]]
 
     def path(self, relative: str) -> str:
+        if "://" in relative:
+            return relative  # an absolute URL (weights on another origin): only a browser fetches it
         return os.path.join(self.root, *relative.split("/"))
 
     def files(self) -> list[dict]:
@@ -108,8 +110,11 @@ class Model:
 
 
 def find_models_root() -> str:
-    """The repository's models/ folder (sdlens is installed from the repo, editable)."""
+    """The models/ folder: inside an installed wheel (sdlens/_app/models), else the repository's."""
     here = os.path.dirname(os.path.abspath(__file__))
+    installed = os.path.join(here, "_app", "models")
+    if os.path.isdir(installed):
+        return installed
     return os.path.normpath(os.path.join(here, "..", "..", "models"))
 
 

@@ -45,11 +45,11 @@ let d3Loading = null;
 export function loadD3() {
   if (window.d3) return Promise.resolve(window.d3);
   d3Loading ||= new Promise((resolve, reject) => {
-    const script = document.querySelector('script[src$="/vendor/d3/d3.min.js"]') || document.createElement("script");
+    const script = document.querySelector('script[src$="vendor/d3/d3.min.js"]') || document.createElement("script");
     script.addEventListener("load", () => resolve(window.d3));
     script.addEventListener("error", () => reject(new Error("could not load /vendor/d3/d3.min.js")));
     if (!script.src) {
-      script.src = "/vendor/d3/d3.min.js";
+      script.src = "vendor/d3/d3.min.js";
       document.head.append(script);
     }
   });

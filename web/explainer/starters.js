@@ -7,7 +7,7 @@ const $ = (id) => document.getElementById(id);
 
 /** The selected model's manifest, fetched from the server (the page's copy is private to app.js). */
 async function selectedManifest() {
-  const models = await (await fetch("/api/models.json")).json();
+  const models = await (await fetch("api/models.json")).json();
   const id = $("model")?.value;
   const model = models.find((m) => m.id === id) || models.find((m) => m.default) || models[0];
   return model ? (await fetch(model.manifest)).json() : null;

@@ -1,0 +1,50 @@
+"""The wheel carries the whole app (`pip wheel . --no-deps`): besides the sdlens package, the
+files app_files describes (web/, the vendored runtime from node_modules) and the embedded
+default model, under sdlens/_app/. Installed with `pip install --no-index sdlens-*.whl`, then
+`sdlens serve` runs the app with no network, npm or compiler. Metadata is in pyproject.toml."""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+ROOT = Path(__file__).resolve().parent
+
+
+class build_py_with_app(build_py):
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return  # an editable install serves the checkout itself
+        sys.path.insert(0, str(ROOT / "py"))
+        from sdlens.serving import app_files
+
+        layout = app_files.Layout.find()
+        missing = layout.missing_runtime_files()
+        if missing:
+            raise SystemExit(f"the wheel needs the browser runtime files; run npm ci first (missing: {missing[0]})")
+        app = Path(self.build_lib) / "sdlens" / "_app"
+        if app.exists():
+            shutil.rmtree(app)
+        for url, source in {**layout.web_files(), **layout.runtime_files()}.items():
+            self.copy_into(source, app / ("web" if not url.startswith("vendor/") else "") / url)
+        defaults = [f for f in app_files.model_folders(layout.models)
+                    if (app_files.read_manifest(f) or {}).get("default")]
+        if len(defaults) != 1:
+            raise SystemExit(f"the wheel embeds one default model; found {len(defaults)} in {layout.models}")
+        model = defaults[0]
+        manifest = app_files.read_manifest(model)
+        for entry in app_files.manifest_files(manifest):
+            self.copy_into(model / entry["path"], app / "models" / model.name / entry["path"])
+        (app / "models" / model.name / "manifest.json").write_text(json.dumps(manifest, indent=1))
+
+    @staticmethod
+    def copy_into(source: Path, target: Path):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+
+
+setup(cmdclass={"build_py": build_py_with_app})
