@@ -2,7 +2,7 @@
 words it never read, one current run that every view, link and download follows (after runs with
 "Explain every step" off, Stop and Compare), the keyboard, where the time went, g ≤ 1 said plainly,
 and numbers and labels a student can read. Screenshots of each view at 1280×900 and 390 px wide
-go to test-artifacts/classroom-*.png."""
+go to test-artifacts/class-*.png."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.skipif(not (DEFAULT_MODEL / "manifest.json").is_file(),
 def models_dir(tiny_model_dir, tmp_path_factory):
     """The default model, and the tiny random model with a description of its own (as a full SD
     model's manifest would carry) but no vocabulary."""
-    folder = tmp_path_factory.mktemp("classroom-models")
+    folder = tmp_path_factory.mktemp("class-models")
     shutil.copytree(DEFAULT_MODEL, folder / "shapes")
     shutil.copytree(tiny_model_dir, folder / "tiny-random")
     path = folder / "tiny-random" / "manifest.json"
@@ -68,7 +68,7 @@ def shot(page, selector, name, width=1280):
         p.set_viewport_size({"width": width, "height": 900 if width > 600 else 844})
         p.wait_for_timeout(300)
     try:
-        p.locator(selector).first.screenshot(path=str(ARTIFACTS / f"classroom-{name}-{width}.png"))
+        p.locator(selector).first.screenshot(path=str(ARTIFACTS / f"class-{name}-{width}.png"))
         if width < 600:
             assert p.evaluate("document.documentElement.scrollWidth") <= width, f"{name} overflows at {width} px"
     finally:
