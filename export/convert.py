@@ -85,8 +85,8 @@ def convert(src: str, out: Path, variants: list[str], force: bool = False, name:
     """Convert SRC into the model folder OUT. Returns the manifest.
 
     A source folder may hold `sdlens_extras.json` (written by the models this repo trains) with
-    "description", "model_card", "starter_prompts", "prompt_pairs" and "defaults"; they are carried
-    into the manifest.
+    "starter_prompts", "prompt_pairs", "held_out_pairs", "text_encoder_training", "description",
+    "model_card" and "defaults"; they are carried into the manifest.
     `default_model` marks the model that runs when the user names none."""
     import optimum.exporters.onnx.model_configs  # noqa: F401  (registers the ONNX export configs)
     from optimum.exporters.utils import get_diffusion_models_for_export
@@ -150,7 +150,9 @@ def _source_extras(src: str) -> dict:
     if not path.is_file():
         return {}
     extras = json.loads(path.read_text())
-    return {k: extras[k] for k in ("starter_prompts", "prompt_pairs", "defaults", "description", "model_card") if k in extras}
+    carried = ("starter_prompts", "prompt_pairs", "held_out_pairs", "text_encoder_training", "defaults", "description",
+               "model_card")
+    return {k: extras[k] for k in carried if k in extras}
 
 
 def _move_into_place(built: Path, out: Path) -> None:

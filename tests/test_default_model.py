@@ -32,6 +32,23 @@ def test_model_card_is_the_one_its_world_describes():
     assert manifest["description"] == extras()["description"]
 
 
+def test_manifest_names_the_held_out_pairs_of_its_training_data():
+    """The page's generalisation lesson reads these: they must be the pairs training left out."""
+    import json
+
+    from export.shapes import scenes
+
+    manifest = json.loads((MODEL / "manifest.json").read_text())
+    assert {tuple(pair) for pair in manifest["held_out_pairs"]} == set(scenes.HELD_OUT)
+    # What the manifest tells the page about this model is what training writes (extras()).
+    from export.shapes.train import extras
+
+    assert all(manifest[key] == value for key, value in extras().items() if key != "defaults")
+    # A starter shows one of them off (the page marks it "never seen in training").
+    assert any(f"{colour} {shape}" in prompt for prompt in manifest["starter_prompts"]
+               for colour, shape in scenes.HELD_OUT)
+
+
 def test_browser_download_is_small():
     from sdlens.model import Model
 

@@ -31,6 +31,9 @@ def test_writes_a_diffusers_pipeline_with_extras(trained):
     extras = json.loads((trained / "sdlens_extras.json").read_text())
     assert extras["defaults"] == {"steps": 25, "guidance": 7.5, "scheduler": "ddim"}
     assert extras["starter_prompts"] and all(len(pair) == 2 for pair in extras["prompt_pairs"])
+    from export.shapes import scenes
+
+    assert {tuple(pair) for pair in extras["held_out_pairs"]} == set(scenes.HELD_OUT)
     report = json.loads((trained / "sdlens_train.json").read_text())
     assert report["vae"]["steps"] >= 4 and report["unet"]["steps"] >= 4
 
@@ -41,6 +44,7 @@ def test_converts_and_generates(trained, tmp_path):
     model_dir = tmp_path / "shapes"
     manifest = convert(str(trained), model_dir, ["fp32"], quiet=True)
     assert manifest["starter_prompts"] and manifest["prompt_pairs"] and manifest["defaults"]["steps"] == 25
+    assert manifest["held_out_pairs"]  # carried through the converter for the page's lesson
     assert manifest["vae_scale_factor"] == 8 and manifest["defaults"]["width"] == 64
     png = tmp_path / "out.png"
     run = subprocess.run([sys.executable, "-m", "sdlens", "generate", "a red circle on the left", "--model",

@@ -517,6 +517,10 @@ def extras(scene_count: int = CONFIGS["sharp-vae"].scenes) -> dict:
             ["a red circle on the left and a blue square on the right, white background",
              "a blue circle on the left and a red square on the right, white background"],
         ],
+        # The colour+shape pairs training never showed: the page teaches generalisation with them.
+        "held_out_pairs": sorted([colour, shape] for colour, shape in scenes.HELD_OUT),
+        # What the page's CLIP lesson says about this text encoder (it is not CLIP's contrastive one).
+        "text_encoder_training": "its text encoder has CLIP's design and CLIP's 49,408-token vocabulary, but it was not trained this way: it learned from scratch together with the UNet, from the denoising task alone (there was no picture network to contrast with), so its numbers mean whatever helped the UNet draw the training shapes.",
         "defaults": {"steps": 25, "guidance": 7.5, "scheduler": "ddim"},
     }
 

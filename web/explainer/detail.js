@@ -8,6 +8,13 @@ import { COMPONENTS, shapes } from "./overview.js";
 const d3 = globalThis.d3;
 export const displayed = {};
 
+// Level-3 views that open inside a component's panel (guidance_geometry.js, clip_lesson.js):
+// each is called with (panel body, run, store) after the panel is drawn.
+const extensions = { text: [], refiner: [], upscaler: [] };
+export function extendPanel(id, draw) {
+  extensions[id].push(draw);
+}
+
 function channels(tensor, shape, index = 0) {
   const [, c, h, w] = shape;
   const size = h * w;
@@ -365,11 +372,13 @@ export function mountDetail(container, store) {
     if (open === "text") textPanel(body, run);
     if (open === "refiner") refinerPanel(body, run, store, decode);
     if (open === "upscaler") upscalerPanel(body, run);
+    for (const draw of extensions[open]) draw(body, run, store);
   }
 
   function show(id) {
     open = id;
     container.hidden = false;
+    container.dispatchEvent(new CustomEvent("panel-open", { detail: { id } })); // expand.js grows the diagram
     render();
     d3.select(container).style("opacity", 0).style("transform", "scale(0.96)")
       .transition().duration(250).style("opacity", 1).style("transform", "scale(1)");
@@ -380,6 +389,7 @@ export function mountDetail(container, store) {
     if (!open) return;
     const was = open;
     open = null;
+    container.dispatchEvent(new CustomEvent("panel-close", { detail: { id: was } }));
     d3.select(container).transition().duration(200).style("opacity", 0).on("end", () => {
       container.hidden = true;
       document.querySelector(`#overview g.component[aria-label="open ${COMPONENTS.find((c) => c.id === was).title}"]`)?.focus();

@@ -3,18 +3,26 @@
 
 import { mountArticle } from "./article.js";
 import { mountCompare } from "./compare.js";
-import { displayed, mountDetail } from "./detail.js";
+import { drawClipLesson } from "./clip_lesson.js";
+import { displayed, extendPanel, mountDetail } from "./detail.js";
+import { mountExpand } from "./expand.js";
+import { mountGeneralisation } from "./generalisation.js";
+import { drawGuidanceGeometry } from "./guidance_geometry.js";
 import { applyLinkSettings, mountLinks } from "./links.js";
 import { mountOverview } from "./overview.js";
 import { mountSave } from "./save.js";
 import { mountStarters } from "./starters.js";
 import { mountSweep } from "./sweep.js";
 import { mountTimeline } from "./timeline.js";
+import { mountTour } from "./tour.js";
 
 export function mountExplainer(store) {
   const $ = (id) => document.getElementById(id);
+  extendPanel("refiner", drawGuidanceGeometry);
+  extendPanel("text", drawClipLesson);
   const detail = mountDetail($("detail"), store);
   mountOverview($("overview"), store, (id) => detail.show(id));
+  const expand = mountExpand($("overview"), $("detail"), store);
   mountTimeline($("timeline"), store);
   mountArticle($("article"), store);
   mountCompare($("compare-section"), store);
@@ -22,7 +30,9 @@ export function mountExplainer(store) {
   mountSave($("save-controls"), store);
   mountStarters($("starters"), store);
   mountLinks(store);
+  mountGeneralisation($("generalisation"), $("starters"), store);
+  const tour = mountTour($("tour-start"), store);
   // For tests and curious students: what each view shows right now, as plain arrays.
-  window.sdlens.debug = { displayed, open: (id) => detail.show(id), close: () => detail.close(), store };
+  window.sdlens.debug = { displayed, open: (id) => detail.show(id), close: () => detail.close(), store, expand, tour };
   applyLinkSettings(); // a shared link reproduces its run
 }

@@ -58,9 +58,12 @@ export function mountOverview(container, store, onOpen) {
 
   function build() {
     layout = LAYOUTS[narrowQuery.matches ? "narrow" : "wide"];
-    d3.select(container).selectAll("svg").remove();
-    svg = d3.select(container).append("svg")
-      .attr("viewBox", `0 0 ${layout.viewBox.join(" ")}`).attr("role", "img").attr("class", narrowQuery.matches ? "narrow" : "wide")
+    // The same <svg> element across layouts: other modules (expand.js) hold on to it.
+    svg = d3.select(container).select("svg");
+    if (svg.empty()) svg = d3.select(container).append("svg");
+    svg.selectAll("*").remove();
+    svg.attr("viewBox", `0 0 ${layout.viewBox.join(" ")}`).attr("role", "img")
+      .classed("narrow", narrowQuery.matches).classed("wide", !narrowQuery.matches)
       .attr("aria-label", "Stable Diffusion: text representation, image representation refiner, image upscaler");
     const boxes = layout.boxes.map((b, i) => ({ ...b, ...COMPONENTS[i] }));
     const arrows = layout.arrows.map(([x1, y1, x2, y2], i) => ({ x1, y1, x2, y2, ...[{ label: "prompt" }, { key: "text" },
@@ -85,7 +88,7 @@ export function mountOverview(container, store, onOpen) {
     loopLabel = svg.append("text").attr("x", layout.loopLabel.x).attr("y", layout.loopLabel.y)
       .attr("text-anchor", layout.loopLabel.anchor).attr("class", "loop");
 
-    const groups = svg.selectAll("g.component").data(boxes).join("g").attr("class", "component")
+    const groups = svg.selectAll("g.component").data(boxes).join("g").attr("class", "component").attr("data-id", (d) => d.id)
       .attr("tabindex", 0).attr("role", "button")
       .attr("aria-label", (d) => `open ${d.title}`)
       .on("click", (_, d) => onOpen(d.id))

@@ -6,7 +6,7 @@ import { announceCompare, setCompare } from "./compare.js";
 const $ = (id) => document.getElementById(id);
 
 /** The selected model's manifest, fetched from the server (the page's copy is private to app.js). */
-async function selectedManifest() {
+export async function selectedManifest() {
   const models = await (await fetch("api/models.json")).json();
   const id = $("model")?.value;
   const model = models.find((m) => m.id === id) || models.find((m) => m.default) || models[0];
