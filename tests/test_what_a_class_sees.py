@@ -262,7 +262,7 @@ def test_a_starter_pair_shows_where_b_went(page):
     assert p.evaluate("document.activeElement.id") == "compare-run"
     assert "B is in this field" in p.locator("#compare-status").text_content()
     top = p.evaluate("document.getElementById('compare-section').getBoundingClientRect().top")
-    assert 0 <= top < 900
+    assert -2 <= top < 900  # scrolled to (a fraction of a pixel above the top is still "there")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -372,7 +372,8 @@ export function mountDetail(container, store) {
     if (open === "text") textPanel(body, run);
     if (open === "refiner") refinerPanel(body, run, store, decode);
     if (open === "upscaler") upscalerPanel(body, run);
-    for (const draw of extensions[open]) draw(body, run, store);
+    // Other modules' additions read the run's tensors: a run made with "Explain every step" off has none.
+    if (run.explained) for (const draw of extensions[open]) draw(body, run, store);
   }
 
   function show(id) {

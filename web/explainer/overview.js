@@ -102,11 +102,18 @@ export function mountOverview(container, store, onOpen) {
     groups.append("text").attr("x", (d) => d.x + d.w / 2).attr("y", (d) => d.y + d.h / 2 + 31).attr("text-anchor", "middle")
       .attr("class", "parts").text((d) => d.parts);
     groups.selectAll("text").filter(function () { return !this.textContent; }).remove(); // a one-line title
-    groups.selectAll("text").each(function () { fit(d3.select(this), d3.select(this.parentNode).datum().w - 16); });
+    refit();
 
     // Data flowing: a dot runs along each arrow in turn while a run is going on or playing.
     dot = svg.append("circle").attr("r", 5).attr("fill", "#f0b429").attr("opacity", 0);
     update();
+  }
+
+  /** Fit every label to its room; text that is not laid out (the diagram hidden while a part is
+   * open) measures 0, so this runs again whenever the diagram gets a size. */
+  function refit() {
+    svg.selectAll("g.component text").each(function () { fit(d3.select(this), d3.select(this.parentNode).datum().w - 16); });
+    arrowLabels.each(function (d) { fit(d3.select(this), d.room); });
   }
 
   function flow() {
@@ -137,5 +144,6 @@ export function mountOverview(container, store, onOpen) {
   store.addEventListener("finish", update);
   narrowQuery.addEventListener("change", build);
   build();
+  new ResizeObserver(() => refit()).observe(svg.node());
   return { flow };
 }
