@@ -1,4 +1,4 @@
-"""python -m export {tiny,convert,train-tiny,judge} …: build and convert models for sdlens (CPython only)."""
+"""python -m export {tiny,convert,attention,train-tiny,judge} …: build and convert models for sdlens (CPython only)."""
 
 from __future__ import annotations
 
@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     convert.add_argument("--default-scheduler")
     convert.add_argument("--default", action="store_true", help="mark as the model used when none is named")
     convert.add_argument("--quiet", action="store_true")
+
+    attention = commands.add_parser("attention", help="add the per-word attention-map output to a model folder's UNet "
+                                                      "graphs (weights unchanged)")
+    attention.add_argument("model", type=Path, help="an exported model folder (manifest.json)")
 
     commands.add_parser("web-ops", help="rewrite the small tensor-math graphs of the browser runtime (web/ops)")
 
@@ -94,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {args.out}: VAE {report['vae']['steps']} steps (PSNR {report['vae']['psnr_db']} dB), "
                   f"UNet {report['unet']['steps']} steps at {report['unet']['steps_per_s']} it/s, "
                   f"{report['wall_seconds'] / 60:.1f} min")
+        elif args.command == "attention":
+            from .attention import add_to_model_dir
+
+            changed = add_to_model_dir(args.model)
+            print(f"added attention maps to {args.model}: {', '.join(changed)}" if changed
+                  else f"{args.model} already has attention maps")
         elif args.command == "web-ops":
             from .web_ops import write
 

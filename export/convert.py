@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sdlens.errors import SdlensError
 
+from . import attention
 from . import manifest as manifest_mod
 from .variants import VARIANTS, write_variant
 
@@ -118,6 +119,8 @@ def convert(src: str, out: Path, variants: list[str], force: bool = False, name:
                       file=sys.stderr) as bar:
                 bar.set_postfix_str("onnx export")
                 fp32 = export_fp32(*exportable[component], staging / component / "model.onnx")
+                if component == "unet":
+                    attention.add_to_file(fp32)  # per-word attention maps as a second output
                 bar.update(1)
                 (final / component).mkdir()
                 for variant in variants:

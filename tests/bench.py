@@ -1,4 +1,4 @@
-"""Benchmarks (not tests): `python -m tests.bench {pipeline,browser,serve} [--steps 20] [--repeats 5]`.
+"""Benchmarks (not tests): `python -m tests.bench {pipeline,browser,serve,attention} [--steps 20] [--repeats 5]`.
 
 pipeline: on the tiny model, sdlens' per-step time (onnxruntime + pure-Python schedulers) against
 diffusers' StableDiffusionPipeline (PyTorch) with the same scheduler, steps and guidance, and the
@@ -13,6 +13,10 @@ serve: a classroom at once: 30 concurrent clients download the default model's b
 (what the page fetches on WASM: the tokenizer and the fp32 graphs) from `python serve.py` over
 loopback, on http and on https (`--lan`); the aggregate MB/s and the server's resident memory
 before and after (and its peak).
+
+attention: on the default model (or --model), a UNet call with and without the attention-map
+output, a CPython step with and without reading the maps, and a browser step plain vs explain mode.
+`unet_attention_overhead(model_dir)` measures the first on any model folder (e.g. full size).
 """
 
 from __future__ import annotations
@@ -160,6 +164,112 @@ def bench_browser(args) -> None:
           f"{explain / plain:.2f}× a plain generation")
 
 
+def unet_attention_overhead(model_dir: Path, variant: str = "fp32", repeats: int = 50, threads: int = 1) -> dict:
+    """One UNet call (batch 2, the model's latent size) with the attention_maps output against the
+    same graph without it (as exported before maps existed): median seconds of each, interleaved.
+    Usable on any model folder, e.g. the full-size one."""
+    import json
+
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    from export.attention import remove_attention_output
+
+    manifest = json.loads((Path(model_dir) / "manifest.json").read_text())
+    entry = manifest["components"]["unet"]["variants"][variant]
+    path = Path(model_dir) / entry["files"][0]["path"]
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    with_maps = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:  # beside the original: external data resolves
+        plain_path = Path(tmp) / path.name
+        onnx.save(remove_attention_output(onnx.load(str(path), load_external_data=False)), str(plain_path))
+        for data in path.parent.glob(path.name + "*data"):
+            (Path(tmp) / data.name).symlink_to(data)
+        plain = ort.InferenceSession(str(plain_path), options, providers=["CPUExecutionProvider"])
+    size = manifest["defaults"]["height"] // manifest["vae_scale_factor"], manifest["defaults"]["width"] // manifest["vae_scale_factor"]
+    rng = np.random.default_rng(0)
+    feeds = {"sample": rng.standard_normal((2, manifest["latent_channels"], *size), dtype=np.float32),
+             "timestep": np.array(500.0, np.float32),
+             "encoder_hidden_states": rng.standard_normal((2, 77, with_maps.get_inputs()[2].shape[2]), dtype=np.float32)}
+    times = {"plain": [], "with_maps": []}
+    for session in (plain, with_maps):
+        session.run(None, feeds)
+    for _ in range(repeats):
+        for name, session in (("plain", plain), ("with_maps", with_maps)):
+            started = time.perf_counter()
+            session.run(None, feeds)
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def bench_attention(args) -> None:
+    """The cost of attention maps on a model (default: the committed default model)."""
+    import threading
+
+    import numpy as np
+
+    from playwright.sync_api import sync_playwright
+
+    import serve
+    from sdlens.cpython.runtime import OnnxRuntime
+    from sdlens.model import Model
+    from sdlens.pipeline import Pipeline, Settings
+
+    from .test_browser import CHROMIUM, FLAGS
+
+    model_dir = Path(args.model)
+    unet = unet_attention_overhead(model_dir, repeats=args.repeats * 20)
+    print(f"{model_dir}: UNet call, batch 2, onnxruntime CPU 1 thread, median of {args.repeats * 20}:")
+    print(f"  without the attention output: {unet['plain'] * 1000:8.2f} ms")
+    print(f"  with it:                      {unet['with_maps'] * 1000:8.2f} ms  "
+          f"({unet['with_maps'] / unet['plain']:.3f}×)")
+
+    pipeline = Pipeline(Model.from_dir(str(model_dir)), OnnxRuntime(threads=1))
+    settings = Settings("a big red star on the left, light blue background", "", 1, args.steps, 7.5, "ddim")
+    steps = {False: [], True: []}
+    pipeline.generate(settings)
+    for _ in range(args.repeats):
+        for attention in (False, True):
+            maps = []
+            timings = pipeline.generate(settings, attention=attention,
+                                        on_step=lambda t: maps.append(np.asarray(t.attention) if attention else None)).timings
+            steps[attention] += timings["step_seconds"]
+    plain_ms, maps_ms = (statistics.median(steps[a]) * 1000 for a in (False, True))
+    print(f"  CPython pipeline step: plain {plain_ms:.2f} ms, reading the maps {maps_ms:.2f} ms "
+          f"({maps_ms / plain_ms:.3f}×)")
+
+    httpd = serve.make_server("127.0.0.1", 0, model_dir.parent, quiet=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    request = {"model": model_dir.name, "prompt": settings.prompt, "seed": 1, "steps": args.steps, "guidance": 7.5,
+               "scheduler": "ddim"}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        page = browser.new_context().new_page()
+        page.goto(f"http://localhost:{httpd.server_address[1]}/?backend={args.backend}")
+        page.evaluate("window.sdlens.ready")
+        runs = {"generate": [], "explain": []}
+        for kind in runs:  # warm-up
+            page.evaluate(f"(s) => window.sdlens.{kind}(s).then(() => null)", request)
+        for _ in range(args.repeats):
+            for kind in runs:
+                timings = page.evaluate(f"(s) => window.sdlens.{kind}(s).then((r) => r.timings)", request)
+                runs[kind] += [{"step": ms, "wall": timings["wall_ms"] / len(timings["step_ms"])} for ms in timings["step_ms"]]
+        backend = page.evaluate("window.sdlens.backend.label")
+        browser.close()
+    httpd.shutdown()
+    plain = statistics.median(r["step"] for r in runs["generate"])
+    explain = statistics.median(r["step"] for r in runs["explain"])
+    plain_wall = statistics.median(r["wall"] for r in runs["generate"])
+    explain_wall = statistics.median(r["wall"] for r in runs["explain"])
+    print(f"  browser ({backend}), {args.steps} steps × {args.repeats} runs, median step:")
+    print(f"    plain generation:                          {plain:8.2f} ms   (wall per step {plain_wall:.2f} ms)")
+    print(f"    explain mode (every tensor and the maps):  {explain:8.2f} ms   (wall per step {explain_wall:.2f} ms)")
+    print(f"    explain / plain: {explain / plain:.2f}× per step, {explain_wall / plain_wall:.2f}× wall")
+
+
 def _rss_mb(pid: int) -> tuple[float, float]:
     """(resident, peak resident) memory of a process in MB, from /proc (Linux)."""
     fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
@@ -267,8 +377,14 @@ def main() -> None:
     s = commands.add_parser("serve", help="30 concurrent clients downloading the default model from serve.py")
     s.add_argument("--clients", type=int, default=30)
     s.add_argument("--schemes", default="http,https", help="http, https (--lan) or both")
+    a = commands.add_parser("attention", help="the cost of per-word attention maps (graph, pipeline, browser)")
+    a.add_argument("--model", default=str(Path(__file__).resolve().parent.parent / "models" / "shapes"))
+    a.add_argument("--steps", type=int, default=25)
+    a.add_argument("--repeats", type=int, default=5)
+    a.add_argument("--backend", default="wasm", choices=["wasm", "webgpu"])
     args = parser.parse_args()
-    {"pipeline": bench_pipeline, "browser": bench_browser, "serve": bench_serve}[args.command](args)
+    {"pipeline": bench_pipeline, "browser": bench_browser, "serve": bench_serve,
+     "attention": bench_attention}[args.command](args)
 
 
 if __name__ == "__main__":

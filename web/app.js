@@ -3,6 +3,7 @@
 
 import { contextNote } from "./context_note.js";
 import { drawRgba } from "./explainer/colormaps.js";
+import { attentionOf } from "./explainer/attention.js";
 import { mountExplainer } from "./explainer/index.js";
 import { isOn } from "./explainer/compare.js";
 import { RunStore } from "./explainer/store.js";
@@ -240,7 +241,7 @@ async function warnAboutDroppedWords(settings) {
  * alone; `explain` keeps a side run's tensors in the store under `runKey`. If a run is stopped or
  * fails, the previous current run comes back, whole.
  */
-async function generate(request, { explain = false, runKey = null, show = true, label = null } = {}) {
+async function generate(request, { explain = false, runKey = null, show = true, label = null, code = null } = {}) {
   if (state.running) throw new Error("a generation is already running; press Stop first");
   const started = performance.now();
   const settings = { ...readForm(), ...request };
@@ -278,8 +279,12 @@ async function generate(request, { explain = false, runKey = null, show = true, 
     begun = stored;
     setProgress(`${state.runLabel ? `${state.runLabel}: ` : ""}Encoding the prompt…`, null);
     const asked = performance.now();
-    const result = await call("generate", { settings, explain });
+    const result = await call("generate", { settings, explain, code });
     const answered = performance.now();
+    if (result.code_error) {
+      // the catch below brings the previous run back
+      throw Object.assign(new Error(result.code_error.message), { codeError: result.code_error });
+    }
     if (result.cancelled) {
       restore(key, mainView, "Stopped");
       return { cancelled: true };
@@ -303,6 +308,8 @@ async function generate(request, { explain = false, runKey = null, show = true, 
       backend: state.backend.label,
       timings,
       settings: result.settings,
+      attention: explain && state.runKey ? attentionOf(store.runs.get(state.runKey)) : undefined,
+      modified_code: result.modified_code,
     };
   } catch (err) {
     if (begun) restore(key, mainView, "Failed");
@@ -389,6 +396,7 @@ async function main() {
   setProgress("Starting Python (Pyodide)…", null);
   const info = await call("init");
   state.gpu = info.gpu;
+  state.interrupt = info.interrupt;
   await loadModel(state.models.find((m) => m.default).id);
 }
 
@@ -407,6 +415,16 @@ window.sdlens = {
   /** Generate with every step's tensors kept for the explainer (run "main" unless runKey says). */
   explain: (options = {}, runKey = "main") => ready.then(() => generate(options, { explain: true, runKey })),
   decode: (latent, shape) => ready.then(() => call("decode", { latent, shape })),
+  /** Generate with edited Python ({guidance?, step?} source text) in the worker, kept as run `runKey`. */
+  explainWithCode: (options, code, runKey = "edited") =>
+    ready.then(() => generate(options, { explain: true, runKey, show: false, code })),
+  /** The real source of "guidance" or a scheduler's "step", as the worker's Python has it. */
+  source: (part, scheduler) => ready.then(() => call("source", { part, scheduler })),
+  /** Stop a run at once, even inside edited code that never returns (with cross-origin isolation). */
+  interrupt: () => {
+    if (state.interrupt) state.interrupt[0] = 2;
+    stop();
+  },
   store,
   stop,
   tokenize: (prompt) => ready.then(() => call("tokenize", { prompt })),

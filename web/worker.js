@@ -15,6 +15,8 @@ let gpu = null;
 let ort = null;
 let loaded = null; // {modelId, manifest, backend, session}
 let stopRequested = false;
+// Shared with the page: it writes 2 (SIGINT) to stop edited Python mid-step (needs cross-origin isolation).
+const interrupt = self.crossOriginIsolated ? new Int32Array(new SharedArrayBuffer(4)) : null;
 
 const post = (message) => self.postMessage(message);
 
@@ -109,7 +111,7 @@ async function loadModel({ modelId, manifestUrl, preference }) {
   return { modelId, backend, manifest };
 }
 
-async function generate({ settings, explain = false }) {
+async function generate({ settings, explain = false, code = null }) {
   stopRequested = false;
   const { session, manifest } = loaded;
   const width = manifest.defaults.width / manifest.vae_scale_factor;
@@ -119,9 +121,14 @@ async function generate({ settings, explain = false }) {
     post({ type: "step", ...info, preview, tensors: explain ? tensors : undefined }, explain ? transfer : []);
   };
   const pySettings = pyodide.toPy(settings);
-  const js = fromPython(await session.generate.callPromising(pySettings, onStep, shouldStop, explain));
+  const pyCode = code ? pyodide.toPy(code) : undefined; // (JavaScript null would reach Python as JsNull)
+  if (interrupt) interrupt[0] = 0; // a Stop pressed after the last run must not hit this one
+  const js = fromPython(await session.generate.callPromising(pySettings, onStep, shouldStop, explain, pyCode));
+  if (interrupt) interrupt[0] = 0;
   pySettings.destroy();
+  pyCode?.destroy();
   if (js.cancelled) return { cancelled: true };
+  if (js.code_error) return js;
   const rgba = rgbToRgba(js.rgb, js.width * js.height);
   delete js.rgb;
   return { ...js, rgba };
@@ -143,7 +150,8 @@ const handlers = {
     const started = performance.now();
     gpu = await probeWebGPU();
     await startPython();
-    return { gpu, pythonMs: performance.now() - started };
+    if (interrupt) pyodide.setInterruptBuffer(interrupt);
+    return { gpu, pythonMs: performance.now() - started, interrupt };
   },
   load: loadModel,
   generate,
@@ -152,6 +160,9 @@ const handlers = {
     const scale = loaded.manifest.vae_scale_factor;
     const [width, height] = [shape[3] * scale, shape[2] * scale];
     return { width, height, rgba: rgbToRgba(rgb, width * height) };
+  },
+  async source({ part, scheduler }) {
+    return loaded.session.source(part, scheduler);
   },
   async tokenize({ prompt }) {
     return fromPython(loaded.session.tokenize(prompt));

@@ -57,6 +57,10 @@ def cmd_generate(args) -> int:
     print(f"model {model.name} ({args.variant}), backend {runtime.backend}")
     print(f"{settings.scheduler}, {settings.steps} steps, guidance {settings.guidance}, seed {settings.seed}")
     frames = Path(args.frames) if args.frames else None
+    attention_maps = []  # one (tokens, h, w) array per step
+    if args.save_attention and not pipeline.has_attention():
+        raise SdlensError(f"model {model.name} has no attention output, so --save-attention cannot be used; "
+                          f"add it with `python -m export attention {resolve_model_dir(args.model)}`")
     width, height = model.defaults["width"], model.defaults["height"]
 
     def on_step(trace):
@@ -64,12 +68,19 @@ def cmd_generate(args) -> int:
         if frames is not None:
             preview = runtime.to_rgb8(pipeline.decode(trace.pred_original))
             save_png(preview, width, height, frames / f"step_{trace.index + 1:03d}.png")
+        if args.save_attention:
+            attention_maps.append(trace.attention[0])
         print(line, flush=True)
 
-    result = pipeline.generate(settings, on_step=on_step)
+    result = pipeline.generate(settings, on_step=on_step, attention=bool(args.save_attention))
     save_png(result.rgb, result.width, result.height, Path(args.out))
     if args.save_latents:
         save_npy(result.latents, Path(args.save_latents))
+    if args.save_attention:
+        import numpy as np
+
+        save_npy(np.stack(attention_maps), Path(args.save_attention))
+        print(f"wrote {args.save_attention}: attention maps (steps, tokens, h, w) = {np.stack(attention_maps).shape}")
     t = result.timings
     mean_step = sum(t["step_seconds"]) / len(t["step_seconds"])
     print(f"text {t['text_seconds'] * 1000:.1f} ms, mean step {mean_step * 1000:.1f} ms, "
@@ -102,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--out", default="out.png", help="PNG file for the final image")
     gen.add_argument("--frames", help="folder for a PNG of the predicted clean image at every step")
     gen.add_argument("--save-latents", help="write the final latents (before VAE decoding) as float32 .npy")
+    gen.add_argument("--save-attention", help="write each step's per-token cross-attention maps, (steps, tokens, h, w) "
+                                              "float32 .npy (the model needs the attention output)")
     gen.add_argument("--threads", type=int, help="onnxruntime intra-op threads")
 
     from .serving import cli as serving

@@ -24,6 +24,10 @@ from .schedulers.base import check_steps
 from .tokenizer import ClipTokenizer, Encoding
 
 MAX_STEPS = 1000
+# The UNet's optional second output (added by `python -m export attention`): per-word cross-attention
+# maps, (batch, tokens, h, w), each layer's softmax averaged over heads, resized to the latent, averaged
+# over layers.
+ATTENTION_OUTPUT = "attention_maps"
 
 
 class Cancelled(Exception):
@@ -85,6 +89,7 @@ class StepTrace:
     coefficients: dict
     seconds: float
     onnx_seconds: float
+    attention: Any = None  # (1, tokens, h, w) of the conditional pass; only when asked for
 
 
 @dataclass
@@ -125,11 +130,20 @@ class Pipeline:
         ids = self.runtime.ints(encoding.ids, (1, len(encoding.ids)))
         return self._run("text_encoder", {"input_ids": ids})
 
+    def has_attention(self) -> bool:
+        """Whether this model's UNet also returns per-word attention maps."""
+        return any(o["name"] == ATTENTION_OUTPUT for o in self.model.graph("unet")["outputs"])
+
     def predict_noise(self, sample, timestep: float, context):
+        return self.predict_noise_and_attention(sample, timestep, context)[0]
+
+    def predict_noise_and_attention(self, sample, timestep: float, context):
+        """ε for each batch item, and the attention maps (None when the graph has none)."""
         spec = {i["name"]: i for i in self.model.graph("unet")["inputs"]}
         t = (self.runtime.ints if spec["timestep"]["dtype"].startswith("int") else self.runtime.floats)(
             [timestep], tuple(d for d in spec["timestep"]["shape"] if isinstance(d, int)) or ())
-        return self._run("unet", {"sample": sample, "timestep": t, "encoder_hidden_states": context})
+        outputs = self.runtime.run(self.graph("unet"), {"sample": sample, "timestep": t, "encoder_hidden_states": context})
+        return outputs[self.model.graph("unet")["outputs"][0]["name"]], outputs.get(ATTENTION_OUTPUT)
 
     def decode(self, latents):
         """Latents → image tensor in [-1, 1]. The VAE was trained on latents times scaling_factor."""
@@ -142,8 +156,15 @@ class Pipeline:
         settings: Settings,
         on_step: Callable[[StepTrace], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        attention: bool = False,
+        code=None,
     ) -> Result:
+        """With `attention`, each StepTrace carries the step's attention maps (the model must have them).
+        `code` (an `edited.EditedCode`) replaces the guidance function and/or the scheduler's step."""
         s = settings.checked()
+        if attention and not self.has_attention():
+            raise SdlensError(f"model {self.model.name} has no attention output; add it with "
+                              f"`python -m export attention MODEL_DIR`")
         ops = self.runtime
         started = time.perf_counter()
         defaults = self.model.defaults
@@ -151,6 +172,9 @@ class Pipeline:
 
         scheduler = make_scheduler(s.scheduler, self.model.manifest["scheduler_config"])
         scheduler.set_timesteps(s.steps)
+        if code is not None:
+            code.install(scheduler)  # this run's scheduler object only
+        guide_noise = code.guide if code is not None and code.guide else guide
 
         encoding = self.tokenizer.encode(s.prompt)
         guided = uses_guidance(s.guidance, s.formula_below_one)
@@ -173,11 +197,13 @@ class Pipeline:
             if guided:
                 model_input = ops.concat([model_input, model_input])
             unet_started = time.perf_counter()
-            noise = self.predict_noise(model_input, timestep, context)
+            noise, maps = self.predict_noise_and_attention(model_input, timestep, context)
             unet_seconds = time.perf_counter() - unet_started
+            if attention and guided:
+                maps = ops.split(maps)[1]  # the batch is [unconditional, conditional], as in diffusers
             if guided:
                 eps_uncond, eps_cond = ops.split(noise)
-                eps = guide(ops, eps_uncond, eps_cond, s.guidance)
+                eps = guide_noise(ops, eps_uncond, eps_cond, s.guidance)
             else:
                 eps_uncond, eps_cond, eps = None, noise, noise
             out = scheduler.step(eps, index, latents, ops, generator=generator)
@@ -186,7 +212,7 @@ class Pipeline:
             if on_step is not None:
                 on_step(StepTrace(index, float(timestep), scheduler.sigma(index), latents, eps_uncond, eps_cond,
                                   eps, out.pred_original_sample, out.prev_sample, out.coefficients,
-                                  step_seconds[-1], unet_seconds))
+                                  step_seconds[-1], unet_seconds, maps if attention else None))
             latents = out.prev_sample
 
         decode_started = time.perf_counter()

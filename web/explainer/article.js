@@ -1,6 +1,8 @@
 // The article under the tool: what each stage does, in plain words for a high-school class,
 // quoting the live run's own numbers.
 
+import { modifiedCodeNote } from "./code_editor.js";
+
 const esc = (text) => String(text).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 
 export function mountArticle(container, store) {
@@ -43,7 +45,8 @@ export function mountArticle(container, store) {
       <h4>3. From the small picture to the big one</h4>
       <p>All this happened on a small “latent” picture of ${c}×${h}×${w} numbers, which is much cheaper than working on
       pixels. At the end the VAE decoder blows it up into the ${run.final.width}×${run.final.height} image you see.
-      It took ${((run.timings.wall_ms ?? run.timings.total_ms) / 1000).toFixed(1)} s on this computer (${esc(run.backend.label)}).</p>`;
+      It took ${((run.timings.wall_ms ?? run.timings.total_ms) / 1000).toFixed(1)} s on this computer (${esc(run.backend.label)}).</p>
+      ${modifiedCodeNote(store)}`;
   }
   for (const type of ["finish", "select", "run"]) store.addEventListener(type, render);
   render();

@@ -8,6 +8,7 @@
 
 import { drawRgba } from "./colormaps.js";
 import { dot, gramMatrix, pca2FromGram } from "./projection.js";
+import { DESCRIPTIONS, umap2 } from "./umap.js";
 
 const $ = (id) => document.getElementById(id);
 export const COLOURS = { main: "#4e79a7", compare: "#f28e2b" }; // Tableau 10 blue/orange: colour-blind safe
@@ -177,6 +178,12 @@ export function mountCompare(container, store) {
         <figure data-run="main"><canvas aria-label="run A: predicted clean image at this step"></canvas><figcaption></figcaption></figure>
         <figure data-run="compare"><canvas aria-label="run B: predicted clean image at this step"></canvas><figcaption></figcaption></figure>
         <label class="compare-step">Step <input id="compare-step" type="range" min="0" max="0" value="0"></label>
+        <label class="compare-method">Projection
+          <select id="compare-method">
+            <option value="pca">PCA (exact)</option>
+            <option value="umap">UMAP (seeded)</option>
+          </select>
+        </label>
         <label class="compare-space">Project
           <select id="compare-space">
             <option value="latent">the latent x_t</option>
@@ -186,8 +193,8 @@ export function mountCompare(container, store) {
       </div>
       <figure class="compare-projection">
         <svg id="compare-projection" role="img" aria-label="the two latent trajectories, projected to 2-D"></svg>
-        <figcaption>The latents of both runs, one point per step, projected onto the two directions
-          in which all of them vary most (PCA). Click a point to select its step.</figcaption>
+        <figcaption>The latents of both runs, one point per step, in two dimensions.
+          <span id="compare-method-note"></span> Click a point to select its step.</figcaption>
       </figure>
       <figure class="compare-distance">
         <svg id="compare-distance" role="img" aria-label="distance between the two runs at each step"></svg>
@@ -212,6 +219,12 @@ export function mountCompare(container, store) {
     drawDiff();
   };
   const drawDiff = () => {
+    const edited = store.runs.get("compare")?.modifiedCode;
+    if (edited?.length) { // B is the code editor's run: same settings, other code
+      el("compare-diff-a").textContent = "the standard code";
+      el("compare-diff-b").textContent = `the same settings and seed, with your modified ${edited.join(" and ")} code`;
+      return;
+    }
     const settings = formSettings();
     const key = MODES[choice.mode];
     const [a, b] = wordDiff(valueLabel(key, settings[key]), valueLabel(key, choice.values[choice.mode]));
@@ -250,6 +263,7 @@ export function mountCompare(container, store) {
 
   el("compare-step").addEventListener("input", (event) => store.select(Number(event.target.value)));
   el("compare-space").addEventListener("change", () => schedule());
+  el("compare-method").addEventListener("change", () => schedule());
 
   let frame = 0;
   const schedule = () => {
@@ -312,7 +326,10 @@ async function draw(container, store) {
   container.querySelector("#compare-status").textContent = note;
   start.textContent = startNote(a, b);
   drawSideBySide(container, store, a, b, selected);
-  drawProjection(d3, container.querySelector("#compare-projection"), store, a, b, selected, space);
+  const method = container.querySelector("#compare-method").value;
+  container.querySelector("#compare-method-note").textContent = DESCRIPTIONS[method];
+  if (method === "umap") await umapProjection(a, b, space);
+  drawProjection(d3, container.querySelector("#compare-projection"), store, a, b, selected, space, method);
   drawDistance(d3, container.querySelector("#compare-distance"), store, a, b, selected, space);
 }
 
@@ -342,6 +359,7 @@ function startNote(a, b) {
 }
 
 function describe(run, other) {
+  if (run.modifiedCode?.length) return `modified code (${run.modifiedCode.join(" and ")})`;
   const differ = SETTING_KEYS.filter((k) => same(run.settings[k]) !== same(other.settings[k]));
   const key = differ[0] || "prompt";
   const text = key === "prompt" ? `“${run.settings.prompt}”` : valueLabel(key, run.settings[key]);
@@ -438,8 +456,20 @@ function frame(d3, svg, xLabel, yLabel, size = SIZE) {
   return root;
 }
 
-function drawProjection(d3, svg, store, a, b, selected, space) {
-  const result = project(a, b, space);
+// UMAP of both runs' latents, computed once per pair of runs (it is iterative, unlike PCA).
+let umapCache = { key: null, value: null };
+async function umapProjection(a, b, space) {
+  const key = [space, runId(a), a.steps.length, runId(b), b.steps.length].join("|");
+  if (umapCache.key !== key) {
+    const vectors = [...a.steps, ...b.steps].map((s) => s.tensors[space === "x0" ? "x0" : "latent"]);
+    const sameLength = vectors.every((v) => v && v.length === vectors[0].length);
+    umapCache = { key, value: sameLength ? await umap2(vectors, 42) : null };
+  }
+  return umapCache.value;
+}
+
+function drawProjection(d3, svg, store, a, b, selected, space, method = "pca") {
+  const result = method === "umap" ? umapCache.value : project(a, b, space);
   if (!result) {
     d3.select(svg).selectAll("*").remove();
     return;
@@ -447,7 +477,8 @@ function drawProjection(d3, svg, store, a, b, selected, space) {
   const size = { ...SIZE, height: SIZE.height + LEGEND_HEIGHT, margin: { ...SIZE.margin, top: SIZE.margin.top + LEGEND_HEIGHT } };
   const { width, height, margin } = size;
   const percent = (k) => (result.total > 0 ? ` (${((100 * result.variance[k]) / result.total).toFixed(0)} % of the spread)` : "");
-  const root = frame(d3, svg, `direction 1${percent(0)}`, `direction 2${percent(1)}`, size);
+  const axis = method === "umap" ? "UMAP" : "direction";
+  const root = frame(d3, svg, `${axis} 1${percent(0)}`, `${axis} 2${percent(1)}`, size);
   const points = result.points;
   const runs = [
     { key: "main", run: a, points: points.slice(0, a.steps.length) },

@@ -1,6 +1,7 @@
 // Level 2: one component opened up, at the selected timestep. Every picture and number comes
 // from the run in the store; `displayed` records exactly what is on screen, for the tests.
 
+import { attentionView } from "./attention.js";
 import { drawRgba, drawValues, figure, legend, maxAbs } from "./colormaps.js";
 import { isOn } from "./compare.js";
 import { COMPONENTS, shapes } from "./overview.js";
@@ -243,6 +244,7 @@ function refinerPanel(panel, run, store, decode) {
   x0Row.append(x0.fig);
   panel.append(x0Row);
   decode(run, step).then((image) => drawRgba(x0.canvas, image));
+  panel.append(attentionView(run, store, "refiner", decode));
 
   displayed.refiner = {
     index: store.selected, guidance: g, timestep: step.timestep,

@@ -2,6 +2,8 @@
 // draws from the run store (store.js) and follows the selected timestep.
 
 import { mountArticle } from "./article.js";
+import { mountAttention } from "./attention.js";
+import { mountCodeEditor } from "./code_editor.js";
 import { mountCompare } from "./compare.js";
 import { drawClipLesson } from "./clip_lesson.js";
 import { displayed, extendPanel, mountDetail } from "./detail.js";
@@ -28,11 +30,13 @@ export function mountExplainer(store) {
   mountCompare($("compare-section"), store);
   mountSweep($("sweep-section"), store);
   mountSave($("save-controls"), store);
+  mountAttention($("attention-final"), store);
   mountStarters($("starters"), store);
   mountLinks(store);
   mountGeneralisation($("generalisation"), $("starters"), store);
   const tour = mountTour($("tour-start"), store);
   // For tests and curious students: what each view shows right now, as plain arrays.
   window.sdlens.debug = { displayed, open: (id) => detail.show(id), close: () => detail.close(), store, expand, tour };
+  mountCodeEditor($("code-section"), store); // (adds debug.code)
   applyLinkSettings(); // a shared link reproduces its run
 }

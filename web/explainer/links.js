@@ -88,7 +88,8 @@ export function mountLinks(store) {
     const main = store.main;
     if (!main || !main.final || (detail.key !== "main" && detail.key !== "compare")) return;
     const other = store.runs.get("compare");
-    const compare = other?.final && isOneChange(main, other) ? getCompare() : null;
+    // A run with edited code is never passed off as a standard comparison in a link.
+    const compare = other?.final && !other.modifiedCode?.length && isOneChange(main, other) ? getCompare() : null;
     history.replaceState(history.state, "", linkFor(main.settings, compare));
   };
   store.addEventListener("finish", update);

@@ -7,7 +7,8 @@
 // `explained` is false for a run made with "Explain every step" off: it is still the current run
 // (image, link, downloads, tokens, timeline), but its steps carry no tensors.
 // A step: {index, steps, timestep, sigma, ms, coefficients, shape,
-//          tensors: {latent, eps_uncond?, eps_cond, eps_guided, x0}, preview}
+//          tensors: {latent, eps_uncond?, eps_cond, eps_guided, x0, attention?}, attention_shape?, preview}
+//          (attention: the conditional pass's per-token cross-attention maps, tokens × h × w)
 
 export class RunStore extends EventTarget {
   constructor() {
@@ -43,6 +44,8 @@ export class RunStore extends EventTarget {
       textShape: result.text_shape,
       latents: result.latents,
       timings: result.timings,
+      hasAttention: result.has_attention,
+      modifiedCode: result.modified_code || [], // ["guidance", "step"]: parts run with a learner's edit
     });
     this.previous.delete(key);
     this.emit("finish", { key });

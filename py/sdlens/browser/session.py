@@ -11,6 +11,7 @@ import time
 import js
 from pyodide.ffi import run_sync, to_js
 
+from ..edited import CodeError, EditedCode, original_source
 from ..errors import SdlensError
 from ..model import Model
 from ..pipeline import Cancelled, Pipeline, Settings
@@ -41,15 +42,32 @@ class BrowserSession:
         make_scheduler(checked.scheduler, self.model.manifest["scheduler_config"])  # unknown name → SdlensError
         return checked
 
+    def source(self, part: str, scheduler: str = "ddim") -> str:
+        """The real source of the guidance function or a scheduler's step, for the code editor."""
+        return original_source(part, scheduler)
+
     def decode(self, latent_f32, shape) -> bytes:
         """RGB bytes of a latent the page kept (e.g. a step's x̂0), decoded by the VAE."""
         latent = self.runtime.floats(latent_f32, tuple(shape))
         return self.runtime.to_rgb8(self.pipeline.decode(latent))
 
-    def generate(self, settings: dict, on_step, should_stop, explain: bool = False) -> dict:
+    def generate(self, settings: dict, on_step, should_stop, explain: bool = False, code=None) -> dict:
         """Run; after each step call on_step(info, tensors). `tensors` holds x̂0 only, or with
-        `explain` every tensor of the step (x_t, ε parts, x̂0), as JavaScript Float32Arrays."""
+        `explain` every tensor of the step (x_t, ε parts, x̂0, and the per-token attention maps
+        when the model has them), as JavaScript Float32Arrays."""
         s = self._settings(settings)
+        # Reading the maps back costs a copy per step, so only an explained run asks for them.
+        attention = explain and self.pipeline.has_attention()
+        # A learner's edited guidance / step ({"guidance": text, "step": text}); errors come back
+        # with the part and line, for the editor, and leave nothing behind for the next run.
+        edited = None
+        if code is not None:
+            code = code.to_py() if hasattr(code, "to_py") else dict(code)
+            try:
+                edited = EditedCode(guidance=code.get("guidance"), step=code.get("step"), scheduler=s.scheduler,
+                                    time_limit_s=float(code.get("time_limit_s") or 5.0))
+            except CodeError as err:
+                return _code_error(err)
         runtime = self.runtime
         step_python_seconds = []
         waited = [runtime.waited_seconds]
@@ -67,9 +85,13 @@ class BrowserSession:
                 tensors["eps_guided"] = runtime.read_f32(trace.eps_guided)
                 if trace.eps_uncond is not None:
                     tensors["eps_uncond"] = runtime.read_f32(trace.eps_uncond)
+                if trace.attention is not None:
+                    tensors["attention"] = runtime.read_f32(trace.attention)
             info = {"index": trace.index, "steps": s.steps, "timestep": trace.timestep, "sigma": trace.sigma,
                     "ms": trace.seconds * 1000, "onnx_ms": trace.onnx_seconds * 1000,
                     "coefficients": dict(trace.coefficients), "shape": list(trace.latent.shape)}
+            if trace.attention is not None:
+                info["attention_shape"] = list(trace.attention.shape[1:])  # (tokens, h, w)
             on_step(to_js(info, dict_converter=js.Object.fromEntries),
                     to_js(tensors, dict_converter=js.Object.fromEntries))
             waited[0] = runtime.waited_seconds
@@ -79,9 +101,14 @@ class BrowserSession:
 
         try:
             # should_stop is asynchronous: it lets the worker read its messages (a Stop click) first.
-            result = self.pipeline.generate(s, on_step=report, should_stop=lambda: bool(run_sync(should_stop())))
+            result = self.pipeline.generate(s, on_step=report, should_stop=lambda: bool(run_sync(should_stop())),
+                                            attention=attention, code=edited)
         except Cancelled:
             return {"cancelled": True}
+        except KeyboardInterrupt:  # Stop during edited code (the page's interrupt buffer)
+            return {"cancelled": True}
+        except CodeError as err:
+            return _code_error(err)
         t = result.timings
         return {
             "cancelled": False,
@@ -106,7 +133,13 @@ class BrowserSession:
             "text_embeddings": runtime.read_f32(result.text_embeddings) if explain else None,
             "text_shape": list(result.text_embeddings.shape),
             "latents": runtime.read_f32(result.latents) if explain else None,
+            "has_attention": self.pipeline.has_attention(),
+            "modified_code": sorted(k for k in ("guidance", "step") if edited and code.get(k) is not None),
         }
+
+
+def _code_error(err: CodeError) -> dict:
+    return {"cancelled": False, "code_error": {"part": err.part, "line": err.line, "message": str(err)}}
 
 
 def _encoding_dict(enc) -> dict:

@@ -33,7 +33,22 @@ RUNTIME_FILES: dict[str, tuple[str, list[str]]] = {
         "ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm",
     ]),
     "vendor/d3/": ("d3/dist", ["d3.min.js"]),
+    "vendor/umap/": ("umap-js/lib", ["umap-js.min.js"]),  # one UMD bundle, loaded like d3
 }
+# CodeMirror 6 (the code editor) as the ES modules npm ships: package → its entry file. The modules
+# import each other by package name; index.html's import map resolves those names to these URLs
+# (tests/test_code_editor.py checks that the two agree and that no import is left out).
+CODEMIRROR = {
+    "codemirror": "dist/index.js", "@codemirror/autocomplete": "dist/index.js",
+    "@codemirror/commands": "dist/index.js", "@codemirror/lang-python": "dist/index.js",
+    "@codemirror/language": "dist/index.js", "@codemirror/lint": "dist/index.js",
+    "@codemirror/search": "dist/index.js", "@codemirror/state": "dist/index.js",
+    "@codemirror/streamparser": "dist/index.js", "@codemirror/view": "dist/index.js",
+    "@lezer/common": "dist/index.js", "@lezer/highlight": "dist/index.js", "@lezer/lr": "dist/index.js",
+    "@lezer/python": "dist/index.js", "@marijn/find-cluster-break": "src/index.js", "crelt": "index.js",
+    "style-mod": "src/style-mod.js", "w3c-keyname": "index.js",
+}
+RUNTIME_FILES.update({f"vendor/npm/{name}/": (name, [entry]) for name, entry in CODEMIRROR.items()})
 
 MIME_TYPES = {
     ".html": "text/html; charset=utf-8",

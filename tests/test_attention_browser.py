@@ -1,0 +1,158 @@
+"""Attention maps in Chromium: the explain result's maps equal CPython's, and what the views draw is
+exactly the selected step's map for the chosen word (teaching fidelity)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from sdlens.cpython.runtime import OnnxRuntime
+from sdlens.model import Model
+from sdlens.pipeline import Pipeline, Settings
+
+from .conftest import ROOT
+from .test_browser import Page, Server, browser, models_dir, server  # noqa: F401  (shared fixtures)
+
+ARTIFACTS = ROOT / "test-artifacts"
+SETTINGS = dict(prompt="a red circle on the left, light blue background", negative="", seed=5, steps=3,
+                guidance=7.5, scheduler="ddim")
+MAPS_JS = """async (s) => { const r = await window.sdlens.explain(s);
+    const a = r.attention; return a.available ? {...a, maps: a.maps.map((m) => Array.from(m))} : a; }"""
+
+
+def cpython_maps(model_dir, settings):
+    pipeline = Pipeline(Model.from_dir(str(model_dir)), OnnxRuntime())
+    maps = []
+    pipeline.generate(Settings(**settings), on_step=lambda t: maps.append(t.attention[0]), attention=True)
+    return np.stack(maps)
+
+
+@pytest.fixture(scope="module")
+def page(browser, server):  # noqa: F811
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = Page(context, server, "?backend=wasm").ready()
+    page.result = page.page.evaluate(MAPS_JS, SETTINGS)
+    ARTIFACTS.mkdir(exist_ok=True)
+    yield page
+    assert page.errors == [] and page.origins == {server.url}
+    context.close()
+
+
+def test_explain_result_maps_equal_cpython(page, models_dir):  # noqa: F811
+    result = page.result
+    expected = cpython_maps(models_dir / "tiny-random", SETTINGS)
+    assert result["available"] and result["shape"] == list(expected.shape)
+    got = np.array(result["maps"], np.float32).reshape(expected.shape)
+    assert np.abs(got - expected).max() <= 1e-5
+    assert result["tokens"][:4] == ["<|startoftext|>", "a</w>", "red</w>", "circle</w>"]
+
+
+def displayed(page, where):
+    return page.page.evaluate(f"window.sdlens.debug.displayed.attention.{where}")
+
+
+def test_displayed_map_is_the_steps_tensor_for_the_word(page):
+    p = page.page
+    maps = np.array(page.result["maps"], np.float32).reshape(page.result["shape"])
+    p.evaluate("window.sdlens.debug.open('refiner')")
+    p.wait_for_selector("#detail .attention-refiner .attention-chips")
+    for index in (2, 0):
+        p.evaluate(f"window.sdlens.store.select({index})")
+        shown = displayed(page, "refiner")
+        assert shown["label"] == "red" and shown["positions"] == [2] and shown["step"] == index
+        assert np.array_equal(np.array(shown["map"], np.float32), maps[index, 2].ravel())
+        assert np.allclose(shown["sum"], maps[:, 2].sum(axis=0).ravel(), atol=1e-6)
+    # Choosing a word in the Refiner changes the view beside the final image too.
+    p.locator("#detail .attention-refiner .chip", has_text="circle").first.click()
+    for where in ("refiner", "final"):
+        shown = displayed(page, where)
+        assert shown["label"] == "circle" and shown["positions"] == [3]
+        assert np.allclose(shown["sum"], maps[:, 3].sum(axis=0).ravel(), atol=1e-6)
+    assert np.array_equal(np.array(displayed(page, "refiner")["map"], np.float32), maps[0, 3].ravel())
+    assert p.locator("#detail .attention-refiner .chip[aria-pressed=true]").all_text_contents() == ["circle"]
+    p.wait_for_timeout(300)  # the x̂₀ decode behind the overlay
+    p.locator("#detail .attention-refiner").screenshot(path=str(ARTIFACTS / "attention-refiner-1280.png"))
+    p.locator("#attention-final").screenshot(path=str(ARTIFACTS / "attention-final-1280.png"))
+    p.set_viewport_size({"width": 390, "height": 900})
+    p.wait_for_timeout(200)
+    p.locator("#detail .attention-refiner").screenshot(path=str(ARTIFACTS / "attention-refiner-390.png"))
+    p.locator("#attention-final").screenshot(path=str(ARTIFACTS / "attention-final-390.png"))
+    p.set_viewport_size({"width": 1280, "height": 900})
+
+
+def test_a_word_of_several_tokens_is_their_mean(page):
+    p = page.page
+    maps = np.array(page.result["maps"], np.float32).reshape(page.result["shape"])
+    words = p.evaluate("""async () => { const m = await import('/explainer/attention.js');
+        return m.promptWords({tokens: ['<|startoftext|>', 'hel', 'lo</w>', 'cat</w>', '<|endoftext|>'], length: 5}); }""")
+    assert [(w["label"], w["positions"]) for w in words] == [("⟨start⟩", [0]), ("hello", [1, 2]), ("cat", [3]),
+                                                             ("⟨end⟩", [4])]
+    mean = p.evaluate("""async (m) => { const a = await import('/explainer/attention.js');
+        return Array.from(a.mapOf(Float32Array.from(m.flat), m.shape, [2, 3])); }""",
+                      {"flat": maps[1].ravel().tolist(), "shape": list(maps.shape[1:])})
+    assert np.allclose(mean, maps[1, 2:4].mean(axis=0).ravel(), atol=1e-7)
+
+
+def test_model_without_maps_says_so(browser, models_dir, tmp_path):  # noqa: F811
+    folder = tmp_path / "models"
+    shutil.copytree(models_dir / "tiny-random", folder / "tiny-random")
+    manifest_path = folder / "tiny-random" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for entry in manifest["components"]["unet"]["variants"].values():  # as a model exported before maps
+        entry["outputs"] = entry["outputs"][:1]
+    manifest_path.write_text(json.dumps(manifest))
+    srv = Server(folder)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = Page(context, srv, "?backend=wasm").ready()
+        result = page.page.evaluate(MAPS_JS, dict(SETTINGS, steps=2))
+        assert result == {"available": False}
+        assert "no attention output" in page.page.locator("#attention-final").text_content()
+        page.page.evaluate("window.sdlens.debug.open('refiner')")
+        assert "no attention output" in page.page.locator("#detail .attention-refiner").text_content()
+        assert page.errors == []
+    finally:
+        context.close()
+        srv.stop()
+
+
+DEFAULT_MODEL = ROOT / "models" / "shapes"
+
+
+@pytest.mark.skipif(not (DEFAULT_MODEL / "manifest.json").is_file(), reason="models/shapes is not built")
+@pytest.mark.parametrize("backend", ["wasm"])
+def test_default_model_maps_in_the_page(browser, backend):  # noqa: F811
+    """The committed default model: the page's maps are CPython's, and "red" lights up the star."""
+    srv = Server(ROOT / "models")
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    settings = dict(prompt="a big red star on the left, light blue background", negative="", seed=1, steps=10,
+                    guidance=7.5, scheduler="ddim")
+    try:
+        page = Page(context, srv, f"?backend={backend}").ready()
+        result = page.page.evaluate(MAPS_JS, settings)
+        expected = cpython_maps(DEFAULT_MODEL, settings)
+        got = np.array(result["maps"], np.float32).reshape(expected.shape)
+        assert np.abs(got - expected).max() <= (1e-5 if backend == "wasm" else 1e-3)
+        page.page.locator("#attention-final .chip", has_text="red").first.click()
+        shown = page.page.evaluate("window.sdlens.debug.displayed.attention.final")
+        assert shown["label"] == "red"
+        assert np.allclose(shown["sum"], expected[:, 3].sum(axis=0).ravel(), atol=1e-5)
+        page.page.locator("#attention-final").screenshot(path=str(ARTIFACTS / f"attention-default-final-{backend}-1280.png"))
+        page.page.evaluate("window.sdlens.debug.open('refiner')")
+        page.page.evaluate("window.sdlens.store.select(4)")
+        page.page.wait_for_timeout(500)
+        page.page.locator("#detail .attention-refiner").screenshot(
+            path=str(ARTIFACTS / f"attention-default-refiner-{backend}-1280.png"))
+        page.page.locator("#detail .attention-refiner .chip", has_text="background").first.click()
+        page.page.wait_for_timeout(300)
+        page.page.set_viewport_size({"width": 390, "height": 900})
+        page.page.wait_for_timeout(300)
+        page.page.locator("#detail .attention-refiner").screenshot(
+            path=str(ARTIFACTS / f"attention-default-refiner-background-{backend}-390.png"))
+        assert page.errors == [] and page.origins == {srv.url}
+    finally:
+        context.close()
+        srv.stop()
