@@ -88,8 +88,8 @@ def convert(src: str, out: Path, variants: list[str], force: bool = False, name:
     """Convert SRC into the model folder OUT. Returns the manifest.
 
     A source folder may hold `sdlens_extras.json` (written by the models this repo trains) with
-    "starter_prompts", "prompt_pairs", "held_out_pairs", "text_encoder_training", "description" and
-    "defaults"; they are carried into the manifest.
+    "starter_prompts", "prompt_pairs", "held_out_pairs", "text_encoder_training", "description",
+    "model_card" and "defaults"; they are carried into the manifest.
     `default_model` marks the model that runs when the user names none. `max_file_bytes` lowers
     the largest file written (tests use it to make small models span several files).
     `preview_decoder` (a folder or hub id of a diffusers AutoencoderTiny, i.e. TAESD) adds the
@@ -276,7 +276,8 @@ def _source_extras(src: str) -> dict:
     if not path.is_file():
         return {}
     extras = json.loads(path.read_text())
-    carried = ("starter_prompts", "prompt_pairs", "held_out_pairs", "text_encoder_training", "defaults", "description")
+    carried = ("starter_prompts", "prompt_pairs", "held_out_pairs", "text_encoder_training", "defaults", "description",
+               "model_card")
     return {k: extras[k] for k in carried if k in extras}
 
 

@@ -296,6 +296,10 @@ def test_second_visit_works_with_the_server_stopped(browser, models_dir, tmp_pat
         srv.stop()
         page.page.reload()
         page.ready()
+        # The address bar held the run (it follows the current run), so the reload reproduces it.
+        page.page.wait_for_function("window.sdlens.store.main?.final && !document.getElementById('generate').disabled",
+                                    timeout=60_000)
+        assert page.page.evaluate("Array.from(window.sdlens.store.main.final.rgba)") == first["rgba"]
         second = page.generate(prompt="a star", seed=3, steps=2)
         assert second["rgba"] == first["rgba"]
     finally:

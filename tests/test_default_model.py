@@ -17,6 +17,21 @@ def test_is_the_default_and_verifies():
     assert model.manifest["starter_prompts"] and model.manifest["prompt_pairs"]
 
 
+def test_model_card_is_the_one_its_world_describes():
+    """The committed manifest carries the card `train-tiny` writes today (scenes.py is the source of truth)."""
+    import json
+
+    from export.shapes import scenes
+    from export.shapes.train import extras
+
+    manifest = json.loads((MODEL / "manifest.json").read_text())
+    card = manifest["model_card"]
+    assert card == extras()["model_card"]
+    assert card["vocabulary"] == scenes.vocabulary() and "puppy" not in card["vocabulary"]
+    assert sorted(map(tuple, card["held_out"])) == sorted(scenes.HELD_OUT)
+    assert manifest["description"] == extras()["description"]
+
+
 def test_manifest_names_the_held_out_pairs_of_its_training_data():
     """The page's generalisation lesson reads these: they must be the pairs training left out."""
     import json

@@ -147,7 +147,7 @@ def test_guidance_sweep(page):
     p.click("#sweep-run")
     p.wait_for_function("""() => document.querySelectorAll('#sweep-images figure').length === 3
         && !document.querySelector('#sweep-images figure.pending')""", timeout=TIMEOUT)
-    assert p.locator("#sweep-images figcaption").all_text_contents() == ["g = 0", "g = 3", "g = 7.5"]
+    assert p.locator("#sweep-images figcaption").all_text_contents() == ["g = 0 (off: same as g = 1)", "g = 3", "g = 7.5"]
     # Each image is a real picture, and guidance changes it.
     pixels = p.evaluate("""() => [...document.querySelectorAll('#sweep-images canvas')].map((c) =>
         Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data.slice(0, 4096)))""")

@@ -312,13 +312,15 @@ def test_extras_and_default_flag_reach_the_manifest(tiny_pipeline_dir, tmp_path)
     src = tmp_path / "src"
     shutil.copytree(tiny_pipeline_dir, src)
     extras = {"starter_prompts": ["a red circle"], "prompt_pairs": [["a red circle", "a blue circle"]],
-              "defaults": {"steps": 10, "guidance": 3.0}, "ignored": 1}
+              "defaults": {"steps": 10, "guidance": 3.0}, "ignored": 1,
+              "description": "shapes", "model_card": {"vocabulary": ["a", "red", "circle"]}}
     (src / "sdlens_extras.json").write_text(json.dumps(extras))
     manifest = convert(str(src), tmp_path / "m", ["fp32"], quiet=True, default_model=True,
                        defaults={"steps": 12, "guidance": None})
     assert manifest["default"] is True
     assert manifest["starter_prompts"] == ["a red circle"]
     assert manifest["prompt_pairs"] == [["a red circle", "a blue circle"]]
+    assert manifest["description"] == "shapes" and manifest["model_card"] == {"vocabulary": ["a", "red", "circle"]}
     assert manifest["defaults"]["steps"] == 12 and manifest["defaults"]["guidance"] == 3.0
     assert "ignored" not in manifest
     assert json.loads((tmp_path / "m" / "manifest.json").read_text()) == manifest

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from sdlens.cpython.runtime import OnnxRuntime
+from sdlens.errors import SdlensError
 from sdlens.model import Model
 from sdlens.pipeline import Pipeline, Settings
 
@@ -189,3 +190,21 @@ def test_sd15_pndm_checkpoint_defaults_to_pndm(tiny_pipeline_dir, tmp_path):
                  "--out", str(tmp_path / "out.png"), "--save-latents", str(out)]) == 0
     latents = np.load(out)
     assert np.abs(latents - ref).max() <= 1e-4 * np.abs(ref).max()
+
+
+def test_formula_below_one_is_an_opt_in_that_does_what_the_formula_says(ours):
+    """Off by default (diffusers: g = 0 is g = 1). On, g = 0 gives ε = ε_uncond: the prompt is
+    ignored, so the image is the negative prompt's own image; and g = 0.5 lies between the two."""
+    def image(prompt, guidance, formula=False, negative="a square"):
+        settings = Settings(prompt, negative=negative, seed=4, steps=3, guidance=guidance, scheduler="ddim",
+                            formula_below_one=formula)
+        return np.frombuffer(ours.generate(settings).rgb, np.uint8).astype(int)
+
+    assert np.array_equal(image("a circle", 0.0), image("a circle", 1.0))  # the default, as diffusers
+    ignored = image("a circle", 0.0, formula=True)
+    assert np.abs(ignored - image("a square", 1.0)).max() <= 1  # ε_uncond alone: the negative prompt's picture
+    assert not np.array_equal(ignored, image("a circle", 1.0))
+    assert np.array_equal(image("a circle", 1.0, formula=True), image("a circle", 1.0))
+    assert Settings("x", formula_below_one="1").checked().formula_below_one is True
+    with pytest.raises(SdlensError, match="formula_below_one must be true or false"):
+        Settings("x", formula_below_one="maybe").checked()

@@ -80,3 +80,15 @@ def test_attributes_are_plain_data():
     scene = scenes.Scene("black", (scenes.Shape("green", "circle", "small", "left"),))
     assert scene.attributes() == {"background": "black", "objects": [
         {"colour": "green", "shape": "circle", "size": "small", "position": "left"}]}
+
+
+def test_vocabulary_is_every_word_captions_use():
+    """The model card's vocabulary (what the page checks prompts against) is exactly the words of
+    the training captions: none missing, none extra."""
+    used = set()
+    for split in ("train", "heldout"):
+        for scene, text in scenes.dataset(4000, seed=1, split=split):
+            used.update(scenes.words(text))
+            used.update(scenes.words(scenes.caption(scene)))
+    assert used == set(scenes.vocabulary())
+    assert scenes.words("A cute Puppy, grey-ish!") == ["a", "cute", "puppy", "grey", "ish"]

@@ -5,8 +5,11 @@ import { contextNote } from "./context_note.js";
 import { drawRgba } from "./explainer/colormaps.js";
 import { attentionOf } from "./explainer/attention.js";
 import { mountExplainer } from "./explainer/index.js";
+import { isOn } from "./explainer/compare.js";
 import { RunStore } from "./explainer/store.js";
 import { fillSchedulerSelect, karrasValue, schedulerId, schedulerName, setCatalogue, supportsKarras } from "./schedulers.js";
+import { mountModelCard } from "./model_card.js";
+import { timingParts, timingSummary } from "./timings.js";
 
 const $ = (id) => document.getElementById(id);
 export const store = new RunStore();
@@ -44,7 +47,8 @@ function call(type, payload = {}) {
 // ---------------------------------------------------------------------------------------------
 // State and display
 
-const state = { models: [], modelId: null, loading: null, running: false, backend: null };
+const state = { models: [], modelId: null, loading: null, running: false, backend: null, summary: "" };
+const modelCard = mountModelCard({ card: $("model-card"), prompt: $("prompt"), note: $("prompt-vocabulary") });
 
 function setProgress(text, fraction) {
   $("progress-text").textContent = text;
@@ -73,7 +77,8 @@ function showBackend(backend) {
   badge.className = `badge ${backend.ep}${backend.ep === "webgpu" && backend.label.endsWith("(software)") ? " software" : ""}`;
 }
 
-const formatBytes = (n) => (n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(2)} GiB` : n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${(n / 1024).toFixed(0)} KiB`);
+// Decimal units, as the README and the manifests' byte counts are quoted (1 MB = 1,000,000 bytes).
+const formatBytes = (n) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${(n / 1e3).toFixed(0)} kB`);
 
 onWorkerEvent = (event) => {
   if (event.type === "download") {
@@ -90,13 +95,24 @@ onWorkerEvent = (event) => {
   } else if (event.type === "step") {
     window.dispatchEvent(new CustomEvent("sdlens:step", { detail: event }));
     if (state.runKey) store.addStep(state.runKey, event);
+    const who = state.runLabel ? `${state.runLabel}: ` : "";
     // Heun (and PNDM's first step) call the UNet twice in a step: say which call this is
     const call = event.calls > 1 ? `, UNet call ${event.call + 1} of ${event.calls}` : "";
-    setProgress(`Step ${event.step + 1} of ${event.steps}${call}: ${event.ms.toFixed(0)} ms`,
+    setProgress(`${who}Step ${event.step + 1} of ${event.steps}${call}: ${event.ms.toFixed(0)} ms`,
       (event.step + (event.call + 1) / event.calls) / event.steps);
     if (state.mainView) addPreview(event);
   }
 };
+
+/** The generator's image and step strip show `run` (the current run), or nothing. */
+function showRun(run) {
+  const image = $("image");
+  image.classList.remove("pending");
+  if (run?.final) drawRgba(image, run.final);
+  else image.getContext("2d").clearRect(0, 0, image.width, image.height);
+  $("previews").replaceChildren();
+  for (const step of run?.final ? run.steps : []) addPreview(step);
+}
 
 function addPreview(event) {
   const figure = document.createElement("figure");
@@ -140,6 +156,7 @@ async function loadModel(modelId) {
     state.manifest = loaded.manifest;
     showBackend(loaded.backend);
     applyDefaults(loaded.manifest.defaults);
+    modelCard.show(loaded.manifest);
     setProgress(`${model.name} is ready (${loaded.backend.label}).`, 1);
     setBusy(false);
     return loaded.backend;
@@ -157,6 +174,7 @@ function applyDefaults(defaults) {
   $("guidance").value = defaults.guidance;
   $("guidance-slider").value = defaults.guidance;
   setScheduler(defaults.scheduler, Boolean(defaults.karras));
+  guidanceNote();
 }
 
 /** Choose a scheduler (any capitalisation of its id) and, where given, the Karras setting. */
@@ -175,6 +193,25 @@ function syncKarras() {
     : "Karras sigmas (ρ = 7): more of the steps at low noise";
 }
 
+/** Guidance is accepted from 0 up, but two ranges deserve a word before a run. */
+export function guidanceAdvice(value, formulaBelowOne = false) {
+  const g = Number(value);
+  if (!Number.isFinite(g)) return "";
+  if (g > 20) return `g = ${g} is far above the usual 1 to 20: expect harsh, over-saturated colours or a broken picture.`;
+  if (g < 1 && formulaBelowOne) {
+    return `g = ${g} with the formula: ε = ε_uncond + ${g}·(ε_cond − ε_uncond)${g === 0 ? ", which ignores the prompt" : ", less than the prompt alone"}.`;
+  }
+  if (g <= 1) return `g ≤ 1 switches guidance off (as in diffusers): the prompt's prediction alone is used, so g = 0 and g = 1 give the same picture.`;
+  return "";
+}
+
+function guidanceNote() {
+  const el = $("guidance-message");
+  if (el.className.includes("error")) return; // a check's message stays until the next run
+  el.textContent = guidanceAdvice($("guidance").value, $("formula_below_one").checked);
+  el.className = "field-message warning";
+}
+
 // ---------------------------------------------------------------------------------------------
 // Validation next to each field
 
@@ -191,7 +228,7 @@ function clearFieldMessages() {
 function fieldMessage(field, text, warning = false) {
   const el = $(`${field || "prompt"}-message`);
   el.textContent = text;
-  el.className = warning ? "field-message warning" : "field-message";
+  el.className = warning ? "field-message warning" : "field-message error";
 }
 
 function readForm() {
@@ -203,6 +240,7 @@ function readForm() {
     guidance: $("guidance").value.trim() === "" ? "nan" : $("guidance").value.trim(),
     scheduler: $("scheduler").value,
     karras: $("karras").checked && !$("karras").disabled,
+    formula_below_one: $("formula_below_one").checked ? "1" : "",
     model: $("model").value,
   };
 }
@@ -213,7 +251,10 @@ function writeForm(settings) {
     if (settings[key] !== undefined && !(key === "guidance" && settings[key] === "nan")) $(key).value = settings[key];
   }
   if (settings.scheduler !== undefined) setScheduler(settings.scheduler, karrasValue(settings.karras));
+  if (settings.formula_below_one !== undefined) $("formula_below_one").checked = isOn(settings.formula_below_one);
   $("guidance-slider").value = $("guidance").value;
+  modelCard.check();
+  guidanceNote();
 }
 
 async function warnAboutDroppedWords(settings) {
@@ -228,74 +269,111 @@ async function warnAboutDroppedWords(settings) {
 // Generate and stop
 
 /**
- * Run one generation. `explain` keeps every step's tensors in the store under `runKey`. Only the
- * main run (no key, or "main") shows in the generator's image, step strip and form; side runs
- * (a comparison, a sweep: `show: false`) leave them alone.
+ * Run one generation. The main view's run (no key, or "main", shown) becomes the current run: the
+ * image, the step strip, the explainer, the link and the downloads all follow it, whether or not
+ * `explain` keeps its tensors. Side runs (a comparison's B, a sweep: `show: false`) leave those
+ * alone; `explain` keeps a side run's tensors in the store under `runKey`. If a run is stopped or
+ * fails, the previous current run comes back, whole.
  */
-async function generate(request, { explain = false, runKey = null, show = true, code = null } = {}) {
+async function generate(request, { explain = false, runKey = null, show = true, label = null, code = null } = {}) {
   if (state.running) throw new Error("a generation is already running; press Stop first");
+  const started = performance.now();
   const settings = { ...readForm(), ...request };
   for (const key of ["seed", "steps", "guidance"]) settings[key] = String(settings[key]);
   settings.scheduler = schedulerId(settings.scheduler);
   settings.karras = karrasValue(settings.karras);
-  const mainView = show && (!runKey || runKey === "main");
-  showError("");
-  clearFieldMessages();
+  const key = runKey || "main";
+  const mainView = show && key === "main";
+  const stored = mainView || explain;
+  if (mainView) {
+    showError("");
+    clearFieldMessages();
+  }
   setBusy(true);
+  let begun = false;
   try {
     await loadModel(settings.model || state.models.find((m) => m.default).id);
+    const loaded = performance.now();
     setBusy(true);
     const check = await call("check", { settings });
     if (!check.ok) {
-      fieldMessage(check.field, check.message);
-      throw new Error(check.message);
+      if (mainView) fieldMessage(check.field, check.message);
+      const err = new Error(check.message);
+      err.field = check.field;
+      throw err;
     }
     if (check.warning) fieldMessage("scheduler", check.warning, true);
     if (mainView) writeForm(settings);
-    await warnAboutDroppedWords(settings);
+    if (mainView) await warnAboutDroppedWords(settings);
     state.mainView = mainView;
-    if (mainView) $("previews").replaceChildren();
-    state.runKey = explain ? runKey || "main" : null;
-    if (state.runKey) store.begin(state.runKey, settings, state.manifest, state.backend);
-    setProgress("Encoding the prompt…", null);
-    const started = performance.now();
-    const result = await call("generate", { settings, explain: Boolean(state.runKey), code });
+    state.runLabel = mainView ? null : label || (key === "compare" ? "Run B" : "Side run");
+    if (mainView) {
+      $("previews").replaceChildren();
+      $("image").classList.add("pending"); // the last picture stays, faded, until this one is done
+    }
+    state.runKey = stored ? key : null;
+    if (stored) store.begin(key, settings, state.manifest, state.backend, { explained: explain });
+    begun = stored;
+    setProgress(`${state.runLabel ? `${state.runLabel}: ` : ""}Encoding the prompt…`, null);
+    const asked = performance.now();
+    const result = await call("generate", { settings, explain, code });
+    const answered = performance.now();
     if (result.code_error) {
-      if (state.runKey) store.discard(state.runKey);
+      // the catch below brings the previous run back
       throw Object.assign(new Error(result.code_error.message), { codeError: result.code_error });
     }
     if (result.cancelled) {
-      if (state.runKey) store.discard(state.runKey);
-      setProgress("Stopped.", 0);
+      restore(key, mainView, "Stopped");
       return { cancelled: true };
     }
-    if (mainView) drawRgba($("image"), result);
-    if (state.runKey) store.finish(state.runKey, result);
-    const wall = performance.now() - started;
-    const steps = result.timings.step_ms;
-    const mean = steps.reduce((a, b) => a + b, 0) / steps.length;
-    const calls = steps.length !== Number(result.settings.steps) ? ` (${steps.length} UNet calls)` : "";
-    setProgress(`Done: ${result.settings.steps} steps${calls}, ${mean.toFixed(0)} ms per UNet call, ` +
-      `${(wall / 1000).toFixed(1)} s in all.`, 1);
+    if (mainView) {
+      drawRgba($("image"), result);
+      $("image").classList.remove("pending");
+    }
+    const marks = { started, loaded, asked, answered, finished: performance.now() };
+    const timings = { ...result.timings, parts: timingParts(result.timings, marks, state.backend.ep), wall_ms: marks.finished - started };
+    if (stored) store.finish(key, { ...result, timings });
+    begun = false;
+    const summary = timingSummary(timings, state.backend.ep, Number(result.settings.steps));
+    if (mainView) state.summary = summary;
+    setProgress(mainView ? summary : state.summary || summary, 1);
+    if (mainView) $("timing").textContent = timings.parts.map((p) => `${p.label} ${p.text}`).join(" · ");
     return {
       width: result.width,
       height: result.height,
       rgba: result.rgba,
       backend: state.backend.label,
-      timings: { ...result.timings, wall_ms: wall },
+      timings,
       settings: result.settings,
-      attention: state.runKey ? attentionOf(store.runs.get(state.runKey)) : undefined,
+      attention: explain && state.runKey ? attentionOf(store.runs.get(state.runKey)) : undefined,
       modified_code: result.modified_code,
       scheduler_name: result.scheduler_name,
       unet_calls: result.unet_calls,
       warning: check.warning || "",
     };
   } catch (err) {
-    showError(err.message);
+    if (begun) restore(key, mainView, "Failed");
+    if (mainView) showError(err.message);
     throw err;
   } finally {
     state.runKey = null;
+    state.runLabel = null;
     setBusy(false);
+  }
+}
+
+/** After a stopped or failed run: the run before it is the current run again. */
+function restore(key, mainView, what) {
+  const previous = store.restore(key);
+  if (!mainView) {
+    setProgress(state.summary || `${what}.`, state.summary ? 1 : 0);
+    return;
+  }
+  showRun(previous);
+  setProgress(previous ? `${what}. Showing the previous run again: ${state.summary}` : `${what}.`, previous ? 1 : 0);
+  if (!previous) {
+    state.summary = "";
+    $("timing").textContent = "";
   }
 }
 
@@ -340,7 +418,12 @@ async function main() {
   $("stop").addEventListener("click", stop);
   // Guidance: a continuous slider (0 allowed) kept in step with the exact number field.
   $("guidance-slider").addEventListener("input", () => ($("guidance").value = $("guidance-slider").value));
-  $("guidance").addEventListener("input", () => ($("guidance-slider").value = $("guidance").value));
+  $("guidance").addEventListener("input", () => {
+    $("guidance-slider").value = $("guidance").value;
+    guidanceNote();
+  });
+  $("guidance-slider").addEventListener("input", guidanceNote);
+  $("formula_below_one").addEventListener("change", guidanceNote);
   $("random-seed").addEventListener("click", () => {
     const words = crypto.getRandomValues(new Uint32Array(2));
     $("seed").value = String(BigInt(words[0]) * 4294967296n + BigInt(words[1]));
@@ -369,7 +452,9 @@ ready.catch((err) => {
 
 window.sdlens = {
   ready,
-  generate: (options = {}, { show = true } = {}) => ready.then(() => generate(options, { show })),
+  generate: (options = {}, { show = true, label = null } = {}) => ready.then(() => generate(options, { show, label })),
+  /** Validate settings without running: {ok: true} or {ok: false, field, message}. */
+  check: (options = {}) => ready.then(() => call("check", { settings: { ...readForm(), ...options } })),
   /** Generate with every step's tensors kept for the explainer (run "main" unless runKey says). */
   explain: (options = {}, runKey = "main") => ready.then(() => generate(options, { explain: true, runKey })),
   decode: (latent, shape) => ready.then(() => call("decode", { latent, shape })),

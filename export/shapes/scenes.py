@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -76,6 +77,8 @@ POSITION_PHRASES = {
     "bottom right": ("in the bottom right corner", "at the bottom right", "bottom right"),
 }
 BACKGROUND_WORDS = {"gray": ("gray", "grey")}
+# The words the caption templates below add around the attribute words.
+TEMPLATE_WORDS = ("a", "an", "and", "on", "background")
 
 
 @dataclass(frozen=True)
@@ -231,6 +234,20 @@ def caption(scene: Scene, rng: random.Random | None = None, complete: bool = Fal
     if with_background:
         text += _background_phrase(scene.background, rng)
     return text
+
+
+def words(text: str) -> list[str]:
+    """The words of a caption or prompt as the vocabulary counts them: lower-case runs of letters or
+    digits, in any script (the page splits prompts the same way: /[\\p{L}\\p{N}]+/gu)."""
+    return re.findall(r"[^\W_]+", text.lower())
+
+
+def vocabulary() -> list[str]:
+    """Every word a training caption can contain, sorted: what the default model has ever read.
+    (A test checks that captions use no other word.)"""
+    phrases = [*TEMPLATE_WORDS, *COLOURS, *SHAPES, *BACKGROUNDS, *(w for ws in SIZE_WORDS.values() for w in ws),
+               *(p for ps in POSITION_PHRASES.values() for p in ps), *(w for ws in BACKGROUND_WORDS.values() for w in ws)]
+    return sorted({w for phrase in phrases for w in words(phrase)})
 
 
 def dataset(n: int, seed: int = 0, split: str = "train", two_objects: float = 0.25):

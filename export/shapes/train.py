@@ -485,14 +485,16 @@ class Trainer:
             safety_checker=None, feature_extractor=None, requires_safety_checker=False,
         )
         pipe.save_pretrained(self.out, safe_serialization=True)
-        (self.out / "sdlens_extras.json").write_text(json.dumps(extras(), indent=2) + "\n")
+        (self.out / "sdlens_extras.json").write_text(json.dumps(extras(self.cfg.scenes), indent=2) + "\n")
         (self.out / "sdlens_train.json").write_text(json.dumps(report, indent=2) + "\n")
 
 
-def extras() -> dict:
-    """What the app shows next to the model: a description, prompts to start from, and pairs of
-    prompts that differ in one attribute (to compare side by side)."""
+def extras(scene_count: int = CONFIGS["sharp-vae"].scenes) -> dict:
+    """What the app shows next to the model: a description, its model card (what it was trained on,
+    every word it has read, the held-out pairs), prompts to start from, and pairs of prompts that
+    differ in one attribute (to compare side by side)."""
     return {
+        "model_card": model_card(scene_count),
         "description": ("A small Stable Diffusion (real SD architecture: CLIP text encoder, UNet, VAE) "
                         "trained from scratch on one CPU core (an hour or two), on rendered pictures of simple "
                         "shapes: circle, square, triangle, star, heart; nine colours; small or big; nine "
@@ -520,6 +522,26 @@ def extras() -> dict:
         # What the page's CLIP lesson says about this text encoder (it is not CLIP's contrastive one).
         "text_encoder_training": "its text encoder has CLIP's design and CLIP's 49,408-token vocabulary, but it was not trained this way: it learned from scratch together with the UNet, from the denoising task alone (there was no picture network to contrast with), so its numbers mean whatever helped the UNet draw the training shapes.",
         "defaults": {"steps": 25, "guidance": 7.5, "scheduler": "ddim"},
+    }
+
+
+def model_card(scene_count: int) -> dict:
+    """The default model's limits, from its world (scenes.py): the page shows them by the model
+    picker and checks a prompt's words against `vocabulary` before a run."""
+    held_out = sorted([colour, shape] for colour, shape in scenes.HELD_OUT)
+    return {
+        "trained_on": (f"{scene_count:,} computer-drawn {scenes.IMAGE_SIZE}×{scenes.IMAGE_SIZE} pictures of one or "
+                       f"two flat shapes on a plain background, each with a caption that names what is drawn. "
+                       f"Shapes: {', '.join(scenes.SHAPES)}. Colours: {', '.join(scenes.COLOURS)}. "
+                       f"Backgrounds: {', '.join(scenes.BACKGROUNDS)}. Sizes: small or big. Nine positions."),
+        "limits": ("It has never seen anything else: no animals, people, photos or textures. Words outside its "
+                   "vocabulary still become tokens, but the model never learnt what they mean, so they change "
+                   "the picture unpredictably or not at all."),
+        "vocabulary": scenes.vocabulary(),
+        "held_out": held_out,
+        "held_out_why": ("These colour+shape pairs never appeared in a training picture or caption, although each "
+                         "colour and each shape did, with other partners. If the model draws a red star anyway, it "
+                         "has combined the meaning of “red” and “star”, not recalled a picture it has seen."),
     }
 
 

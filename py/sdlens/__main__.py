@@ -44,7 +44,8 @@ def cmd_generate(args) -> int:
     from .schedulers import display_name
 
     model = Model.from_dir(resolve_model_dir(args.model), variant=args.variant)
-    request = {k: getattr(args, k) for k in ("prompt", "negative", "seed", "steps", "guidance", "scheduler", "karras")}
+    request = {k: getattr(args, k) for k in ("prompt", "negative", "seed", "steps", "guidance", "scheduler", "karras",
+                                              "formula_below_one")}
     settings = Settings.from_request(request, model.defaults).checked()
     runtime = OnnxRuntime(threads=args.threads)
     pipeline = Pipeline(model, runtime)
@@ -118,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--karras", action=argparse.BooleanOptionalAction, default=None,
                      help=f"Karras sigmas, for {', '.join(KARRAS_SCHEDULERS)} (default: as the model's "
                           "scheduler config says); e.g. --scheduler dpmpp_2m --karras is DPM++ 2M Karras")
+    gen.add_argument("--formula-below-one", action="store_true",
+                     help="use ε_uncond + g·(ε_cond − ε_uncond) at g < 1 too (g = 0 ignores the prompt); "
+                          "diffusers, and the default, turn guidance off at g ≤ 1")
     gen.add_argument("--variant", default="fp32", help="precision variant of every component (default fp32)")
     gen.add_argument("--out", default="out.png", help="PNG file for the final image")
     gen.add_argument("--frames", help="folder for a PNG of the predicted clean image at every step")

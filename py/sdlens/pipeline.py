@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from .errors import SdlensError
-from .guidance import check_guidance, guide, uses_guidance
+from .guidance import check_flag, check_guidance, guide, uses_guidance
 from .model import Model
 from .rng import Generator, check_seed
 from .schedulers import check_karras, display_name, make_scheduler
@@ -44,6 +44,8 @@ class Settings:
     scheduler: str = "ddim"
     #: Karras sigmas: True/False, or None for what the model's scheduler config says
     karras: Optional[bool] = None
+    # Off (the default, as diffusers): g ≤ 1 turns guidance off. On: the formula at every g.
+    formula_below_one: bool = False
 
     @classmethod
     def from_request(cls, request: dict, defaults: dict) -> "Settings":
@@ -61,6 +63,7 @@ class Settings:
             guidance=given("guidance", defaults["guidance"]),
             scheduler=request.get("scheduler") or defaults["scheduler"],
             karras=given("karras", defaults.get("karras")),
+            formula_below_one=given("formula_below_one", False),
         )
 
     def checked(self) -> "Settings":
@@ -68,7 +71,8 @@ class Settings:
         if not isinstance(self.prompt, str) or not isinstance(self.negative, str):
             raise SdlensError("prompt and negative prompt must be text")
         return Settings(self.prompt, self.negative, check_seed(self.seed), check_steps(self.steps, MAX_STEPS),
-                        check_guidance(self.guidance), self.scheduler, check_karras(self.karras))
+                        check_guidance(self.guidance), self.scheduler, karras=check_karras(self.karras),
+                        formula_below_one=check_flag(self.formula_below_one, "formula_below_one"))
 
 
 @dataclass
@@ -185,7 +189,7 @@ class Pipeline:
         guide_noise = code.guide if code is not None and code.guide else guide
 
         encoding = self.tokenizer.encode(s.prompt)
-        guided = uses_guidance(s.guidance)
+        guided = uses_guidance(s.guidance, s.formula_below_one)
         negative_encoding = self.tokenizer.encode(s.negative) if guided else None
         cond = self.encode_text(encoding)
         context = ops.concat([self.encode_text(negative_encoding), cond]) if guided else cond

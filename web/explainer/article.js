@@ -12,7 +12,7 @@ export function mountArticle(container, store) {
     if (!run || !run.final) {
       container.innerHTML = `<h3>How does a computer draw from words?</h3>
         <p>Type a prompt and press Generate. This page then explains, with your own run's numbers,
-        how Stable Diffusion turned your words into a picture.</p>`;
+        how this Stable Diffusion model turned your words into a picture.</p>`;
       return;
     }
     const s = run.settings;
@@ -20,7 +20,9 @@ export function mountArticle(container, store) {
     const n = run.steps.length;
     const step = store.step();
     const padding = t.max_length - t.length;
-    const guided = Number(s.guidance) > 1;
+    const g = Number(s.guidance);
+    const formula = [true, "1", "true", "on"].includes(s.formula_below_one);
+    const guided = g > 1 || (formula && g < 1);
     const [, c, h, w] = step.shape;
     container.innerHTML = `
       <h3>How this picture was made</h3>
@@ -41,11 +43,12 @@ export function mountArticle(container, store) {
         ? `To follow your words more closely, the UNet predicts the noise twice per step: once without your prompt and once with it.
            The difference is what your prompt adds, and guidance g = <b>${esc(s.guidance)}</b> multiplies it: bigger g follows the
            prompt harder, at the cost of variety.`
-        : `Guidance is ${esc(s.guidance)}, which switches it off: the UNet runs once per step, with your prompt only.`}</p>
+        : `Guidance is ${esc(s.guidance)}. Any g ≤ 1 switches guidance off (as in diffusers): the UNet runs once per step,
+           with your prompt only. So g = 0 does not ignore the prompt: g = 0 and g = 1 give the same picture.`}</p>
       <h4>3. From the small picture to the big one</h4>
       <p>All this happened on a small “latent” picture of ${c}×${h}×${w} numbers, which is much cheaper than working on
       pixels. At the end the VAE decoder blows it up into the ${run.final.width}×${run.final.height} image you see.
-      It took ${(run.timings.total_ms / 1000).toFixed(1)} s on this computer (${esc(run.backend.label)}).</p>
+      It took ${((run.timings.wall_ms ?? run.timings.total_ms) / 1000).toFixed(1)} s on this computer (${esc(run.backend.label)}).</p>
       ${modifiedCodeNote(store)}`;
   }
   for (const type of ["finish", "select", "run"]) store.addEventListener(type, render);

@@ -14,7 +14,7 @@ import { fillSchedulerSelect, parseSchedulerChoice, schedulerName } from "../sch
 const $ = (id) => document.getElementById(id);
 export const COLOURS = { main: "#4e79a7", compare: "#f28e2b" }; // Tableau 10 blue/orange: colour-blind safe
 const MODES = { prompt: "prompt", scheduler: "scheduler", steps: "steps" }; // mode → the setting it changes
-const SETTING_KEYS = ["prompt", "negative", "seed", "steps", "guidance", "scheduler", "karras", "model"];
+const SETTING_KEYS = ["prompt", "negative", "seed", "steps", "guidance", "scheduler", "karras", "formula_below_one", "model"];
 
 // What to compare, kept here so that links and starters can set it before the view is mounted.
 const choice = { mode: "prompt", values: { prompt: "", scheduler: "", steps: "" } };
@@ -22,6 +22,9 @@ let view = null; // the mounted view's elements and redraw function
 
 // ---------------------------------------------------------------------------------------------
 // Shared helpers (links.js, sweep.js and starters.js use them too)
+
+/** A yes/no setting as forms, links and the API give it: true, "1", "true", "on". */
+export const isOn = (value) => value === true || ["1", "true", "yes", "on"].includes(String(value ?? "").toLowerCase());
 
 /** The settings form as `sdlens.generate` takes them (as app.js reads it). */
 export function formSettings() {
@@ -35,6 +38,7 @@ export function formSettings() {
     guidance: guidance === "" ? "nan" : guidance,
     scheduler: value("scheduler"),
     karras: Boolean($("karras")?.checked && !$("karras")?.disabled),
+    formula_below_one: $("formula_below_one")?.checked ? "1" : "",
     model: value("model"),
   };
 }
@@ -59,6 +63,11 @@ export function getCompare() {
   return { mode: choice.mode, value: choice.values[choice.mode] };
 }
 
+/** After a starter pair filled both prompts: show the user where B is. */
+export function announceCompare() {
+  view?.announce();
+}
+
 /** Set what to compare (from a link or a starter pair); the view follows if it is mounted. */
 export function setCompare(mode, value) {
   if (!MODES[mode]) return;
@@ -76,6 +85,13 @@ export async function runComparison(settings = formSettings(), mode = choice.mod
   const key = MODES[mode];
   // a scheduler choice may carry Karras sigmas ("dpmpp_2m karras"); B gets exactly what it names
   const second = key === "scheduler" ? { ...settings, ...parseSchedulerChoice(value) } : { ...settings, [key]: value };
+  // A bad B value is found before A runs, and reported by B's own field (not by A's in the form).
+  const check = await window.sdlens.check(second);
+  if (!check.ok && check.field === key) {
+    const err = new Error(check.message);
+    err.side = "B";
+    throw err;
+  }
   const a = await window.sdlens.explain(settings, "main");
   if (a.cancelled) return null;
   const b = await window.sdlens.explain(second, "compare");
@@ -131,8 +147,9 @@ export function mountCompare(container, store) {
   container.classList.add("compare");
   container.innerHTML = `
     <h2>Compare two runs</h2>
-    <p class="hint">Both runs use the same seed, so they start from the very same noise. Change one
-      thing and watch where the two paths part.</p>
+    <p class="hint">Both runs use the same seed, so they start from the same random noise pattern. Change
+      one thing and watch where the two paths part. (Euler-type schedulers first multiply that noise by
+      their largest noise level, so a scheduler comparison starts from the same pattern at another scale.)</p>
     <div class="compare-controls">
       <label>Compare
         <select id="compare-mode">
@@ -152,11 +169,13 @@ export function mountCompare(container, store) {
       </label>
       <button type="button" id="compare-run">Compare</button>
     </div>
+    <span id="compare-b-message" class="field-message" role="status"></span>
     <dl class="prompt-diff" aria-live="polite">
       <dt class="run-a">A</dt><dd id="compare-diff-a"></dd>
       <dt class="run-b">B</dt><dd id="compare-diff-b"></dd>
     </dl>
     <div id="compare-status" class="compare-status" role="status"></div>
+    <p id="compare-start" class="compare-start" hidden></p>
     <div class="compare-results" hidden>
       <div class="compare-side">
         <figure data-run="main"><canvas aria-label="run A: predicted clean image at this step"></canvas><figcaption></figcaption></figure>
@@ -199,6 +218,7 @@ export function mountCompare(container, store) {
       input.value = choice.values[mode];
       input.closest("label").hidden = mode !== choice.mode;
     }
+    inputs[choice.mode].closest("label").append(el("compare-b-message")); // B's messages sit by B's field
     drawDiff();
   };
   const drawDiff = () => {
@@ -219,6 +239,7 @@ export function mountCompare(container, store) {
   for (const [mode, input] of Object.entries(inputs)) {
     input.addEventListener("input", () => {
       choice.values[mode] = input.value;
+      el("compare-b-message").textContent = "";
       drawDiff();
     });
   }
@@ -232,10 +253,12 @@ export function mountCompare(container, store) {
     const button = el("compare-run");
     button.disabled = true;
     status("Running A, then B…");
+    el("compare-b-message").textContent = "";
     try {
       const done = await runComparison();
       status(done ? "" : "Stopped.");
     } catch (err) {
+      if (err.side === "B") el("compare-b-message").textContent = `B: ${err.message}`;
       status(`Could not compare: ${err.message}`);
     } finally {
       button.disabled = false;
@@ -255,7 +278,19 @@ export function mountCompare(container, store) {
     });
   };
   for (const type of ["run", "step", "finish", "select"]) store.addEventListener(type, schedule);
-  view = { syncControls };
+  view = {
+    syncControls,
+    /** A starter pair was put in: say where B went, and bring this view into sight. */
+    announce() {
+      status("A starter pair: A is in the prompt box above, B is in this field. Press Compare to run both.");
+      container.scrollIntoView({ behavior: "smooth", block: "start" });
+      el("compare-run").focus({ preventScroll: true });
+      const field = inputs[choice.mode];
+      field.classList.remove("flash");
+      void field.offsetWidth; // restart the highlight
+      field.classList.add("flash");
+    },
+  };
   syncControls();
   schedule();
 }
@@ -275,8 +310,16 @@ async function draw(container, store) {
   const a = store.runs.get("main");
   const b = store.runs.get("compare");
   const results = container.querySelector(".compare-results");
-  results.hidden = !(a && b && a.steps.length && b.steps.length);
-  if (results.hidden) return;
+  const start = container.querySelector("#compare-start");
+  results.hidden = !(a?.final && b?.final && a.explained && b.explained && a.steps.length && b.steps.length);
+  start.hidden = results.hidden;
+  if (results.hidden) {
+    if (a?.final && b?.final && !a.explained) {
+      container.querySelector("#compare-status").textContent =
+        "Run A was redone with “Explain every step” off: press Compare to compare again.";
+    }
+    return;
+  }
   const d3 = await loadD3();
   const selected = Math.min(store.selected, a.steps.length - 1);
   const slider = container.querySelector("#compare-step");
@@ -285,6 +328,7 @@ async function draw(container, store) {
   const space = container.querySelector("#compare-space").value;
   const note = staleNote(a, b);
   container.querySelector("#compare-status").textContent = note;
+  start.textContent = startNote(a, b);
   drawSideBySide(container, store, a, b, selected);
   const method = container.querySelector("#compare-method").value;
   container.querySelector("#compare-method-note").textContent = DESCRIPTIONS[method];
@@ -293,15 +337,34 @@ async function draw(container, store) {
   drawDistance(d3, container.querySelector("#compare-distance"), store, a, b, selected, space);
 }
 
+/** A setting as text, with an unset yes/no setting equal to "" (a run from the API may omit it). */
+const same = (value) => (value === undefined || value === null || value === false ? "" : value === true ? "1" : String(value));
+
 /** Say so when run A was redone with other settings after B: they no longer differ in one thing. */
 function staleNote(a, b) {
-  const differ = SETTING_KEYS.filter((k) => String(a.settings[k]) !== String(b.settings[k]));
+  const differ = SETTING_KEYS.filter((k) => same(a.settings[k]) !== same(b.settings[k]));
   return differ.length > 1 ? `A and B differ in ${differ.join(", ")}: press Compare to redo B from A's settings.` : "";
+}
+
+/** Both runs start from the same noise pattern; say by how much their starting latents differ in scale. */
+export function startScale(a, b) {
+  const u = a.steps[0]?.tensors?.latent;
+  const v = b.steps[0]?.tensors?.latent;
+  if (!u || !v || u.length !== v.length) return null;
+  return Math.sqrt(dot(v, v) / dot(u, u));
+}
+
+function startNote(a, b) {
+  const ratio = startScale(a, b);
+  if (ratio === null) return "";
+  if (Math.abs(ratio - 1) < 0.01) return "Both runs started from exactly the same latent x_T.";
+  return `Both runs started from the same noise pattern, but B's starting latent is ${ratio.toFixed(2)}× A's ` +
+    `(each scheduler scales the noise by its own starting noise level).`;
 }
 
 function describe(run, other) {
   if (run.modifiedCode?.length) return `modified code (${run.modifiedCode.join(" and ")})`;
-  const differ = SETTING_KEYS.filter((k) => String(run.settings[k]) !== String(other.settings[k]));
+  const differ = SETTING_KEYS.filter((k) => same(run.settings[k]) !== same(other.settings[k]));
   const key = differ[0] === "karras" ? "scheduler" : differ[0] || "prompt"; // Karras is part of the scheduler's name
   const value = key === "scheduler" ? `${run.settings.scheduler}${run.settings.karras ? " karras" : ""}` : run.settings[key];
   const text = key === "prompt" ? `“${run.settings.prompt}”` : valueLabel(key, value);

@@ -4,6 +4,7 @@
 import { attentionView } from "./attention.js";
 import { schedulerName } from "../schedulers.js";
 import { drawRgba, drawValues, figure, legend, maxAbs } from "./colormaps.js";
+import { isOn } from "./compare.js";
 import { COMPONENTS, shapes } from "./overview.js";
 
 const d3 = globalThis.d3;
@@ -22,6 +23,7 @@ function channels(tensor, shape, index = 0) {
   return Array.from({ length: c }, (_, k) => tensor.subarray(index * c * size + k * size, index * c * size + (k + 1) * size));
 }
 
+/** A row of one picture per channel, all on one colour scale, with that scale's legend. */
 function channelStrip(title, tensor, shape, scale) {
   const [, , h, w] = shape;
   const row = document.createElement("div");
@@ -34,6 +36,7 @@ function channelStrip(title, tensor, shape, scale) {
     drawValues(canvas, values, w, h, { signed: true, scale });
     row.append(fig);
   });
+  row.append(legend(true, scale));
   return row;
 }
 
@@ -41,35 +44,73 @@ const fmt = (x) => (Math.abs(x) >= 100 ? x.toFixed(1) : Math.abs(x) >= 1 ? x.toF
 
 // -- Text ----------------------------------------------------------------------------------------
 
+/** A token as a student reads it: its text without CLIP's end-of-word mark, the bytes of a
+ * character split over several tokens, and the word of the prompt it came from. */
+export function tokenView(tokens, i, suffix = "</w>") {
+  const raw = tokens.tokens[i];
+  const special = raw.startsWith("<|") && raw.endsWith("|>");
+  const endsWord = !special && raw.endsWith(suffix);
+  let text = endsWord ? raw.slice(0, -suffix.length) : raw;
+  // Part of a character (CJK, emoji): the tokenizer shows its raw bytes as \xNN escapes.
+  const bytes = /\\x[0-9a-f]{2}/i.test(text);
+  if (bytes) text = text.replace(/\\x([0-9a-f]{2})/gi, (_, h) => ` ${h.toUpperCase()}`).trim();
+  const w = tokens.word_ids?.[i];
+  const word = w === null || w === undefined ? null : tokens.words[w];
+  const pieces = word === null ? 0 : tokens.word_ids.filter((x) => x === w).length;
+  return { raw, text, special, endsWord, bytes, word: pieces > 1 || bytes ? word : null };
+}
+
 function textPanel(panel, run) {
   const tokens = run.tokens;
   const [, n, hidden] = run.textShape;
   const intro = document.createElement("p");
   intro.textContent = `CLIP's tokenizer split your prompt into ${tokens.length - 2} tokens, framed by start and end ` +
     `tokens and padded to ${tokens.max_length}. The text encoder turns each position into ${hidden} numbers.`;
+  const key = document.createElement("p");
+  key.className = "note";
+  key.innerHTML = `A token with a bar at its right edge <span class="tok-sample word-end">red</span> ends a word
+    (CLIP writes it “red&lt;/w&gt;”): “red” as a whole word and “red” at the start of “reddish” are different tokens.
+    A word CLIP does not know whole is split into pieces, each labelled with its word; a character outside its
+    alphabet (Chinese, emoji) becomes bytes, shown in hexadecimal.`;
   const list = document.createElement("ol");
   list.className = "tokens";
   tokens.tokens.forEach((token, i) => {
+    const view = tokenView(tokens, i);
     const li = document.createElement("li");
     li.className = i === 0 || i === tokens.length - 1 ? "special" : i >= tokens.length ? "padding" : "word";
+    li.title = view.raw;
     li.innerHTML = `<span class="tok"></span><span class="id">${tokens.ids[i]}</span>`;
-    li.querySelector(".tok").textContent = token;
+    const tok = li.querySelector(".tok");
+    tok.textContent = view.text;
+    if (view.endsWord) tok.classList.add("word-end");
+    if (view.bytes) tok.classList.add("bytes");
+    if (view.word !== null) {
+      const of = document.createElement("span");
+      of.className = "of-word";
+      of.textContent = `of “${view.word}”`;
+      li.append(of);
+    }
     if (i >= tokens.length + 2) li.hidden = true; // show the first two paddings; the rest are alike
     list.append(li);
   });
   const more = document.createElement("p");
   more.className = "note";
   more.textContent = `… and ${Math.max(0, tokens.max_length - tokens.length - 2)} more padding tokens (id ${tokens.ids[tokens.max_length - 1]}).`;
-  panel.append(intro, list, more);
+  panel.append(intro, key, list, more);
   if (tokens.dropped_words.length) {
     const dropped = document.createElement("p");
     dropped.className = "warning";
     dropped.textContent = `Cut off (beyond ${tokens.max_length} tokens): ${tokens.dropped_words.join(" ")}`;
     panel.append(dropped);
   }
-  // Embedding heatmap: tokens down, dimensions across; and each token's vector length.
+  displayed.text = { ids: tokens.ids.slice(), tokens: tokens.tokens.slice(), length: tokens.length, norms: null };
   const emb = run.textEmbeddings;
-  const { fig, canvas } = figure(`text encoder output: ${n} tokens × ${hidden} dimensions`, "heatmap");
+  if (!emb) {
+    panel.append(notExplained("the text encoder's output"));
+    return;
+  }
+  // Embedding heatmap: tokens down, dimensions across; and each token's vector length.
+  const { fig, canvas } = figure(`text encoder output: ${n} tokens (down) × ${hidden} dimensions (across)`, "heatmap");
   drawValues(canvas, emb, hidden, n, { signed: true, scale: maxAbs(emb) });
   const norms = Array.from({ length: n }, (_, t) => Math.hypot(...emb.subarray(t * hidden, (t + 1) * hidden)));
   const normFig = normsChart(norms, tokens.length);
@@ -77,7 +118,16 @@ function textPanel(panel, run) {
   row.className = "row-pics";
   row.append(fig, normFig, legend(true, maxAbs(emb)));
   panel.append(row);
-  displayed.text = { ids: tokens.ids.slice(), tokens: tokens.tokens.slice(), length: tokens.length, norms };
+  displayed.text.norms = norms;
+}
+
+/** What a run made with "Explain every step" off cannot show, and how to get it. */
+function notExplained(what) {
+  const p = document.createElement("p");
+  p.className = "not-explained";
+  p.textContent = `This run was made with “Explain every step” off, so it did not keep ${what}. ` +
+    "Tick “Explain every step” and press Generate to see it.";
+  return p;
 }
 
 function normsChart(norms, real) {
@@ -104,6 +154,11 @@ function normsChart(norms, real) {
 
 function refinerPanel(panel, run, store, decode) {
   const step = store.step();
+  if (!run.explained) {
+    panel.append(notExplained("each step's noisy latent, noise predictions and update"));
+    displayed.refiner = null;
+    return;
+  }
   const { tensors, shape, coefficients } = step;
   const g = Number(run.settings.guidance);
   const [, c, h, w] = shape;
@@ -140,7 +195,19 @@ function refinerPanel(panel, run, store, decode) {
   formula.textContent = guided
     ? `ε = ε_uncond + g·(ε_cond − ε_uncond) with g = ${g}: the prompt's difference is pushed ${g}× as hard.`
     : `Guidance g = ${g} ≤ 1 switches guidance off: ε = ε_cond, and the model runs once per step.`;
-  panel.append(formula);
+  const belowOne = document.createElement("p");
+  belowOne.className = "note guidance-below-one";
+  belowOne.textContent = guided && g < 1
+    ? `You ticked “use the guidance formula below g = 1”: at g = ${g} the prompt's difference is scaled down` +
+      (g === 0 ? " to nothing, so ε = ε_uncond and your prompt is ignored." : `, to ${g}× its size.`) +
+      " By default (as in diffusers) any g ≤ 1 switches guidance off instead."
+    : guided
+    ? "Below g = 1 this formula is not used (unless you tick “use the guidance formula below g = 1”): this app, " +
+      "like diffusers, switches guidance off at any g ≤ 1 and takes ε_cond alone. So g = 0 does not ignore your prompt, and g = 0 and g = 1 give the same image."
+    : `The formula ε_uncond + g·(ε_cond − ε_uncond) would give ε_uncond at g = 0 and ignore the prompt, but at ` +
+      "g ≤ 1 this app, like diffusers, skips it and uses your prompt's prediction alone. So g = 0 and g = 1 give " +
+      "the same image.";
+  panel.append(formula, belowOne);
   panel.append(channelStrip("ε: the guided noise the scheduler uses", tensors.eps_guided, shape, scale));
 
   const update = document.createElement("div");
@@ -149,10 +216,17 @@ function refinerPanel(panel, run, store, decode) {
   update.querySelector("h4").textContent = `${schedulerName(run.settings.scheduler, run.settings.karras)} update`;
   update.querySelector(".formula").textContent = schedulerFormula(coefficients);
   const table = update.querySelector("table");
+  const headRow = table.createTHead().insertRow();
+  for (const text of ["", "value", "what it is"]) headRow.append(Object.assign(document.createElement("th"), { textContent: text }));
+  const body = table.createTBody();
   for (const [name, value] of Object.entries(coefficients)) {
-    const tr = table.insertRow();
-    tr.insertCell().textContent = name;
-    tr.insertCell().textContent = fmt(value);
+    const [symbol, meaning] = coefficientLabel(name);
+    const tr = body.insertRow();
+    tr.dataset.name = name;
+    tr.title = name; // the scheduler's own name for it, for the curious
+    tr.insertCell().textContent = symbol;
+    tr.insertCell().textContent = name === "order" ? String(value) : fmt(value);
+    tr.insertCell().textContent = meaning;
   }
   panel.append(update);
 
@@ -172,6 +246,16 @@ function refinerPanel(panel, run, store, decode) {
     eps_cond: Array.from(tensors.eps_cond), eps_guided: Array.from(tensors.eps_guided),
     difference: guided ? Array.from(diff) : null, coefficients: { ...coefficients },
   };
+}
+
+/** "1.33·x_t − 0.515·ε": a linear combination with each sign written once, zero terms left out. */
+export function linear(terms) {
+  const shown = terms.filter(([coef]) => coef !== 0 && Number.isFinite(coef));
+  if (!shown.length) return "0";
+  return shown.map(([coef, name], i) => {
+    const sign = coef < 0 ? (i ? " − " : "−") : i ? " + " : "";
+    return Math.abs(coef) === 1 ? `${sign}${name}` : `${sign}${fmt(Math.abs(coef))}·${name}`;
+  }).join("");
 }
 
 function schedulerFormula(k) {
@@ -196,18 +280,61 @@ function schedulerFormula(k) {
     return `${corrected}x_next = ${fmt(k.sample_coef)}·x_t + ${fmt(k.x0_coef)}·x̂₀${prev}`;
   }
   if ("sample_coef" in k && "x0_coef" in k) {
-    const prev = k.x0_prev_coef ? ` + ${fmt(k.x0_prev_coef)}·x̂₀(previous step)` : "";
-    return `x_next = ${fmt(k.sample_coef)}·x_t + ${fmt(k.x0_coef)}·x̂₀${prev}`;
+    return `x_next = ${linear([[k.sample_coef, "x_t"], [k.x0_coef, "x̂₀"], [k.x0_prev_coef || 0, "x̂₀(previous step)"],
+      [k.x0_prev2_coef || 0, "x̂₀(two steps back)"]])}`;
   }
   if ("sample_coef" in k && "model_coef" in k) {
-    const noise = k.noise_coef ? ` + ${fmt(k.noise_coef)}·fresh noise` : "";
-    return `x_next = ${fmt(k.sample_coef)}·x_t + ${fmt(k.model_coef)}·ε${noise}   and   x̂₀ = ${fmt(k.x0_sample_coef)}·x_t + ${fmt(k.x0_model_coef)}·ε`;
+    return `x_next = ${linear([[k.sample_coef, "x_t"], [k.model_coef, "ε"], [k.noise_coef || 0, "fresh noise"]])}` +
+      `   and   x̂₀ = ${linear([[k.x0_sample_coef, "x_t"], [k.x0_model_coef, "ε"]])}`;
   }
   if ("lms_coef_0" in k) {
-    const terms = Object.keys(k).filter((n) => n.startsWith("lms_coef_")).map((n, j) => `${fmt(k[n])}·d${j}`);
-    return `x_next = x_t + ${terms.join(" + ")}   (d = the slopes of the last steps)`;
+    const terms = Object.keys(k).filter((n) => n.startsWith("lms_coef_")).map((n, j) => [k[n], `d${j}`]);
+    return `x_next = ${linear([[1, "x_t"], ...terms])}   (d0 = this step's slope (x_t − x̂₀)/σ, d1, d2… the slopes of the steps before)`;
   }
   return "x_next from x_t and ε with the numbers below";
+}
+
+// The scheduler's numbers in words: name → [symbol, meaning]. Unknown names are shown as they are.
+const COEFFICIENTS = {
+  timestep: ["t", "this step's timestep (0 = clean, 1000 = pure noise)"],
+  prev_timestep: ["t_next", "the timestep this step goes to (below 0: past the last one, to the clean end)"],
+  alpha_prod_t: ["ᾱ_t", "share of the clean picture left in x_t (signal)"],
+  alpha_prod_t_prev: ["ᾱ_next", "the same share after this step"],
+  beta_prod_t: ["1 − ᾱ_t", "share of noise in x_t"],
+  sigma: ["σ", "noise level now (noise ÷ signal)"],
+  sigma_prev: ["σ_next", "noise level after this step"],
+  sigma_next: ["σ_next", "noise level after this step"],
+  sigma_up: ["σ_up", "fresh random noise added back (ancestral sampling)"],
+  sigma_down: ["σ_down", "noise level stepped down to before that noise is added"],
+  noise_coef: ["weight of fresh noise", "how much new random noise goes into x_next"],
+  dt: ["Δσ", "step size: the change in noise level"],
+  order: ["order", "how many steps' predictions this update combines"],
+  x0_sample_coef: ["x̂₀: weight of x_t", "x̂₀ = (this)·x_t + (next row)·ε"],
+  x0_model_coef: ["x̂₀: weight of ε", "minus the noise level: remove the predicted noise"],
+  eps_sample_coef: ["ε used: weight of x_t", "the noise DDIM steps with = (this)·x_t + (next row)·ε"],
+  eps_model_coef: ["ε used: weight of ε", "1: the UNet's prediction as it is"],
+  derivative_sample_coef: ["slope: weight of x_t", "slope d = (x_t − x̂₀)/σ = (this)·x_t + (next row)·ε"],
+  derivative_model_coef: ["slope: weight of ε", "for ε-prediction the slope is ε itself"],
+  sample_coef: ["x_next: weight of x_t", "how much of x_t is kept"],
+  model_coef: ["x_next: weight of ε", "how much predicted noise is removed"],
+  x0_coef: ["x_next: weight of x̂₀", "how much of the model's clean guess goes in"],
+  x0_prev_coef: ["x_next: weight of the previous x̂₀", "the guess of the step before (second order)"],
+  x0_prev2_coef: ["x_next: weight of x̂₀ two steps back", "third order"],
+  alpha_t: ["α_next", "DPM-Solver's signal scale after this step"],
+  sigma_t: ["σ'_next", "DPM-Solver's noise scale after this step"],
+  alpha_s0: ["α_now", "DPM-Solver's signal scale now"],
+  sigma_s0: ["σ'_now", "DPM-Solver's noise scale now"],
+  lambda_t: ["λ_next", "log(signal ÷ noise) after this step"],
+  lambda_s0: ["λ_now", "log(signal ÷ noise) now"],
+  lambda_s1: ["λ_before", "log(signal ÷ noise) one step back"],
+  h: ["h", "step size in log(signal ÷ noise)"],
+  r0: ["r", "the previous step's size ÷ this one's"],
+};
+
+export function coefficientLabel(name) {
+  const lms = /^lms_coef_(\d+)$/.exec(name);
+  if (lms) return [`weight of d${lms[1]}`, lms[1] === "0" ? "this step's slope" : `the slope ${lms[1]} step${lms[1] === "1" ? "" : "s"} back`];
+  return COEFFICIENTS[name] || [name, ""];
 }
 
 // -- Upscaler ------------------------------------------------------------------------------------
@@ -218,11 +345,15 @@ function upscalerPanel(panel, run) {
   const [, c, h, w] = shape;
   const s = shapes(run.manifest);
   const p = document.createElement("p");
-  p.textContent = `The refiner's last latent (${s.latent}) is scaled by 1/${run.manifest.vae_scaling_factor} and ` +
-    `decoded by the VAE into the image (${s.image}): each latent cell becomes ${run.manifest.vae_scale_factor}×${run.manifest.vae_scale_factor} pixels.`;
+  const factor = run.manifest.vae_scaling_factor;
+  const f = run.manifest.vae_scale_factor;
+  p.textContent = `The refiner's last latent (${s.latent}) is divided by the VAE's scaling factor ${factor.toFixed(3)} ` +
+    `(that is, multiplied by ${(1 / factor).toFixed(3)}) and decoded by the VAE into the image (${s.image}): each ` +
+    `latent cell becomes ${f}×${f} pixels.`;
   panel.append(p);
-  panel.append(channelStrip(`final latent, ${c}×${h}×${w}`, run.latents, shape, maxAbs(run.latents)));
-  const { fig, canvas } = figure(`decoded image, ${s.image}`);
+  if (run.latents) panel.append(channelStrip(`final latent, ${c}×${h}×${w}`, run.latents, shape, maxAbs(run.latents)));
+  else panel.append(notExplained("the final latent"));
+  const { fig, canvas } = figure(`decoded image, ${s.image} (shown enlarged)`, "result");
   drawRgba(canvas, run.final);
   panel.append(fig);
 }
@@ -252,13 +383,15 @@ export function mountDetail(container, store) {
     const body = document.createElement("div");
     container.append(header, body);
     if (!run || !run.final) {
-      body.textContent = "Generate an image (with “Explain every step” on) to look inside.";
+      body.textContent = run ? "Generating… this panel shows the new run when it is done." :
+        "Generate an image (with “Explain every step” on) to look inside.";
       return;
     }
     if (open === "text") textPanel(body, run);
     if (open === "refiner") refinerPanel(body, run, store, decode);
     if (open === "upscaler") upscalerPanel(body, run);
-    for (const draw of extensions[open]) draw(body, run, store);
+    // Other modules' additions read the run's tensors: a run made with "Explain every step" off has none.
+    if (run.explained) for (const draw of extensions[open]) draw(body, run, store);
   }
 
   function show(id) {
@@ -284,6 +417,8 @@ export function mountDetail(container, store) {
 
   document.addEventListener("keydown", (event) => event.key === "Escape" && close());
   store.addEventListener("select", () => open === "refiner" && render());
-  store.addEventListener("finish", () => open && render());
+  // A new main run replaces what the panel explains: until it finishes, the panel says so.
+  store.addEventListener("run", ({ detail }) => open && detail.key === "main" && render());
+  store.addEventListener("finish", ({ detail }) => open && detail.key === "main" && render());
   return { show, close, get open() { return open; } };
 }

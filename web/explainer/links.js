@@ -5,7 +5,7 @@
 import { karrasValue, schedulerId } from "../schedulers.js";
 import { getCompare, runComparison, setCompare } from "./compare.js";
 
-const FORM_KEYS = ["prompt", "negative", "seed", "steps", "guidance", "scheduler", "karras", "model"];
+const FORM_KEYS = ["prompt", "negative", "seed", "steps", "guidance", "scheduler", "karras", "formula_below_one", "model"];
 const COMPARE_KEY = "compare"; // the second value (prompt, scheduler or step count)
 const MODE_KEY = "compare_mode"; // prompt | scheduler | steps
 const $ = (id) => document.getElementById(id);
@@ -29,7 +29,7 @@ export function linkFor(settings, compare, href = location.href) {
   for (const key of FORM_KEYS) {
     const value = settings[key];
     if (key === "karras" && !karrasValue(value)) continue; // only "karras=true" is worth a parameter
-    if (value !== undefined && value !== null && value !== "" && !(key === "guidance" && value === "nan")) {
+    if (value !== undefined && value !== null && value !== "" && value !== false && !(key === "guidance" && value === "nan")) {
       url.searchParams.set(key, String(value));
     }
   }
@@ -46,6 +46,7 @@ function fillForm(settings) {
     if (!field) continue;
     if (key === "karras") field.checked = Boolean(karrasValue(value));
     else if (key === "scheduler") field.value = schedulerId(value); // "DDIM" and "ddim" are the same link
+    else if (field.type === "checkbox") field.checked = ["1", "true", "on"].includes(String(value).toLowerCase());
     else field.value = value;
     field.dispatchEvent(new Event("input", { bubbles: true })); // views that follow the form update
     if (key === "scheduler") field.dispatchEvent(new Event("change", { bubbles: true })); // the Karras box follows
@@ -80,7 +81,11 @@ export function applyLinkSettings() {
 /** The link's settings over the form's (the form holds the model's defaults for the rest). */
 function formSettings(settings) {
   const form = {};
-  for (const key of FORM_KEYS) if ($(key)) form[key] = key === "karras" ? $(key).checked && !$(key).disabled : $(key).value;
+  for (const key of FORM_KEYS) {
+    if (!$(key)) continue;
+    if (key === "karras") form[key] = $(key).checked && !$(key).disabled;
+    else form[key] = $(key).type === "checkbox" ? ($(key).checked ? "1" : "") : $(key).value;
+  }
   const merged = { ...form, ...settings };
   if ("karras" in merged) merged.karras = karrasValue(merged.karras);
   return merged;
@@ -129,6 +134,7 @@ export function mountLinks(store) {
 
 /** A compare run belongs in the link only while it is A with the compared setting changed. */
 function isOneChange(main, other) {
-  const differ = FORM_KEYS.filter((k) => String(main.settings[k]) !== String(other.settings[k]));
+  const text = (v) => (v === undefined || v === null || v === false ? "" : v === true ? "1" : String(v));
+  const differ = FORM_KEYS.filter((k) => text(main.settings[k]) !== text(other.settings[k]));
   return differ.filter((k) => k !== "karras" || !differ.includes("scheduler")).length <= 1; // "DPM++ 2M Karras" is one choice
 }

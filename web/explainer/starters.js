@@ -1,7 +1,7 @@
 // Starter prompts: a model only knows what it was trained on (the default model draws shapes),
 // so its manifest suggests prompts that work, and pairs of prompts worth comparing.
 
-import { setCompare } from "./compare.js";
+import { announceCompare, setCompare } from "./compare.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -66,8 +66,7 @@ function fill(prompt, compare) {
   const field = $("prompt");
   field.value = prompt;
   field.dispatchEvent(new Event("input", { bubbles: true }));
-  if (compare !== undefined) {
-    setCompare("prompt", compare);
-  }
-  field.focus();
+  if (compare === undefined) return field.focus();
+  setCompare("prompt", compare);
+  announceCompare(); // B went to the Compare view, far down the page: show it
 }

@@ -2,8 +2,10 @@
 // selected step. Views draw only from here, so scrubbing a finished run recomputes nothing, and
 // what a view shows is exactly what the run computed.
 //
-// A run: {key, settings, manifest, backend, steps: [step], tokens, textEmbeddings, textShape,
-//         final: {width, height, rgba}, decoded: Map(step index → {width, height, rgba})}
+// A run: {key, settings, manifest, backend, explained, steps: [step], tokens, textEmbeddings,
+//         textShape, final: {width, height, rgba}, decoded: Map(step index → {width, height, rgba})}
+// `explained` is false for a run made with "Explain every step" off: it is still the current run
+// (image, link, downloads, tokens, timeline), but its steps carry no tensors.
 // A step: {index, steps, timestep, sigma, ms, coefficients, shape,
 //          tensors: {latent, eps_uncond?, eps_cond, eps_guided, x0, attention?}, attention_shape?, preview}
 //          (attention: the conditional pass's per-token cross-attention maps, tokens × h × w)
@@ -12,12 +14,15 @@ export class RunStore extends EventTarget {
   constructor() {
     super();
     this.runs = new Map();
+    this.previous = new Map(); // key → the finished run a running one replaced (for Stop)
     this.selected = 0;
   }
 
   /** Start collecting a run under `key` ("main", "compare", …); replaces an older one. */
-  begin(key, settings, manifest, backend) {
-    const run = { key, settings, manifest, backend, steps: [], decoded: new Map(), final: null };
+  begin(key, settings, manifest, backend, { explained = true } = {}) {
+    const run = { key, settings, manifest, backend, explained, steps: [], decoded: new Map(), final: null };
+    const older = this.runs.get(key);
+    if (older?.final) this.previous.set(key, older);
     this.runs.set(key, run);
     this.emit("run", { key });
     return run;
@@ -42,12 +47,21 @@ export class RunStore extends EventTarget {
       hasAttention: result.has_attention,
       modifiedCode: result.modified_code || [], // ["guidance", "step"]: parts run with a learner's edit
     });
+    this.previous.delete(key);
     this.emit("finish", { key });
   }
 
-  discard(key) {
-    this.runs.delete(key);
+  /** A run under `key` was stopped or failed: the finished run it replaced comes back (or none).
+   * Returns that run. */
+  restore(key) {
+    const previous = this.previous.get(key) || null;
+    this.previous.delete(key);
+    if (previous) this.runs.set(key, previous);
+    else this.runs.delete(key);
+    if (key === "main") this.selected = Math.max(0, (previous?.steps.length || 1) - 1);
     this.emit("run", { key });
+    if (previous) this.emit("finish", { key });
+    return previous;
   }
 
   get main() {

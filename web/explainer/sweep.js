@@ -2,7 +2,7 @@
 // the knob that trades variety for obedience to the prompt; seeing one image per value, all from
 // the same noise, shows what it does better than any description.
 
-import { formSettings } from "./compare.js";
+import { formSettings, isOn } from "./compare.js";
 import { drawRgba } from "./colormaps.js";
 
 export const DEFAULT_VALUES = "0, 1, 3, 7.5, 15";
@@ -24,8 +24,9 @@ export function mountSweep(container, store) {
   container.classList.add("sweep");
   container.innerHTML = `
     <h2>Guidance sweep</h2>
-    <p class="hint">The same prompt and seed at several guidance scales. At 0 and 1 the prompt's
-      push is off (one pass of the network per step); higher values follow the prompt harder.</p>
+    <p class="hint">The same prompt and seed at several guidance scales; higher values follow the prompt
+      harder. Any g ≤ 1 switches guidance off, as in diffusers: the network runs once per step with your
+      prompt, so g = 0 does not ignore the prompt, and every g ≤ 1 gives the same image as g = 1.</p>
     <div class="sweep-controls">
       <label>Guidance values
         <input id="sweep-values" type="text" value="${DEFAULT_VALUES}" aria-describedby="sweep-message">
@@ -66,7 +67,8 @@ async function runSweep(grid, values, message) {
     const canvas = document.createElement("canvas");
     canvas.setAttribute("aria-label", `guidance ${g}`);
     const caption = document.createElement("figcaption");
-    caption.textContent = `g = ${g}`;
+    const off = g <= 1 && !(isOn(settings.formula_below_one) && g < 1);
+    caption.textContent = off ? `g = ${g} (off: same as g = 1)` : `g = ${g}`;
     figure.append(canvas, caption);
     return figure;
   });
@@ -74,7 +76,7 @@ async function runSweep(grid, values, message) {
   for (const [i, g] of values.entries()) {
     message.textContent = `Generating ${i + 1} of ${values.length} (g = ${g})…`;
     // A side run: the generator's own image, strip and form keep showing the main run.
-    const result = await window.sdlens.generate({ ...settings, guidance: String(g) }, { show: false });
+    const result = await window.sdlens.generate({ ...settings, guidance: String(g) }, { show: false, label: `Sweep, g = ${g}` });
     if (result.cancelled) {
       message.textContent = "Stopped.";
       slots.slice(i).forEach((slot) => slot.remove());

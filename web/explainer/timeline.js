@@ -1,5 +1,6 @@
 // The timestep controller: a slider over the run's steps, play/pause, step back/forward, and the
-// keyboard (space plays, arrows step). Every view follows `store.selected`.
+// keyboard (space plays, arrows step, while the timeline or nothing has the focus). Every view
+// follows `store.selected`.
 
 export function mountTimeline(container, store) {
   container.innerHTML = `
@@ -45,15 +46,22 @@ export function mountTimeline(container, store) {
   container.querySelector("#tl-back").addEventListener("click", () => store.select(store.selected - 1));
   container.querySelector("#tl-forward").addEventListener("click", () => store.select(store.selected + 1));
   play.addEventListener("click", togglePlay);
+  // Space and the arrows drive the timeline only when the timeline, or nothing, has the focus:
+  // on any other button Space must press that button, and in a field it types.
   document.addEventListener("keydown", (event) => {
-    if (event.target.closest("input, textarea, select")) return; // typing, or the slider's own arrows
+    if (event.defaultPrevented || event.altKey || event.ctrlKey || event.metaKey) return;
+    const target = event.target;
+    const nothingFocused = target === document.body || target === document.documentElement;
+    const inTimeline = container.contains(target);
+    if (!nothingFocused && !inTimeline) return;
     if (event.key === " ") {
+      if (target.closest?.("button")) return; // a timeline button: Space presses it (play, or a step)
       event.preventDefault();
       togglePlay();
-    } else if (event.key === "ArrowLeft") {
-      store.select(store.selected - 1);
-    } else if (event.key === "ArrowRight") {
-      store.select(store.selected + 1);
+    } else if ((event.key === "ArrowLeft" || event.key === "ArrowRight") && target !== slider) {
+      // (the focused slider moves itself on arrows, and reports it as an input event)
+      event.preventDefault();
+      store.select(store.selected + (event.key === "ArrowLeft" ? -1 : 1));
     }
   });
   for (const type of ["select", "step", "run", "finish"]) store.addEventListener(type, update);
