@@ -230,7 +230,7 @@ def fullsize_shaped(tmp_path_factory):
     pipe.register_modules(unet=pipe.unet)
     pipe.save_pretrained(root / "src", safe_serialization=True)
     # a low file limit, so the UNet's weights span several external-data files as at full size
-    convert(str(root / "src"), root / "model", ["fp32"], quiet=True, max_file_bytes=100_000)
+    convert(str(root / "src"), root / "model", ["fp32"], quiet=True, max_file_bytes=1_200_000)
     return root
 
 
