@@ -168,6 +168,15 @@ function content(run, store, where, decode, pick) {
     displayed.attention = { ...displayed.attention, [where]: { available: false } };
     return [heading, note];
   }
+  if (!run.explained || !run.steps[0]?.attention_shape) {
+    // The current run was made with "Explain every step" off: its steps' maps were not kept.
+    const note = document.createElement("p");
+    note.className = "note";
+    note.textContent = "This run was made with “Explain every step” off, so its attention maps were not kept. " +
+      "Turn it on and generate again to see where each word acts.";
+    displayed.attention = { ...displayed.attention, [where]: { available: false, explained: false } };
+    return [heading, note];
+  }
   const shape = run.steps[0].attention_shape;
   const [, h, w] = shape;
   const words = promptWords(run.tokens);
@@ -211,7 +220,7 @@ function content(run, store, where, decode, pick) {
 /** What an explained run exposes (`window.sdlens.explain(…).attention`): the maps of every step,
  * each a Float32Array of tokens × h × w, or available false when the model has none. */
 export function attentionOf(run) {
-  if (!run.hasAttention) return { available: false };
+  if (!run.hasAttention || !run.explained) return { available: false };
   const [tokens, h, w] = run.steps[0].attention_shape;
   return { available: true, shape: [run.steps.length, tokens, h, w], tokens: run.tokens.tokens.slice(),
            maps: run.steps.map((s) => s.tensors.attention) };
