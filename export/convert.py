@@ -25,7 +25,7 @@ from sdlens.errors import SdlensError
 from . import attention
 from . import manifest as manifest_mod
 from .sources import hub_or_folder
-from .variants import MAX_FILE_BYTES, VARIANTS, check_file_limit, write_variant
+from .variants import MAX_FILE_BYTES, VARIANTS, check_file_limit, release_memory, write_variant
 
 COMPONENTS = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
 
@@ -84,7 +84,8 @@ EXPORT_ORDER = ("text_encoder", "vae_decoder", "vae_encoder", "unet")
 
 def convert(src: str, out: Path, variants: list[str], force: bool = False, name: str | None = None,
             defaults: dict | None = None, quiet: bool = False, default_model: bool = False,
-            max_file_bytes: int = MAX_FILE_BYTES, preview_decoder: str | None = None) -> dict:
+            max_file_bytes: int = MAX_FILE_BYTES, preview_decoder: str | None = None,
+            preview_pool: int | None = None) -> dict:
     """Convert SRC into the model folder OUT. Returns the manifest.
 
     A source folder may hold `sdlens_extras.json` (written by the models this repo trains) with
@@ -93,7 +94,8 @@ def convert(src: str, out: Path, variants: list[str], force: bool = False, name:
     `default_model` marks the model that runs when the user names none. `max_file_bytes` lowers
     the largest file written (tests use it to make small models span several files).
     `preview_decoder` (a folder or hub id of a diffusers AutoencoderTiny, i.e. TAESD) adds the
-    fast decoder the browser uses for per-step previews (see `export.preview`)."""
+    fast decoder the browser uses for per-step previews (see `export.preview`); `preview_pool`
+    overrides how far its input is averaged down (tests use it at small sizes)."""
     import optimum.exporters.onnx.model_configs  # noqa: F401  (registers the ONNX export configs)
     from optimum.exporters.utils import get_diffusion_models_for_export
     from tqdm.auto import tqdm
@@ -121,17 +123,21 @@ def convert(src: str, out: Path, variants: list[str], force: bool = False, name:
         pipe.tokenizer.save_pretrained(staging / "tokenizer")
         write_tokenizer_json(staging / "tokenizer", staging / "tokenizer.json")
         manifest_mod.gzip_file(staging / "tokenizer.json", final / manifest_mod.TOKENIZER_FILE)
-        references = parity.torch_references(pipe)
-
+        tokenizer, sample_size = pipe.tokenizer, description["sample_size"]
         exportable = get_diffusion_models_for_export(pipe, int_dtype="int64", float_dtype="fp32", exporter="onnx")
         del pipe  # from here on each torch module lives only in `exportable`, until it is exported
+        references = {}
         components = list(COMPONENTS)
         staged: dict[str, Path] = {}
         with tqdm(total=len(EXPORT_ORDER) + (taesd is not None), desc=f"{'onnx export':>15}", unit="graph",
                   disable=quiet, file=sys.stderr) as bar:
             for component in EXPORT_ORDER:
                 bar.set_postfix_str(component)
-                staged[component] = export_fp32(*exportable.pop(component), staging / component / "model.onnx")
+                module, onnx_config = exportable.pop(component)
+                # Each reference just before its export: a module's weights become resident only at its turn.
+                references[component] = parity.torch_reference(component, module, sample_size, tokenizer)
+                staged[component] = export_fp32(module, onnx_config, staging / component / "model.onnx")
+                del module, onnx_config
                 if component == "unet":
                     attention.add_to_file(staged[component])  # per-word attention maps as a second output
                 release_memory()
@@ -139,9 +145,11 @@ def convert(src: str, out: Path, variants: list[str], force: bool = False, name:
             if taesd is not None:
                 bar.set_postfix_str(PREVIEW)
                 latent_size = description["sample_size"]
-                references[PREVIEW] = preview.reference(taesd, latent_size)
-                staged[PREVIEW] = preview.export_fp32(taesd, latent_size, staging / PREVIEW / "model.onnx")
-                preview_info = preview.describe(taesd, preview_decoder)
+                pool = preview.input_pool(latent_size * description["vae_scale_factor"]) if preview_pool is None \
+                    else preview_pool
+                references[PREVIEW] = preview.reference(taesd, latent_size, pool=pool)
+                staged[PREVIEW] = preview.export_fp32(taesd, latent_size, staging / PREVIEW / "model.onnx", pool)
+                preview_info = preview.describe(taesd, preview_decoder, pool)
                 components.append(PREVIEW)
                 del taesd
                 bar.update(1)
@@ -156,8 +164,9 @@ def convert(src: str, out: Path, variants: list[str], force: bool = False, name:
                       file=sys.stderr) as bar:
                 for variant in variants:
                     bar.set_postfix_str(variant)
+                    fp16 = files[component].get("fp16", [None])[0]
                     written = write_variant(variant, staged[component], final / component / f"model_{variant}.onnx",
-                                            max_file_bytes)
+                                            max_file_bytes, fp16_path=fp16)
                     release_memory()
                     files[component][variant] = written
                     report[component][variant] = parity.check(written[0], references[component])
@@ -188,18 +197,6 @@ def convert(src: str, out: Path, variants: list[str], force: bool = False, name:
 
 
 PREVIEW = "preview_decoder"
-
-
-def release_memory() -> None:
-    """Collect freed torch/onnx objects and hand freed heap back to the OS (glibc keeps it otherwise)."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except OSError:  # not glibc
-        pass
 
 
 OWNER_FILE = ".owner-pid"

@@ -9,6 +9,12 @@ How a runtime uses it (recorded in the manifest, see `export.manifest`): divide 
 pipelines do the same, `latents / vae.config.scaling_factor`), run the graph, and map its output
 from [-1, 1] to pixels exactly as for the VAE (`x / 2 + 0.5`, clamped): `DecoderTiny.forward`
 ends in `x.mul(2).sub(1)`.
+
+A preview need not have the final image's size: the strip shows thumbnails and the explainer's x̂₀
+views a few hundred pixels. At 512² TAESD's full-resolution convolutions cost ~12 % of a UNet
+step (measured natively), so above `PREVIEW_MAX_PX` the graph first averages the latent over
+`input_pool`² cells (recorded in the manifest) and decodes a half-size (or smaller) picture: a
+quarter of the cost, the same picture at a lower resolution.
 """
 
 from __future__ import annotations
@@ -22,6 +28,17 @@ from .sources import hub_or_folder
 
 INPUT = "latent_sample"
 OUTPUT = "sample"
+#: Previews are decoded at most about this many pixels wide (see the module doc).
+PREVIEW_MAX_PX = 256
+
+
+def input_pool(image_px: int) -> int:
+    """The power of two the latent is averaged down by, so that the preview is at most about
+    PREVIEW_MAX_PX wide: 1 up to 511 px, 2 at 512–1023 px (SD 1.5, SD 2.1 at 768), and so on."""
+    pool = 1
+    while image_px // (2 * pool) >= PREVIEW_MAX_PX:
+        pool *= 2
+    return pool
 
 
 def load_preview_decoder(src: str):
@@ -36,10 +53,19 @@ def load_preview_decoder(src: str):
         raise SdlensError(f"could not load {src} as a TAESD preview decoder: {first}") from err
 
 
+def decode(taesd, latent, pool: int = 1):
+    """What the exported graph computes: TAESD's decoder, on the latent averaged over pool² cells."""
+    import torch
+
+    if pool > 1:
+        latent = torch.nn.functional.avg_pool2d(latent, pool)
+    return taesd.decode(latent).sample
+
+
 class _Decode:
     """The decoder alone, as the graph to export (diffusers' decode returns a dataclass)."""
 
-    def __new__(cls, taesd):
+    def __new__(cls, taesd, pool: int = 1):
         import torch
 
         class Decode(torch.nn.Module):
@@ -48,7 +74,7 @@ class _Decode:
                 self.taesd = taesd
 
             def forward(self, latent_sample):
-                return self.taesd.decode(latent_sample).sample
+                return decode(self.taesd, latent_sample, pool)
 
         return Decode().eval()
 
@@ -67,7 +93,7 @@ def check_fits(taesd, latent_channels: int, vae_scale_factor: int) -> None:
                           f"{vae_scale_factor}×")
 
 
-def export_fp32(taesd, latent_size: int, out: Path) -> Path:
+def export_fp32(taesd, latent_size: int, out: Path, pool: int = 1) -> Path:
     """TorchScript-based ONNX export at opset 18 (as optimum uses), batch and size dynamic."""
     import torch
 
@@ -75,29 +101,30 @@ def export_fp32(taesd, latent_size: int, out: Path) -> Path:
     example = torch.zeros(1, taesd.config.latent_channels, latent_size, latent_size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(_Decode(taesd), (example,), str(out), input_names=[INPUT], output_names=[OUTPUT],
+        torch.onnx.export(_Decode(taesd, pool), (example,), str(out), input_names=[INPUT], output_names=[OUTPUT],
                           dynamic_axes={INPUT: {0: "batch", 2: "height", 3: "width"},
                                         OUTPUT: {0: "batch", 2: "image_height", 3: "image_width"}},
                           opset_version=18, dynamo=False)
     return out
 
 
-def reference(taesd, latent_size: int, seed: int = 0):
+def reference(taesd, latent_size: int, seed: int = 0, pool: int = 1):
     """(feeds, PyTorch output) on random latents of SD's scaled range, for the parity check."""
     import torch
 
     g = torch.Generator().manual_seed(seed)
     latent = torch.randn(1, taesd.config.latent_channels, latent_size, latent_size, generator=g)
     with torch.no_grad():
-        expected = taesd.decode(latent).sample
+        expected = decode(taesd, latent, pool)
     return {INPUT: latent.numpy()}, expected.numpy()
 
 
-def describe(taesd, src: str) -> dict:
+def describe(taesd, src: str, pool: int = 1) -> dict:
     """What the runtime needs beyond the graph files."""
     return {
         "architecture": "AutoencoderTiny (TAESD) decoder",
         "source": src,
         "scaling_factor": float(taesd.config.scaling_factor),
         "output_range": [-1.0, 1.0],
+        "input_pool": pool,  # the picture is the image's size / input_pool
     }

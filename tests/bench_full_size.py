@@ -90,10 +90,12 @@ def run_variant(model_dir: str, variant: str) -> dict:
                         scheduler=defaults["scheduler"])
     runs = [pipe.generate(settings).timings for _ in range(2)]  # the second one is warm
     timings = runs[-1]
-    preview = model.manifest["components"].get("preview_decoder", {}).get("variants", {}).get(variant)
+    from sdlens.browser.preview import choose
+
+    plan = choose(model.manifest, variant)  # the preview decoder's variant the browser takes beside this one
     preview_seconds = None
-    if preview:
-        session = ort.InferenceSession(str(Path(model_dir) / preview["files"][0]["path"]),
+    if plan["kind"] == "preview_decoder":
+        session = ort.InferenceSession(str(Path(model_dir) / plan["entry"]["files"][0]["path"]),
                                        providers=["CPUExecutionProvider"])
         latent = np.zeros(model.latent_shape(defaults["width"], defaults["height"]), np.float32)
         session.run(None, {"latent_sample": latent})
@@ -103,6 +105,7 @@ def run_variant(model_dir: str, variant: str) -> dict:
     return {"variant": variant, "sessions_s": sessions, "text_s": timings["text_seconds"],
             "unet_step_s": timings["step_onnx_seconds"][0], "step_s": timings["step_seconds"][0],
             "vae_decode_s": timings["decode_seconds"], "preview_s": preview_seconds,
+            "preview_px": plan["width"] if plan["kind"] == "preview_decoder" else None,
             "max_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
 
 
@@ -181,7 +184,7 @@ def bench_full_size(args) -> None:
              "| variant | sessions | text | UNet step (native ORT) | VAE decode | preview (TAESD) | peak RSS |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
-        preview = f"{r['preview_s']:.2f} s ({100 * r['preview_s'] / r['unet_step_s']:.0f} % of a step)" \
+        preview = f"{r['preview_s']:.2f} s at {r.get('preview_px')}² ({100 * r['preview_s'] / r['unet_step_s']:.0f} % of a step)" \
             if r["preview_s"] is not None else "-"
         lines.append(f"| {r['variant']} | {r['sessions_s']:.1f} s | {r['text_s']:.2f} s | {r['unet_step_s']:.2f} s | "
                      f"{r['vae_decode_s']:.2f} s | {preview} | {r['max_rss_gib']:.1f} GiB |")

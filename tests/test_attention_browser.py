@@ -96,6 +96,23 @@ def test_a_word_of_several_tokens_is_their_mean(page):
     assert np.allclose(mean, maps[1, 2:4].mean(axis=0).ravel(), atol=1e-7)
 
 
+def test_a_new_prompt_never_shows_the_old_words_label(page):
+    """The chosen word carries over to the next run only where that run's prompt has it at the
+    same tokens; otherwise the map would be another word's under the old label."""
+    p = page.page
+    p.evaluate("window.sdlens.debug.open('refiner')")
+    p.locator("#detail .attention-refiner .chip", has_text="background").first.click()
+    assert displayed(page, "final")["label"] == "background"
+    p.evaluate(MAPS_JS, dict(SETTINGS, prompt="a blue square at the top", steps=2))
+    shown = displayed(page, "final")
+    assert (shown["label"], shown["positions"]) == ("blue", [2])  # the default: the first content word
+    p.locator("#attention-final .chip", has_text="square").first.click()
+    p.evaluate(MAPS_JS, dict(SETTINGS, prompt="a red square at the top", steps=2))  # "square" is still token 3
+    shown = displayed(page, "final")
+    assert (shown["label"], shown["positions"]) == ("square", [3])
+    p.evaluate(MAPS_JS, SETTINGS)  # back to the module's run, for the tests after this one
+
+
 def test_model_without_maps_says_so(browser, models_dir, tmp_path):  # noqa: F811
     folder = tmp_path / "models"
     shutil.copytree(models_dir / "tiny-random", folder / "tiny-random")

@@ -139,6 +139,43 @@ def test_large_graphs_are_split_under_the_limit(split_model, references, tiny_ta
     assert len(manifest["components"]["unet"]["variants"]["fp32"]["files"]) >= 4
 
 
+def test_q4_from_the_fp16_file_equals_q4_from_fp32(split_model, references, tmp_path):
+    """convert builds q4 from the fp16 variant it already wrote (here spread over several files),
+    not from fp32 again (memory); the result must compute what the long way round computes."""
+    out, _ = split_model
+    for component in ("text_encoder", "unet"):
+        long_way = variants.write_variant("q4", out / component / "model_fp32.onnx", tmp_path / f"{component}.onnx",
+                                          SPLIT_LIMIT)
+        ops = [{n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node} - {"Concat"}
+               for path in (long_way[0], out / component / "model_q4.onnx")]
+        assert ops[0] == ops[1] and "MatMulNBits" in ops[1]
+        feeds, _ = references[component]
+        got = [ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+               for path in (long_way[0], out / component / "model_q4.onnx")]
+        np.testing.assert_allclose(got[1], got[0], rtol=0, atol=1e-6 * np.abs(got[0]).max())
+
+
+def test_int8_without_the_quantizers_copies_is_onnxruntimes_int8(split_model, tmp_path):
+    """to_int8 spares onnxruntime's quantizer its three copies of the weights (memory at SD size);
+    the graph and the quantized weights must be exactly what the quantizer makes on its own."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    out, _ = split_model
+    for component in ("text_encoder", "unet"):
+        src = out / component / "model_fp32.onnx"
+        ours = onnx.load(str(variants.to_int8(src, tmp_path / f"{component}-ours.onnx")[0]))
+        quantize_dynamic(str(src), str(tmp_path / f"{component}-theirs.onnx"), weight_type=QuantType.QUInt8,
+                         use_external_data_format=True)
+        theirs = onnx.load(str(tmp_path / f"{component}-theirs.onnx"))
+        assert [(n.op_type, list(n.input), list(n.output)) for n in ours.graph.node] == \
+            [(n.op_type, list(n.input), list(n.output)) for n in theirs.graph.node]
+        assert "DynamicQuantizeLinear" in {n.op_type for n in ours.graph.node}
+        weights = {t.name: onnx.numpy_helper.to_array(t) for t in theirs.graph.initializer}
+        assert {t.name for t in ours.graph.initializer} == set(weights)
+        for t in ours.graph.initializer:
+            np.testing.assert_array_equal(onnx.numpy_helper.to_array(t), weights[t.name])
+
+
 def test_output_holds_only_listed_world_readable_files(split_model, tiny_model_dir):
     from export.convert import listed_files
 
@@ -236,11 +273,11 @@ def test_killed_export_is_cleaned_up_by_the_next_run(tiny_pipeline_dir, tmp_path
 def test_failed_export_leaves_nothing(tiny_pipeline_dir, tmp_path, monkeypatch):
     calls = []
 
-    def failing(variant, *args):
+    def failing(variant, *args, **kwargs):
         calls.append(variant)
         if len(calls) == 3:
             raise RuntimeError("disk full")
-        return variants.write_variant(variant, *args)
+        return variants.write_variant(variant, *args, **kwargs)
 
     monkeypatch.setattr("export.convert.write_variant", failing)
     with pytest.raises(RuntimeError, match="disk full"):
@@ -253,7 +290,7 @@ def test_interrupted_export_keeps_the_old_model(tiny_pipeline_dir, tiny_model_di
     out.mkdir()
     (out / "manifest.json").write_text("old")
 
-    def interrupted(*args):
+    def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr("export.convert.write_variant", interrupted)
@@ -352,3 +389,24 @@ def test_latent_rgb_map_previews_colours(tiny_pipeline_dir, manifest):
     # rgb = (latent + 1) / 2 per channel
     np.testing.assert_allclose(weights[:3], np.eye(3) * 0.5, atol=1e-4)
     assert len(manifest["latent_rgb"]["weights"]) == 4 and len(manifest["latent_rgb"]["bias"]) == 3
+
+
+def test_preview_pool_sizes():
+    from export.preview import input_pool
+
+    assert [input_pool(px) for px in (64, 256, 511, 512, 768, 1023, 1024)] == [1, 1, 1, 2, 2, 2, 4]
+
+
+def test_pooled_preview_decoder_is_taesd_on_the_averaged_latent(tiny_taesd, tmp_path):
+    """The graph averages the latent over 2×2 cells, then decodes: a half-size picture."""
+    import torch
+
+    from export import preview
+
+    taesd = preview.load_preview_decoder(str(tiny_taesd))
+    path = preview.export_fp32(taesd, 16, tmp_path / "model.onnx", pool=2)
+    latent = np.random.default_rng(0).standard_normal((1, 4, 16, 16)).astype(np.float32)
+    (got,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"latent_sample": latent})
+    with torch.no_grad():
+        want = taesd.decode(torch.nn.functional.avg_pool2d(torch.from_numpy(latent), 2)).sample.numpy()
+    assert got.shape == (1, 3, 32, 32) and np.abs(got - want).max() < 1e-5

@@ -381,10 +381,12 @@ def test_where_the_time_went_adds_up(page):
     result = p.evaluate("window.sdlens.explain({prompt: 'a red circle', steps: 3})"
                         ".then((r) => r.timings)")
     parts = result["parts"]
-    assert [x["key"] for x in parts] == ["load", "prepare", "text", "steps", "report", "decode", "other"]
+    assert [x["key"] for x in parts] == ["load", "prepare", "text", "steps", "report", "previews", "decode", "other"]
     assert abs(sum(x["ms"] for x in parts) - result["wall_ms"]) < 0.01
     assert all(x["ms"] >= 0 for x in parts), parts
     assert parts[3]["ms"] == pytest.approx(sum(result["step_ms"]))
+    # the default model's step pictures are VAE decodes of x̂₀: a cost of their own, named
+    assert parts[5]["ms"] > 0 and parts[5]["label"] == "decoding each step's picture (x̂₀, by the VAE)"
     timing = p.locator("#timing").text_content()
     assert all(x["label"] in timing for x in parts)
     both_widths(page, "#output", "progress")

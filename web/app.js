@@ -47,7 +47,7 @@ function call(type, payload = {}) {
 // ---------------------------------------------------------------------------------------------
 // State and display
 
-const state = { models: [], modelId: null, loading: null, running: false, backend: null, summary: "" };
+const state = { models: [], modelId: null, loading: null, running: false, backend: null, summary: "", timingLine: "" };
 const modelCard = mountModelCard({ card: $("model-card"), prompt: $("prompt"), note: $("prompt-vocabulary") });
 
 function setProgress(text, fraction) {
@@ -150,12 +150,18 @@ async function loadModel(modelId) {
     $("previews-note").hidden = false;
     $("previews-note").textContent = loaded.preview.kind === "linear"
       ? `Each step: the model's guess of the finished image, drawn with ${loaded.preview.label}.`
-      : `Each step: the model's guess of the finished image (x̂₀), decoded by ${loaded.preview.label}.`;
+      : `Each step: the model's guess of the finished image (x̂₀), decoded by ${loaded.preview.label}` +
+        (loaded.preview.width < loaded.manifest.defaults.width
+          ? ` at ${loaded.preview.width}×${loaded.preview.height} (a quick preview; the final image is the VAE's).` : ".");
     state.loadTimings = loaded.timings;
     state.backend = loaded.backend;
     state.manifest = loaded.manifest;
     showBackend(loaded.backend);
     applyDefaults(loaded.manifest.defaults);
+    // An empty box with a greyed example looks filled in; Generate would then draw the empty
+    // prompt. Start from the model's first starter prompt instead (a link's prompt replaces it).
+    const starter = loaded.manifest.starter_prompts?.[0];
+    if (!$("prompt").value.trim() && starter) $("prompt").value = starter;
     modelCard.show(loaded.manifest);
     setProgress(`${model.name} is ready (${loaded.backend.label}).`, 1);
     setBusy(false);
@@ -310,6 +316,7 @@ async function generate(request, { explain = false, runKey = null, show = true, 
     if (mainView) {
       $("previews").replaceChildren();
       $("image").classList.add("pending"); // the last picture stays, faded, until this one is done
+      $("timing").textContent = ""; // the breakdown below the progress line is this run's, once it is done
     }
     state.runKey = stored ? key : null;
     if (stored) store.begin(key, settings, state.manifest, state.backend, { explained: explain });
@@ -337,7 +344,10 @@ async function generate(request, { explain = false, runKey = null, show = true, 
     const summary = timingSummary(timings, state.backend.ep, Number(result.settings.steps));
     if (mainView) state.summary = summary;
     setProgress(mainView ? summary : state.summary || summary, 1);
-    if (mainView) $("timing").textContent = timings.parts.map((p) => `${p.label} ${p.text}`).join(" · ");
+    if (mainView) {
+      state.timingLine = timings.parts.map((p) => `${p.label} ${p.text}`).join(" · ");
+      $("timing").textContent = state.timingLine;
+    }
     return {
       width: result.width,
       height: result.height,
@@ -373,8 +383,9 @@ function restore(key, mainView, what) {
   setProgress(previous ? `${what}. Showing the previous run again: ${state.summary}` : `${what}.`, previous ? 1 : 0);
   if (!previous) {
     state.summary = "";
-    $("timing").textContent = "";
+    state.timingLine = "";
   }
+  $("timing").textContent = state.timingLine;
 }
 
 function stop() {

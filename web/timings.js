@@ -3,6 +3,7 @@
 // reading each step back, decode); the page measures the rest around its calls.
 
 const seconds = (ms) => (ms >= 10_000 ? `${(ms / 1000).toFixed(0)} s` : ms >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`);
+const PREVIEW_BY = { vae: ", by the VAE", preview_decoder: ", by the preview decoder", linear: ", by a linear map" };
 const sum = (values) => values.reduce((a, b) => a + b, 0);
 
 /**
@@ -21,6 +22,7 @@ export function timingParts(timings, marks, ep = "wasm") {
     // (measured on software WebGPU: 5 steps queued in 0.5 s, then 15 s of waiting and reading).
     ["report", ep === "webgpu" ? "waiting for the GPU to finish each step, and reading it back" :
       "reading each step's numbers back for the page", timings.report_ms || 0],
+    ["previews", `decoding each step's picture (x̂₀${PREVIEW_BY[timings.preview_kind] || ""})`, timings.preview_ms || 0],
     ["decode", "VAE decoder", timings.decode_ms || 0],
   ];
   const wall = marks.finished - marks.started;

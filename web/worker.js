@@ -127,14 +127,14 @@ async function loadModel({ modelId, manifestUrl, preference, threads, variant })
   const preview = fromPython(session.preview_info());
   loaded = { modelId, manifest, backend, session, runtime, preview };
   const timings = { download_ms: downloadMs, sessions_ms: performance.now() - sessionsStarted };
-  return { modelId, backend, manifest, preview: { kind: preview.kind, label: preview.label }, timings };
+  return { modelId, backend, manifest, preview: { kind: preview.kind, label: preview.label, width: preview.width, height: preview.height }, timings };
 }
 
 async function generate({ settings, explain = false, code = null }) {
   stopRequested = false;
   const { session, manifest } = loaded;
-  const { width, height } = manifest.defaults;
-  const latentWidth = width / manifest.vae_scale_factor;
+  const { width, height } = loaded.preview; // of each step's picture (a preview decoder's may be smaller)
+  const latentWidth = manifest.defaults.width / manifest.vae_scale_factor;
   const onStep = (info, tensors, picture) => {
     // x̂0 through the decoder (preview.py), or through the linear map where there is none.
     const preview = picture
@@ -182,10 +182,8 @@ const handlers = {
   load: loadModel,
   generate,
   async decode({ latent, shape }) {
-    const rgb = fromPython(await loaded.session.decode.callPromising(latent, shape));
-    const scale = loaded.manifest.vae_scale_factor;
-    const [width, height] = [shape[3] * scale, shape[2] * scale];
-    return { width, height, rgba: rgbToRgba(rgb, width * height) };
+    const { rgb, width, height, by } = fromPython(await loaded.session.decode.callPromising(latent, shape));
+    return { width, height, by, rgba: rgbToRgba(rgb, width * height) };
   },
   async source({ part, scheduler }) {
     return loaded.session.source(part, scheduler);

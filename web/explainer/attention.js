@@ -101,6 +101,17 @@ function scaleNote(map, what, even, tokens) {
   return note;
 }
 
+/** Whether a choice kept from an earlier run names the same word (or token) in this run's prompt:
+ * a new prompt may put another word at those positions, and its map must not carry the old label. */
+function stillNames(picked, words, tokens) {
+  if (!picked) return false;
+  const same = (positions) => positions.length === picked.positions.length && positions.every((t, i) => t === picked.positions[i]);
+  if (words.some((w) => w.key === picked.key && w.label === picked.label && same(w.positions))) return true;
+  const [t] = picked.positions;
+  return picked.key === `t${t}` && picked.positions.length === 1 && t < tokens.length &&
+    tokens.tokens[t].replace("</w>", "") === picked.label;
+}
+
 function defaultChoice(words) {
   return words.find((w) => !w.special && !QUIET_WORDS.has(w.label.toLowerCase())) || words[1] || words[0];
 }
@@ -180,7 +191,7 @@ function content(run, store, where, decode, pick) {
   const shape = run.steps[0].attention_shape;
   const [, h, w] = shape;
   const words = promptWords(run.tokens);
-  if (!choice || !choice.positions.every((t) => t < run.tokens.length)) choice = defaultChoice(words);
+  if (!stillNames(choice, words, run.tokens)) choice = defaultChoice(words);
   const intro = document.createElement("p");
   intro.className = "note";
   intro.textContent = where === "final"

@@ -72,6 +72,8 @@ export function legend(signed, limit) {
   const bar = document.createElement("canvas");
   const ramp = new Float32Array(64).map((_, i) => (signed ? -limit + (2 * limit * i) / 63 : i));
   drawValues(bar, ramp, 64, 1, { signed, scale: signed ? limit : null });
-  el.append(bar, document.createTextNode(signed ? ` −${limit.toFixed(2)} … 0 … +${limit.toFixed(2)}` : " low … high"));
+  // Each end of the bar is labelled at that end, so the scale reads like a ruler.
+  if (signed) el.append(`−${limit.toFixed(2)} `, bar, ` +${limit.toFixed(2)} (white: 0)`);
+  else el.append("low ", bar, " high");
   return el;
 }

@@ -447,6 +447,13 @@ function project(a, b, space) {
 }
 
 const SIZE = { width: 440, height: 300, margin: { top: 14, right: 16, bottom: 40, left: 52 } };
+
+/** SIZE at the width the chart is shown (within limits): on a phone a 440-wide drawing scaled
+ * down to ~220 px would shrink its 11 px labels to 5 px. */
+function sizedFor(svg) {
+  const shown = svg.getBoundingClientRect().width;
+  return { ...SIZE, width: shown > 0 ? Math.max(260, Math.min(560, Math.round(shown))) : SIZE.width };
+}
 const LEGEND_HEIGHT = 36; // the projection's legend sits above the plot, never on the points
 
 function frame(d3, svg, xLabel, yLabel, size = SIZE) {
@@ -480,7 +487,7 @@ function drawProjection(d3, svg, store, a, b, selected, space, method = "pca") {
     d3.select(svg).selectAll("*").remove();
     return;
   }
-  const size = { ...SIZE, height: SIZE.height + LEGEND_HEIGHT, margin: { ...SIZE.margin, top: SIZE.margin.top + LEGEND_HEIGHT } };
+  const size = { ...sizedFor(svg), height: SIZE.height + LEGEND_HEIGHT, margin: { ...SIZE.margin, top: SIZE.margin.top + LEGEND_HEIGHT } };
   const { width, height, margin } = size;
   const percent = (k) => (result.total > 0 ? ` (${((100 * result.variance[k]) / result.total).toFixed(0)} % of the spread)` : "");
   const axis = method === "umap" ? "UMAP" : "direction";
@@ -521,16 +528,20 @@ function drawProjection(d3, svg, store, a, b, selected, space, method = "pca") {
     group.append("text").attr("class", "start-label").attr("x", x(pts[0][0]) + 7).attr("y", y(pts[0][1]) - 7)
       .text("start"); // the same noise: the two labels coincide unless the scheduler scales it
   }
-  legend(root, a, b);
+  legend(root, a, b, width);
 }
 
-function legend(root, a, b) {
+function legend(root, a, b, width = SIZE.width) {
+  // About 6 px a character at 11 px: a long prompt is cut to the chart's width (whole in its tooltip).
+  const room = Math.max(12, Math.floor((width - SIZE.margin.left - 30) / 6));
+  const fit = (text) => (text.length > room ? `${text.slice(0, room - 1)}…` : text);
   const g = root.append("g").attr("class", "legend").attr("transform", `translate(${SIZE.margin.left},4)`);
   [["main", a, b, "A"], ["compare", b, a, "B"]].forEach(([key, run, other, name], i) => {
     const row = g.append("g").attr("transform", `translate(0,${i * 16})`);
     row.append("line").attr("x2", 18).attr("y1", 5).attr("y2", 5).attr("stroke", COLOURS[key]).attr("stroke-width", 2)
       .attr("stroke-dasharray", key === "compare" ? "6 3" : null);
-    row.append("text").attr("x", 24).attr("y", 9).text(`${name}: ${describe(run, other)}`);
+    const text = `${name}: ${describe(run, other)}`;
+    row.append("text").attr("x", 24).attr("y", 9).text(fit(text)).append("title").text(text);
   });
 }
 
@@ -549,8 +560,9 @@ export function distances(a, b, space = "latent") {
 
 function drawDistance(d3, svg, store, a, b, selected, space) {
   const values = distances(a, b, space);
-  const { width, height, margin } = SIZE;
-  const root = frame(d3, svg, "step of run A", space === "x0" ? "distance between the x̂0" : "distance between the latents");
+  const size = sizedFor(svg);
+  const { width, height, margin } = size;
+  const root = frame(d3, svg, "step of run A", space === "x0" ? "distance between the x̂0" : "distance between the latents", size);
   const x = d3.scaleLinear().domain([1, Math.max(2, values.length)]).range([margin.left, width - margin.right]);
   const y = d3.scaleLinear().domain([0, d3.max(values, (v) => (Number.isFinite(v) ? v : 0)) || 1]).nice()
     .range([height - margin.bottom, margin.top]);

@@ -116,7 +116,8 @@ function textPanel(panel, run) {
   const normFig = normsChart(norms, tokens.length);
   const row = document.createElement("div");
   row.className = "row-pics";
-  row.append(fig, normFig, legend(true, maxAbs(emb)));
+  fig.append(legend(true, maxAbs(emb))); // the heatmap's own scale, under it (not by the bar chart)
+  row.append(fig, normFig);
   panel.append(row);
   displayed.text.norms = norms;
 }
@@ -234,7 +235,9 @@ function refinerPanel(panel, run, store, decode) {
   x0Row.className = "strip";
   x0Row.innerHTML = "<h4>x̂₀: the model's current guess of the clean image</h4>";
   const by = step.preview.source === "preview_decoder" ? "the preview decoder (TAESD)" : "the VAE";
-  const x0 = figure(`decoded by ${by} (${c}×${h}×${w} → 3×${h * run.manifest.vae_scale_factor}×${w * run.manifest.vae_scale_factor})`);
+  const shown = step.preview.source === "linear" ? null : step.preview; // the picture's own size
+  const x0 = figure(`decoded by ${by} (${c}×${h}×${w} → 3×${shown ? shown.height : h * run.manifest.vae_scale_factor}×` +
+    `${shown ? shown.width : w * run.manifest.vae_scale_factor})`);
   x0Row.append(x0.fig);
   panel.append(x0Row);
   decode(run, step).then((image) => drawRgba(x0.canvas, image));

@@ -39,7 +39,8 @@ function starterPrompt(manifest, wantHeldOut) {
 
 /**
  * The stops. `target` is the element the stop points at; `enter` prepares the view (may be
- * async: Next waits for it); `when` leaves a stop out for models it does not fit.
+ * async: Next waits for it); `waiting` is the text while `enter` works, where `text` would still
+ * describe the state before it; `when` leaves a stop out for models it does not fit.
  */
 export const STOPS = [
   {
@@ -61,6 +62,8 @@ export const STOPS = [
   {
     id: "generate", title: "Generate", target: () => $("image"),
     enter: () => generateFromForm(),
+    // Until this stop's run is done, the store's main run is the one before it: say nothing of it.
+    waiting: () => "Generating… every step runs live, here in the browser.",
     text: () => run()?.final
       ? `Done: ${run().steps.length} denoising steps took ${(run().timings.total_ms / 1000).toFixed(1)} s on this computer
          (${esc(run().backend.label)}). The big picture is the result; the small ones show the model's guess at each step.`
@@ -209,7 +212,7 @@ export function mountTour(button, store) {
     get("tour-status").textContent = "";
     get("tour-status").classList.remove("sr-only");
     const hadFocus = card.contains(document.activeElement);
-    get("tour-text").innerHTML = stop.text(context);
+    get("tour-text").innerHTML = (stop.enter && stop.waiting ? stop.waiting : stop.text)(context);
     const work = (async () => stop.enter?.(context))();
     if (stop.enter) get("tour-status").textContent = "Working…";
     pending = work.then(() => {

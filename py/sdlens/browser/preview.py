@@ -23,8 +23,11 @@ VAE_PREVIEW_MAX_PIXELS = 128 * 128
 
 
 def _variant_entry(component: dict, variant: str) -> dict:
+    """The preview decoder's own variant: fp16 beside fp16 (WebGPU with shader-f16), else fp32.
+    It is a few MB at any precision, and quantized convolutions run slower than fp32 on WASM
+    (measured natively at 512²: int8 1.09 s, fp32 0.52 s), so int8 and q4 models take its fp32."""
     variants = component["variants"]
-    for name in (variant, "fp32"):
+    for name in ("fp16" if variant == "fp16" else "fp32", "fp32"):
         if name in variants:
             return variants[name]
     return next(iter(variants.values()))
@@ -34,14 +37,18 @@ def choose(manifest: dict, variant: str) -> dict:
     """{kind, label, entry, scale}: which decoder draws x̂0 for this model (see the module doc)."""
     decoder = manifest["components"].get("preview_decoder")
     defaults = manifest["defaults"]
+    width, height = defaults["width"], defaults["height"]
     if decoder:
         # TAESD decodes the UNet's latents as they are (its scaling factor is 1); the manifest
-        # records the factor, so a decoder trained otherwise is still fed right.
+        # records the factor, so a decoder trained otherwise is still fed right. Its graph may
+        # average the latent down first (input_pool): the picture is then that much smaller.
+        pool = int(decoder.get("input_pool", 1))
         return {"kind": "preview_decoder", "label": "the preview decoder (TAESD)",
-                "entry": _variant_entry(decoder, variant), "scale": 1.0 / float(decoder.get("scaling_factor", 1.0))}
-    if defaults["width"] * defaults["height"] <= VAE_PREVIEW_MAX_PIXELS:
-        return {"kind": "vae", "label": "the VAE", "entry": None, "scale": 1.0}
-    return {"kind": "linear", "entry": None, "scale": 1.0,
+                "entry": _variant_entry(decoder, variant), "scale": 1.0 / float(decoder.get("scaling_factor", 1.0)),
+                "width": width // pool, "height": height // pool}
+    if width * height <= VAE_PREVIEW_MAX_PIXELS:
+        return {"kind": "vae", "label": "the VAE", "entry": None, "scale": 1.0, "width": width, "height": height}
+    return {"kind": "linear", "entry": None, "scale": 1.0, "width": None, "height": None,
             "label": "a linear latent→RGB map (an approximation: this model has no preview decoder)"}
 
 
@@ -51,13 +58,14 @@ class StepPreview:
         self.runtime = pipeline.runtime
         plan = choose(pipeline.model.manifest, variant)
         self.kind, self.label, self.entry, self.scale = plan["kind"], plan["label"], plan["entry"], plan["scale"]
+        self.width, self.height = plan["width"], plan["height"]  # of each picture (None: the page draws it)
         self._graph = None
 
     @staticmethod
     def plan(manifest_json: str, variant: str) -> dict:
         """What the worker needs before any file is downloaded: the kind, its label, its files."""
         plan = choose(json.loads(manifest_json), variant)
-        return {"kind": plan["kind"], "label": plan["label"],
+        return {"kind": plan["kind"], "label": plan["label"], "width": plan["width"], "height": plan["height"],
                 "files": list(plan["entry"]["files"]) if plan["entry"] else []}
 
     @property
@@ -68,7 +76,7 @@ class StepPreview:
     def prepare(self) -> None:
         """Create the preview decoder's session now, so the first step does not wait for it."""
         if self.kind == "preview_decoder" and self._graph is None:
-            paths = [f["path"] for f in self.entry["files"]]
+            paths = [self.pipeline.model.path(f["path"]) for f in self.entry["files"]]  # as the pipeline's graphs
             self._graph = self.runtime.load(paths[0], paths[1:])
 
     def rgb(self, x0):

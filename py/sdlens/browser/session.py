@@ -30,7 +30,8 @@ class BrowserSession:
 
     def preview_info(self) -> dict:
         """Which decoder draws the per-step pictures, for the worker (files) and the page (label)."""
-        return {"kind": self.preview.kind, "label": self.preview.label, "files": self.preview.files}
+        return {"kind": self.preview.kind, "label": self.preview.label, "files": self.preview.files,
+                "width": self.preview.width, "height": self.preview.height}
 
     def tokenize(self, prompt: str) -> dict:
         return _encoding_dict(self.pipeline.tokenizer.encode(prompt))
@@ -64,10 +65,17 @@ class BrowserSession:
         return ("LCM is meant for latent-consistency (LCM-distilled) models; this model is not one, "
                 "so expect a blurry or noisy image.")
 
-    def decode(self, latent_f32, shape) -> bytes:
-        """RGB bytes of a latent the page kept (e.g. a step's x̂0), decoded by the VAE."""
+    def decode(self, latent_f32, shape) -> dict:
+        """A latent the page kept (a step's x̂0) as a picture: {rgb, width, height}, through the
+        same decoder as the per-step strip (the preview decoder where there is one: at 512² the
+        VAE would take ~30 s a picture on WASM), else the VAE."""
         latent = self.runtime.floats(latent_f32, tuple(shape))
-        return self.runtime.to_rgb8(self.pipeline.decode(latent))
+        rgb = self.preview.rgb(latent) if self.preview.kind == "preview_decoder" else None
+        if rgb is not None:
+            return {"rgb": rgb, "width": self.preview.width, "height": self.preview.height, "by": self.preview.kind}
+        scale = self.model.manifest["vae_scale_factor"]
+        return {"rgb": self.runtime.to_rgb8(self.pipeline.decode(latent)), "width": shape[3] * scale,
+                "height": shape[2] * scale, "by": "vae"}
 
     def generate(self, settings: dict, on_step, should_stop, explain: bool = False, code=None) -> dict:
         """Run; after each step call on_step(info, tensors, picture). `tensors` holds x̂0 only, or
@@ -92,6 +100,7 @@ class BrowserSession:
         waited = [runtime.waited_seconds]
 
         report_seconds = [0.0]
+        preview_seconds = [0.0]
 
         def report(trace):
             report_started = time.perf_counter()
@@ -104,6 +113,7 @@ class BrowserSession:
                 picture = js.Uint8Array.new(len(rgb))
                 picture.assign(rgb)
             preview_ms = (time.perf_counter() - preview_started) * 1000
+            preview_seconds[0] += preview_ms / 1000
             tensors = {}
             if explain or rgb is None:
                 tensors["x0"] = runtime.read_f32(trace.pred_original)
@@ -126,8 +136,9 @@ class BrowserSession:
                     to_js(tensors, dict_converter=js.Object.fromEntries), picture)
             waited[0] = runtime.waited_seconds
             # Reading the step back (on WebGPU this waits for the GPU to finish the step) and
-            # handing it to the page: part of the run's time that no stage above measures.
-            report_seconds[0] += time.perf_counter() - report_started
+            # handing it to the page: part of the run's time that no stage above measures. The
+            # step's picture is a decode of its own, counted apart.
+            report_seconds[0] += time.perf_counter() - report_started - preview_ms / 1000
 
         try:
             # should_stop is asynchronous: it lets the worker read its messages (a Stop click) first.
@@ -152,6 +163,8 @@ class BrowserSession:
                 "step_onnx_ms": [x * 1000 for x in t["step_onnx_seconds"]],
                 "step_python_ms": [x * 1000 for x in step_python_seconds],
                 "report_ms": report_seconds[0] * 1000,
+                "preview_ms": preview_seconds[0] * 1000,
+                "preview_kind": self.preview.kind,
                 "decode_ms": t["decode_seconds"] * 1000,
                 "total_ms": t["total_seconds"] * 1000,
             },

@@ -1,0 +1,108 @@
+"""A model with a preview decoder (TAESD), in Chromium on WASM, as a full-size model uses it: the
+browser downloads it, every step's picture and the explainer's x̂₀ views come from it (at its
+smaller size, the latent averaged down as the manifest says), and they equal CPython's; the final
+image still comes from the real VAE."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from sdlens.browser.preview import StepPreview
+from sdlens.cpython.runtime import OnnxRuntime
+from sdlens.model import Model
+from sdlens.pipeline import Pipeline, Settings
+
+from .conftest import ROOT
+from .test_browser import TOLERANCE, Page, Server, browser, cpython_pixels  # noqa: F401  (shared fixtures)
+from .test_export import write_taesd
+
+ARTIFACTS = ROOT / "test-artifacts"
+SETTINGS = dict(prompt="a red circle on the left", negative="", seed=3, steps=3, guidance=7.5, scheduler="ddim")
+POOL = 2  # what 512² and larger models get (export.preview.input_pool); here forced at 64²
+STEPS_JS = """async (s) => {
+    const seen = [];
+    const listener = ({ detail }) => seen.push({ width: detail.preview.width, height: detail.preview.height,
+        source: detail.preview.source, rgba: Array.from(detail.preview.rgba) });
+    window.addEventListener('sdlens:step', listener);
+    const r = await window.sdlens.explain(s);
+    window.removeEventListener('sdlens:step', listener);
+    return { steps: seen, final: { width: r.width, height: r.height, rgba: Array.from(r.rgba) } };
+}"""
+
+
+@pytest.fixture(scope="module")
+def models_dir(tiny_pipeline_dir, tmp_path_factory):
+    from export.convert import convert
+
+    folder = tmp_path_factory.mktemp("preview-models")
+    taesd = write_taesd(tmp_path_factory.mktemp("taesd") / "taesd-4x", upsamplings=2)
+    convert(str(tiny_pipeline_dir), folder / "tiny-taesd", ["fp32", "int8"], quiet=True, name="tiny-taesd",
+            default_model=True, preview_decoder=str(taesd), preview_pool=POOL)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(models_dir):
+    srv = Server(models_dir)
+    yield srv
+    srv.stop()
+
+
+def rgb(picture) -> np.ndarray:
+    return np.array(picture["rgba"], np.uint8).reshape(picture["height"], picture["width"], 4)[..., :3].astype(int)
+
+
+def test_steps_and_x0_views_come_from_the_preview_decoder(browser, server, models_dir):  # noqa: F811
+    model_dir = models_dir / "tiny-taesd"
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    assert manifest["components"]["preview_decoder"]["input_pool"] == POOL
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    fetched = []
+    context.on("request", lambda r: fetched.append(r.url))
+    try:
+        # int8, as WASM takes at full size (a model this small gets fp32); the preview decoder beside it is fp32
+        page = Page(context, server, "?backend=wasm&variant=int8").ready()
+        assert page.page.evaluate("window.sdlens.backend")["variant"] == "int8"
+        assert any(u.endswith("preview_decoder/model_fp32.onnx") for u in fetched), fetched
+        assert not any("preview_decoder/model_int8" in u for u in fetched)
+        seen = page.page.evaluate(STEPS_JS, SETTINGS)
+
+        # CPython: the same run, every step's x̂₀ through the same decoder.
+        pipeline = Pipeline(Model.from_dir(str(model_dir), variant="int8"), OnnxRuntime())
+        preview = StepPreview(pipeline, "int8")
+        expected = []
+        pipeline.generate(Settings(**SETTINGS), on_step=lambda t: expected.append(
+            np.frombuffer(preview.rgb(t.pred_original), np.uint8).reshape(preview.height, preview.width, 3)))
+        assert (preview.width, preview.height) == (64 // POOL, 64 // POOL)
+        assert len(seen["steps"]) == len(expected) == SETTINGS["steps"]
+        for got, want in zip(seen["steps"], expected):
+            assert (got["source"], got["width"], got["height"]) == ("preview_decoder", preview.width, preview.height)
+            assert np.abs(rgb(got) - want.astype(int)).max() <= TOLERANCE["wasm"]
+        # The final image is the VAE's, at full size.
+        final = rgb(seen["final"])
+        assert final.shape == (64, 64, 3)
+        # int8 quantizes activations at run time: a value on a rounding boundary lands on either side
+        # in WASM and natively, so a few pixels of the int8 VAE's picture differ more than fp32's would.
+        diff = np.abs(final - cpython_pixels(pipeline, SETTINGS))
+        assert diff.mean() <= 3 and diff.max() <= 16, (diff.mean(), diff.max())  # measured: 1.7 and 9
+
+        # The explainer's x̂₀ view decodes the selected step through the preview decoder too.
+        p = page.page
+        p.evaluate("window.sdlens.debug.open('refiner')")
+        shown = p.evaluate("""async () => { const run = window.sdlens.store.main; const step = run.steps[1];
+            const image = await window.sdlens.decode(step.tensors.x0, step.shape);
+            return { by: image.by, width: image.width, height: image.height, rgba: Array.from(image.rgba) }; }""")
+        assert (shown["by"], shown["width"], shown["height"]) == ("preview_decoder", preview.width, preview.height)
+        assert np.abs(rgb(shown) - expected[1].astype(int)).max() <= TOLERANCE["wasm"]
+        caption = p.locator("#detail .strip", has_text="current guess").locator("figcaption").first.text_content()
+        assert "preview decoder (TAESD)" in caption and f"3×{preview.height}×{preview.width}" in caption
+        note = p.locator("#previews-note").text_content()
+        assert f"at {preview.width}×{preview.height}" in note and "the final image is the VAE's" in note
+        ARTIFACTS.mkdir(exist_ok=True)
+        p.locator("#output").screenshot(path=str(ARTIFACTS / "preview-decoder-strip-1280.png"))
+        assert page.errors == [] and page.origins == {server.url}
+    finally:
+        context.close()
