@@ -156,22 +156,11 @@ def convert(src: str, out: Path, variants: list[str], force: bool = False, name:
         del exportable
         release_memory()
 
-        files: dict[str, dict[str, list[Path]]] = {c: {} for c in components}
-        report: dict[str, dict[str, dict]] = {c: {} for c in components}
+        files: dict[str, dict[str, list[Path]]] = {}
+        report: dict[str, dict[str, dict]] = {}
         for component in components:
-            (final / component).mkdir()
-            with tqdm(total=len(variants), desc=f"{component:>15}", unit="variant", disable=quiet,
-                      file=sys.stderr) as bar:
-                for variant in variants:
-                    bar.set_postfix_str(variant)
-                    fp16 = files[component].get("fp16", [None])[0]
-                    written = write_variant(variant, staged[component], final / component / f"model_{variant}.onnx",
-                                            max_file_bytes, fp16_path=fp16)
-                    release_memory()
-                    files[component][variant] = written
-                    report[component][variant] = parity.check(written[0], references[component])
-                    release_memory()
-                    bar.update(1)
+            files[component], report[component] = write_component_variants(
+                component, staged[component], final / component, variants, references[component], max_file_bytes, quiet)
             shutil.rmtree(staged[component].parent)  # the fp32 export, no longer needed: disk back
 
         extras = _source_extras(src)
@@ -197,6 +186,32 @@ def convert(src: str, out: Path, variants: list[str], force: bool = False, name:
 
 
 PREVIEW = "preview_decoder"
+
+
+def write_component_variants(component: str, fp32_path: Path, folder: Path, variants: list[str], reference,
+                             max_file_bytes: int, quiet: bool, after_write=None) -> tuple[dict, dict]:
+    """Every variant of one component's fp32 graph into `folder`, each checked against its
+    reference: ({variant: files written, graph first}, {variant: parity}). `after_write(graph)`
+    runs on each variant's graph file before its check (import adds the attention maps there)."""
+    from tqdm.auto import tqdm
+
+    from . import parity
+
+    folder.mkdir()
+    files, report = {}, {}
+    with tqdm(total=len(variants), desc=f"{component:>15}", unit="variant", disable=quiet, file=sys.stderr) as bar:
+        for variant in variants:
+            bar.set_postfix_str(variant)
+            written = write_variant(variant, fp32_path, folder / f"model_{variant}.onnx", max_file_bytes,
+                                    fp16_path=files.get("fp16", [None])[0])
+            if after_write is not None:
+                after_write(written[0])
+            release_memory()
+            files[variant] = written
+            report[variant] = parity.check(written[0], reference)
+            release_memory()
+            bar.update(1)
+    return files, report
 
 
 OWNER_FILE = ".owner-pid"

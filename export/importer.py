@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -23,10 +22,10 @@ import numpy as np
 from sdlens.errors import SdlensError
 
 from . import manifest as manifest_mod
-from .convert import (COMPONENTS, OWNER_FILE, _move_into_place, check_folder, make_world_readable,
-                      release_memory, remove_stale_work)
 from . import attention
-from .variants import MAX_FILE_BYTES, check_file_limit, write_variant
+from .convert import (COMPONENTS, OWNER_FILE, _move_into_place, check_folder, make_world_readable,
+                      release_memory, remove_stale_work, write_component_variants)
+from .variants import MAX_FILE_BYTES, check_file_limit
 
 REQUIRED = [
     "model_index.json",
@@ -149,7 +148,6 @@ def import_folder(src: str, out: Path, variants: list[str], force: bool = False,
                   defaults: dict | None = None, quiet: bool = False, max_file_bytes: int = MAX_FILE_BYTES) -> dict:
     """Import the ONNX export at SRC into the sdlens model folder OUT. Returns the manifest."""
     import onnxruntime as ort
-    from tqdm.auto import tqdm
 
     from . import parity
     from .clip_vocab import write_tokenizer_json
@@ -187,23 +185,14 @@ def import_folder(src: str, out: Path, variants: list[str], force: bool = False,
             del one
             release_memory()
 
-        files: dict = {c: {} for c in COMPONENTS}
-        report: dict = {c: {} for c in COMPONENTS}
+        files: dict = {}
+        report: dict = {}
         for component in COMPONENTS:
-            (final / component).mkdir()
-            with tqdm(total=len(variants), desc=f"{component:>15}", unit="variant", disable=quiet,
-                      file=sys.stderr) as bar:
-                for variant in variants:
-                    bar.set_postfix_str(variant)
-                    written = write_variant(variant, source / component / "model.onnx",
-                                            final / component / f"model_{variant}.onnx", max_file_bytes)
-                    if component == "unet":
-                        attention.add_to_file(written[0])  # per-word attention maps, as convert adds them
-                    release_memory()
-                    files[component][variant] = written
-                    report[component][variant] = parity.check(written[0], refs[component])
-                    release_memory()
-                    bar.update(1)
+            files[component], report[component] = write_component_variants(
+                component, source / component / "model.onnx", final / component, variants, refs[component],
+                max_file_bytes, quiet,
+                # per-word attention maps, as convert adds them
+                after_write=attention.add_to_file if component == "unet" else None)
 
         manifest = manifest_mod.build(description, name=name or out.name, root=final, files=files, parity=report,
                                       defaults={k: v for k, v in (defaults or {}).items() if v is not None})
