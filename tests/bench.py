@@ -184,12 +184,14 @@ def unet_attention_overhead(model_dir: Path, variant: str = "fp32", repeats: int
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
     with_maps = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:  # beside the original: external data resolves
-        plain_path = Path(tmp) / path.name
+    # The graph without the output, in the same folder (onnxruntime resolves external data beside the
+    # graph file and refuses links), removed once its session holds the weights.
+    plain_path = path.with_name(f".plain-{path.name}")
+    try:
         onnx.save(remove_attention_output(onnx.load(str(path), load_external_data=False)), str(plain_path))
-        for data in path.parent.glob(path.name + "*data"):
-            (Path(tmp) / data.name).symlink_to(data)
         plain = ort.InferenceSession(str(plain_path), options, providers=["CPUExecutionProvider"])
+    finally:
+        plain_path.unlink(missing_ok=True)
     size = manifest["defaults"]["height"] // manifest["vae_scale_factor"], manifest["defaults"]["width"] // manifest["vae_scale_factor"]
     rng = np.random.default_rng(0)
     feeds = {"sample": rng.standard_normal((2, manifest["latent_channels"], *size), dtype=np.float32),

@@ -92,7 +92,8 @@ def run_variant(model_dir: str, variant: str) -> dict:
     timings = runs[-1]
     from sdlens.browser.preview import choose
 
-    plan = choose(model.manifest, variant)  # the preview decoder's variant the browser takes beside this one
+    # the preview decoder's variant the browser takes beside this one, on the backend that takes it at full size
+    plan = choose(model.manifest, variant, "wasm" if variant in ("int8", "q4") else "webgpu")
     preview_seconds = None
     if plan["kind"] == "preview_decoder":
         session = ort.InferenceSession(str(Path(model_dir) / plan["entry"]["files"][0]["path"]),

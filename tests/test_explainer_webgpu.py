@@ -16,7 +16,7 @@ from .test_browser import Page, Server, browser  # noqa: F401  (shared fixtures)
 
 ARTIFACTS = ROOT / "test-artifacts"
 DEFAULT_MODEL = ROOT / "models" / "shapes"
-SETTINGS = dict(prompt="a big red star on the left, light blue background", negative="", seed=1, steps=3,
+SETTINGS = dict(prompt="a big red star on the left, light blue background", negative="", seed=1, steps=2,
                 guidance=7.5, scheduler="ddim")
 
 pytestmark = pytest.mark.skipif(not (DEFAULT_MODEL / "manifest.json").is_file(), reason="models/shapes is not built")
@@ -60,8 +60,8 @@ def test_attention_edited_code_and_umap_on_webgpu(browser):  # noqa: F811
                    dict(SETTINGS, prompt="a big blue star on the left, light blue background"))
         p.select_option("#compare-method", "umap")
         p.wait_for_function("document.getElementById('compare-method-note').textContent.startsWith('UMAP')")
-        p.wait_for_function("document.querySelectorAll('#compare-projection g.run[data-run=main] circle').length === 3")
-        assert p.locator("#compare-projection g.run[data-run=compare] circle").count() == 3
+        p.wait_for_function("document.querySelectorAll('#compare-projection g.run[data-run=main] circle').length === 2")
+        assert p.locator("#compare-projection g.run[data-run=compare] circle").count() == 2
         ARTIFACTS.mkdir(exist_ok=True)
         p.locator("#compare-section").screenshot(path=str(ARTIFACTS / "webgpu-umap-compare-1280.png"))
         p.locator("#attention-final").screenshot(path=str(ARTIFACTS / "webgpu-attention-final-1280.png"))

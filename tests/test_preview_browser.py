@@ -63,16 +63,16 @@ def test_steps_and_x0_views_come_from_the_preview_decoder(browser, server, model
     fetched = []
     context.on("request", lambda r: fetched.append(r.url))
     try:
-        # int8, as WASM takes at full size (a model this small gets fp32); the preview decoder beside it is fp32
+        # int8, as WASM takes at full size (a model this small gets fp32); WASM's preview decoder is int8 too
         page = Page(context, server, "?backend=wasm&variant=int8").ready()
         assert page.page.evaluate("window.sdlens.backend")["variant"] == "int8"
-        assert any(u.endswith("preview_decoder/model_fp32.onnx") for u in fetched), fetched
-        assert not any("preview_decoder/model_int8" in u for u in fetched)
+        assert any(u.endswith("preview_decoder/model_int8.onnx") for u in fetched), fetched
+        assert not any("preview_decoder/model_fp32" in u for u in fetched)
         seen = page.page.evaluate(STEPS_JS, SETTINGS)
 
         # CPython: the same run, every step's x̂₀ through the same decoder.
         pipeline = Pipeline(Model.from_dir(str(model_dir), variant="int8"), OnnxRuntime())
-        preview = StepPreview(pipeline, "int8")
+        preview = StepPreview(pipeline, "int8", "wasm")
         expected = []
         pipeline.generate(Settings(**SETTINGS), on_step=lambda t: expected.append(
             np.frombuffer(preview.rgb(t.pred_original), np.uint8).reshape(preview.height, preview.width, 3)))
@@ -106,3 +106,19 @@ def test_steps_and_x0_views_come_from_the_preview_decoder(browser, server, model
         assert page.errors == [] and page.origins == {server.url}
     finally:
         context.close()
+
+
+def test_preview_variant_per_backend():
+    """The fastest variant each backend runs correctly (measured, see browser/preview.py)."""
+    from sdlens.browser.preview import choose
+
+    entry = lambda v: {"files": [{"path": f"preview_decoder/model_{v}.onnx"}]}  # noqa: E731
+    manifest = {"defaults": {"width": 512, "height": 512},
+                "components": {"preview_decoder": {"input_pool": 2, "variants": {v: entry(v) for v in
+                                                                                  ("fp32", "fp16", "int8", "q4")}}}}
+    picked = {(variant, ep): choose(manifest, variant, ep)["entry"]["files"][0]["path"].split("_")[-1]
+              for variant in ("fp32", "fp16", "int8", "q4") for ep in ("wasm", "webgpu") if (variant, ep) != ("fp16", "wasm")}
+    assert picked == {("fp32", "wasm"): "int8.onnx", ("int8", "wasm"): "int8.onnx", ("q4", "wasm"): "int8.onnx",
+                      ("fp32", "webgpu"): "fp32.onnx", ("fp16", "webgpu"): "fp16.onnx", ("q4", "webgpu"): "fp16.onnx",
+                      ("int8", "webgpu"): "fp32.onnx"}
+    assert choose(manifest, "int8")["width"] == 256

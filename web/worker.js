@@ -101,7 +101,7 @@ async function loadModel({ modelId, manifestUrl, preference, threads, variant })
   const Session = pyodide.pyimport("sdlens.browser.session").BrowserSession;
   const base = new URL(manifestUrl, self.location.href);
   // Which decoder draws the per-step pictures decides whether a preview decoder is downloaded.
-  const previewPlan = fromPython(pyodide.pyimport("sdlens.browser.preview").StepPreview.plan(JSON.stringify(manifest), backend.variant));
+  const previewPlan = fromPython(pyodide.pyimport("sdlens.browser.preview").StepPreview.plan(JSON.stringify(manifest), backend.variant, backend.ep));
   const needed = neededFiles(manifest, backend.variant, previewPlan.files);
   const started = performance.now();
   await ensureCached(base, needed, (progress) => post({ type: "download", ...progress }));
@@ -116,7 +116,7 @@ async function loadModel({ modelId, manifestUrl, preference, threads, variant })
   const runtime = new OrtRuntime(ort, backend, openFile);
   const tokenizerFile = manifest.tokenizer.file;
   const tokenizerJson = await tokenizerText(tokenizerFile.path, await readCached(base, tokenizerFile));
-  const session = Session(JSON.stringify(manifest), tokenizerJson, runtime, backend.variant);
+  const session = Session(JSON.stringify(manifest), tokenizerJson, runtime, backend.variant, backend.ep);
   // Create the sessions now, so the first Generate does not pay for it.
   const sessionsStarted = performance.now();
   post({ type: "sessions", total: 3 + (previewPlan.files.length ? 1 : 0) });

@@ -278,6 +278,15 @@ export function mountCompare(container, store) {
     });
   };
   for (const type of ["run", "step", "finish", "select"]) store.addEventListener(type, schedule);
+  // The charts are drawn at the width they are shown (sizedFor): draw them again when it changes.
+  let shownWidth = 0;
+  new ResizeObserver(([entry]) => {
+    const width = Math.round(entry.contentRect.width);
+    if (width !== shownWidth) {
+      shownWidth = width;
+      schedule();
+    }
+  }).observe(container);
   view = {
     syncControls,
     /** A starter pair was put in: say where B went, and bring this view into sight. */

@@ -22,19 +22,25 @@ import json
 VAE_PREVIEW_MAX_PIXELS = 128 * 128
 
 
-def _variant_entry(component: dict, variant: str) -> dict:
-    """The preview decoder's own variant: fp16 beside fp16 (WebGPU with shader-f16), else fp32.
-    It is a few MB at any precision, and quantized convolutions run slower than fp32 on WASM
-    (measured natively at 512²: int8 1.09 s, fp32 0.52 s), so int8 and q4 models take its fp32."""
+def _variant_entry(component: dict, variant: str, ep: str) -> dict:
+    """The preview decoder's own variant, the fastest its backend runs correctly. Measured on
+    TAESD at 256² (onnxruntime-web's WASM build, 1 thread): int8 0.87 s, fp32 1.56 s, fp16 1.58 s,
+    so WASM takes int8. WebGPU takes fp16 beside an f16 model (fp16, q4), else fp32 (int8 gives
+    wrong numbers there)."""
     variants = component["variants"]
-    for name in ("fp16" if variant == "fp16" else "fp32", "fp32"):
+    if ep == "wasm":
+        order = ("int8", "fp32")
+    else:
+        order = ("fp16", "fp32") if variant in ("fp16", "q4") else ("fp32",)
+    for name in order:
         if name in variants:
             return variants[name]
     return next(iter(variants.values()))
 
 
-def choose(manifest: dict, variant: str) -> dict:
-    """{kind, label, entry, scale}: which decoder draws x̂0 for this model (see the module doc)."""
+def choose(manifest: dict, variant: str, ep: str = "wasm") -> dict:
+    """{kind, label, entry, scale, width, height}: which decoder draws x̂0 for this model on the
+    backend `ep` ("wasm" or "webgpu") beside the model's `variant` (see the module doc)."""
     decoder = manifest["components"].get("preview_decoder")
     defaults = manifest["defaults"]
     width, height = defaults["width"], defaults["height"]
@@ -44,7 +50,7 @@ def choose(manifest: dict, variant: str) -> dict:
         # average the latent down first (input_pool): the picture is then that much smaller.
         pool = int(decoder.get("input_pool", 1))
         return {"kind": "preview_decoder", "label": "the preview decoder (TAESD)",
-                "entry": _variant_entry(decoder, variant), "scale": 1.0 / float(decoder.get("scaling_factor", 1.0)),
+                "entry": _variant_entry(decoder, variant, ep), "scale": 1.0 / float(decoder.get("scaling_factor", 1.0)),
                 "width": width // pool, "height": height // pool}
     if width * height <= VAE_PREVIEW_MAX_PIXELS:
         return {"kind": "vae", "label": "the VAE", "entry": None, "scale": 1.0, "width": width, "height": height}
@@ -53,18 +59,18 @@ def choose(manifest: dict, variant: str) -> dict:
 
 
 class StepPreview:
-    def __init__(self, pipeline, variant: str):
+    def __init__(self, pipeline, variant: str, ep: str = "wasm"):
         self.pipeline = pipeline
         self.runtime = pipeline.runtime
-        plan = choose(pipeline.model.manifest, variant)
+        plan = choose(pipeline.model.manifest, variant, ep)
         self.kind, self.label, self.entry, self.scale = plan["kind"], plan["label"], plan["entry"], plan["scale"]
         self.width, self.height = plan["width"], plan["height"]  # of each picture (None: the page draws it)
         self._graph = None
 
     @staticmethod
-    def plan(manifest_json: str, variant: str) -> dict:
+    def plan(manifest_json: str, variant: str, ep: str = "wasm") -> dict:
         """What the worker needs before any file is downloaded: the kind, its label, its files."""
-        plan = choose(json.loads(manifest_json), variant)
+        plan = choose(json.loads(manifest_json), variant, ep)
         return {"kind": plan["kind"], "label": plan["label"], "width": plan["width"], "height": plan["height"],
                 "files": list(plan["entry"]["files"]) if plan["entry"] else []}
 

@@ -22,11 +22,11 @@ from .runtime import BrowserRuntime
 
 
 class BrowserSession:
-    def __init__(self, manifest_json: str, tokenizer_json: str, js_runtime, variant: str):
+    def __init__(self, manifest_json: str, tokenizer_json: str, js_runtime, variant: str, ep: str = "wasm"):
         self.model = Model.from_json(manifest_json, root="", variant=variant)
         self.runtime = BrowserRuntime(js_runtime)
         self.pipeline = Pipeline(self.model, self.runtime, ClipTokenizer.from_json(tokenizer_json))
-        self.preview = StepPreview(self.pipeline, variant)
+        self.preview = StepPreview(self.pipeline, variant, ep)
 
     def preview_info(self) -> dict:
         """Which decoder draws the per-step pictures, for the worker (files) and the page (label)."""
