@@ -391,6 +391,8 @@ def main() -> None:
     f.add_argument("--variants", default="fp32,fp16,int8")
     f.add_argument("--parity-steps", type=int, help="steps for the diffusers parity check (default 1 for Turbo, else 3)")
     f.add_argument("--rebuild", action="store_true", help="rebuild and re-export instead of reusing build/full-size")
+    f.add_argument("--skip-browser", action="store_true", help="export, CLI and parity only (e.g. an fp32-only "
+                                                               "export for another family's parity)")
     args = parser.parse_args()
     if args.command == "full-size":
         from .bench_full_size import bench_full_size

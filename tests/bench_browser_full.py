@@ -8,7 +8,7 @@ everything from Cache Storage, and the per-step ratio browser / native onnxrunti
 
 A full-size run takes minutes and ~5 GB, so it holds /tmp/sdlens-bigmem.lock while it runs (the
 machine's memory is shared). Standalone: `python -m tests.bench_browser_full MODEL_DIR
-[--threads 1,2] [--variants int8,q4] [--steps 1]`.
+[--threads 1,2] [--variants int8,q4] [--steps 1] [--explain]`.
 """
 
 from __future__ import annotations
@@ -139,8 +139,10 @@ RECORD_STEPS = """
 """
 
 
-def browser_run(url: str, query: str, request: dict, repeats: int) -> dict:
-    """Cold load (downloads into an empty cache), runs, then a reload served from the cache."""
+def browser_run(url: str, query: str, request: dict, repeats: int, explain: bool = False) -> dict:
+    """Cold load (downloads into an empty cache), runs, then a reload served from the cache. With
+    `explain`, each plain run is followed by an explained one (every step's tensors and attention
+    maps read back), for the cost of Explain mode."""
     from playwright.sync_api import sync_playwright
 
     from .test_browser import CHROMIUM, FLAGS
@@ -158,11 +160,13 @@ def browser_run(url: str, query: str, request: dict, repeats: int) -> dict:
             ready_s = time.perf_counter() - started
             load = page.evaluate("window.sdlens.loadTimings")
             backend = page.evaluate("window.sdlens.backend")
-            runs = []
+            runs, explained = [], []
             for _ in range(repeats):
                 page.evaluate("window.benchSteps = []")
                 timings = page.evaluate("(s) => window.sdlens.generate(s).then((r) => r.timings)", request)
                 runs.append({**timings, "steps": page.evaluate("window.benchSteps")})
+                if explain:
+                    explained.append(page.evaluate("(s) => window.sdlens.explain(s).then((r) => r.timings)", request))
             peak = sampler.peak
             started = time.perf_counter()
             page.reload()
@@ -180,10 +184,12 @@ def browser_run(url: str, query: str, request: dict, repeats: int) -> dict:
         "preview_ms": statistics.median(s["preview_ms"] for s in steps), "preview": steps[0]["source"],
         "decode_ms": statistics.median(r["decode_ms"] for r in runs), "peak_pss_gib": peak / 2**30,
         "reload_s": reload_s, "reload_download_s": reload["download_ms"] / 1000,
+        "plain_wall_s": [r["wall_ms"] / 1000 for r in runs], "explain_wall_s": [r["wall_ms"] / 1000 for r in explained],
     }
 
 
-def bench_full_size_browser(model_dir, threads=(1, 2), variants=(None,), steps=None, repeats=2) -> list[dict]:
+def bench_full_size_browser(model_dir, threads=(1, 2), variants=(None,), steps=None, repeats=2,
+                            explain=False) -> list[dict]:
     """Measure and print; returns one dict per (variant, threads)."""
     import json
 
@@ -203,9 +209,13 @@ def bench_full_size_browser(model_dir, threads=(1, 2), variants=(None,), steps=N
             for variant in variants:
                 for n in threads:
                     query = f"?backend=wasm&threads={n}" + (f"&variant={variant}" if variant else "")
-                    b = browser_run(url, query, {**request, "model": model_dir.name}, repeats)
+                    b = browser_run(url, query, {**request, "model": model_dir.name}, repeats, explain)
                     results.append({"threads": n, **b})
                     print(_line(b, n), flush=True)
+                    if explain:
+                        plain, explained = statistics.median(b["plain_wall_s"]), statistics.median(b["explain_wall_s"])
+                        print(f"  Explain mode: a run takes {explained:.1f} s explained against {plain:.1f} s plain "
+                              f"({explained / plain:.2f}×; runs {b['explain_wall_s']} vs {b['plain_wall_s']})", flush=True)
                 # the same variant natively (the browser's choice when none was asked for)
                 chosen = variant or results[-1]["backend"]["variant"]
                 native = measured_natively(model_dir, chosen) or native_step(model_dir, chosen, request, repeats)
@@ -238,9 +248,11 @@ def main() -> None:
     parser.add_argument("--variants", default="", help="e.g. int8,q4 (default: the browser's own choice)")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--explain", action="store_true", help="also time an explained run after each plain one")
     args = parser.parse_args()
     variants = [v for v in args.variants.split(",") if v] or [None]
-    bench_full_size_browser(args.model_dir, [int(t) for t in args.threads.split(",")], variants, args.steps, args.repeats)
+    bench_full_size_browser(args.model_dir, [int(t) for t in args.threads.split(",")], variants, args.steps, args.repeats,
+                            args.explain)
 
 
 if __name__ == "__main__":

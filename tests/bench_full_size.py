@@ -192,11 +192,9 @@ def bench_full_size(args) -> None:
     print("\n".join(lines))
     (BUILD / f"{family}-bench.json").write_text(json.dumps({"made": made, "rows": rows, "parity": parity}, indent=2))
 
-    try:
+    if not args.skip_browser:
         from .bench_browser_full import bench_full_size_browser
-    except ImportError:
-        print("\n(browser measurements: tests/bench_browser_full.py is not there yet)")
-    else:
+
         bench_full_size_browser(model_dir)
 
 

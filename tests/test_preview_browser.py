@@ -16,7 +16,8 @@ from sdlens.model import Model
 from sdlens.pipeline import Pipeline, Settings
 
 from .conftest import ROOT
-from .test_browser import TOLERANCE, Page, Server, browser, cpython_pixels  # noqa: F401  (shared fixtures)
+# `server` serves this module's `models_dir`
+from .test_browser import TOLERANCE, Page, browser, cpython_pixels, server  # noqa: F401  (shared fixtures)
 from .test_export import write_taesd
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -42,13 +43,6 @@ def models_dir(tiny_pipeline_dir, tmp_path_factory):
     convert(str(tiny_pipeline_dir), folder / "tiny-taesd", ["fp32", "int8"], quiet=True, name="tiny-taesd",
             default_model=True, preview_decoder=str(taesd), preview_pool=POOL)
     return folder
-
-
-@pytest.fixture(scope="module")
-def server(models_dir):
-    srv = Server(models_dir)
-    yield srv
-    srv.stop()
 
 
 def rgb(picture) -> np.ndarray:
