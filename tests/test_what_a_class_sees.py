@@ -137,6 +137,8 @@ def test_model_card_is_by_the_model_picker(page):
     assert card.is_visible()
     manifest = json.loads((DEFAULT_MODEL / "manifest.json").read_text())
     assert manifest["description"] in card.text_content()
+    # The prompt box starts with a prompt the model can draw, not empty under a grey example.
+    assert p.input_value("#prompt") == manifest["starter_prompts"][0]
     for colour, shape in manifest["model_card"]["held_out"]:
         assert f"{colour} {shape}" in p.locator("#model-card .card-held-out").text_content()
     p.locator("#model-card summary").click()
