@@ -19,7 +19,8 @@ import serve
 from export.shapes import scenes
 
 from .conftest import ROOT
-from .test_browser import Page, Server, browser  # noqa: F401  (shared fixtures)
+# `server` serves this module's `models_dir`
+from .test_browser import Page, browser, server  # noqa: F401  (shared fixtures)
 
 ARTIFACTS = ROOT / "test-artifacts"
 DEFAULT_MODEL = serve.ROOT / "models" / "shapes"
@@ -42,13 +43,6 @@ def models_dir(tiny_model_dir, tmp_path_factory):
     manifest["description"] = "Random weights: a model for testing, trained on nothing at all."
     path.write_text(json.dumps(manifest))
     return folder
-
-
-@pytest.fixture(scope="module")
-def server(models_dir):
-    srv = Server(models_dir)
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture(scope="module")

@@ -222,6 +222,22 @@ def check_steps(num_inference_steps, max_steps: int) -> int:
     return n
 
 
+def check_multistep(config: dict) -> int:
+    """The multistep solvers' (UniPC, DPM-Solver) shared settings: returns `solver_order` (1, 2
+    or 3), after checking it and `final_sigmas_type` ("zero" or "sigma_min"), or SdlensError."""
+    try:
+        order = int(config["solver_order"])
+    except (TypeError, ValueError):
+        order = 0
+    if order not in (1, 2, 3):
+        raise SdlensError(f"solver_order must be 1, 2 or 3, got {config['solver_order']!r}")
+    if config["final_sigmas_type"] not in ("zero", "sigma_min"):
+        raise SdlensError(
+            f"final_sigmas_type {config['final_sigmas_type']!r} is not supported; expected 'zero' or 'sigma_min'"
+        )
+    return order
+
+
 @dataclass(frozen=True)
 class Call:
     """Where one UNet call sits in the run: most schedulers call the UNet once per step, but
@@ -440,6 +456,15 @@ class Scheduler:
         if self.prediction_type == "v_prediction":
             # model_output * (-sigma / sqrt(sigma²+1)) + sample / (sigma²+1)
             return 1.0 / (sigma * sigma + 1.0), -sigma / math.sqrt(sigma * sigma + 1.0)
+        return 0.0, 1.0  # "sample": the model predicts x_0 itself
+
+    def _x0_coefficients_alpha(self, alpha_prod: float) -> tuple[float, float]:
+        """x̂_0 = a·x + b·model_output for a latent x = sqrt(ᾱ)·x_0 + sqrt(1-ᾱ)·ε (DDPM, LCM)."""
+        sa, sb = math.sqrt(alpha_prod), math.sqrt(1.0 - alpha_prod)
+        if self.prediction_type == "epsilon":
+            return 1.0 / sa, -sb / sa
+        if self.prediction_type == "v_prediction":
+            return sa, -sb
         return 0.0, 1.0  # "sample": the model predicts x_0 itself
 
 

@@ -71,13 +71,7 @@ class DDPMScheduler(Scheduler):
         b_t, b_prev = 1.0 - a_t, 1.0 - a_prev
         alpha_t = a_t / a_prev
         beta_t = 1.0 - alpha_t
-        sa, sb = math.sqrt(a_t), math.sqrt(b_t)
-        if self.prediction_type == "epsilon":
-            x0 = (1.0 / sa, -sb / sa)
-        elif self.prediction_type == "v_prediction":
-            x0 = (sa, -sb)
-        else:  # "sample"
-            x0 = (0.0, 1.0)
+        x0 = self._x0_coefficients_alpha(a_t)
         x0_coef = math.sqrt(a_prev) * beta_t / b_t
         current_coef = math.sqrt(alpha_t) * b_prev / b_t
         sample_coef = x0_coef * x0[0] + current_coef

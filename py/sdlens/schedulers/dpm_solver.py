@@ -24,6 +24,7 @@ from .base import (
     Scheduler,
     StepResult,
     as_bool,
+    check_multistep,
     combine,
     f32,
     f32_list,
@@ -84,16 +85,7 @@ class DPMSolverMultistepScheduler(Scheduler):
         if solver_type not in ("midpoint", "heun"):
             raise SdlensError(f"solver_type {solver_type!r} is not supported; expected 'midpoint' or 'heun'")
         self.solver_type = solver_type
-        try:
-            self.solver_order = int(cfg["solver_order"])
-        except (TypeError, ValueError):
-            self.solver_order = 0
-        if self.solver_order not in (1, 2, 3):
-            raise SdlensError(f"solver_order must be 1, 2 or 3, got {cfg['solver_order']!r}")
-        if cfg["final_sigmas_type"] not in ("zero", "sigma_min"):
-            raise SdlensError(
-                f"final_sigmas_type {cfg['final_sigmas_type']!r} is not supported; expected 'zero' or 'sigma_min'"
-            )
+        self.solver_order = check_multistep(cfg)
         if cfg["variance_type"] in ("learned", "learned_range"):
             raise SdlensError("variance_type 'learned' models are not supported by sdlens")
         self.lower_order_final = as_bool(cfg["lower_order_final"])

@@ -103,13 +103,7 @@ class LCMScheduler(Scheduler):
         last = index == len(self._int_timesteps) - 1
         prev_t = t if last else self._int_timesteps[index + 1]
         a_t, a_prev = self._alpha_prod(t), self._alpha_prod(prev_t)
-        sa, sb = math.sqrt(a_t), math.sqrt(1.0 - a_t)
-        if self.prediction_type == "epsilon":
-            x0 = (1.0 / sa, -sb / sa)
-        elif self.prediction_type == "v_prediction":
-            x0 = (sa, -sb)
-        else:  # "sample"
-            x0 = (0.0, 1.0)
+        x0 = self._x0_coefficients_alpha(a_t)
         c_skip, c_out = self.boundary_scalings(t)
         # denoised = c_out·x̂_0 + c_skip·x_t
         denoised_coefs = (c_out * x0[0] + c_skip, c_out * x0[1])
@@ -120,7 +114,7 @@ class LCMScheduler(Scheduler):
             "prev_timestep": float(prev_t),
             "alpha_prod_t": a_t,
             "alpha_prod_t_prev": a_prev,
-            "sigma": sb / sa,
+            "sigma": math.sqrt(1.0 - a_t) / math.sqrt(a_t),
             "c_skip": c_skip,
             "c_out": c_out,
             "x0_sample_coef": denoised_coefs[0],

@@ -25,6 +25,7 @@ from .base import (
     Scheduler,
     StepResult,
     as_bool,
+    check_multistep,
     combine,
     f32_list,
     np_arange_down,
@@ -98,16 +99,7 @@ class UniPCMultistepScheduler(Scheduler):
         if solver_type not in ("bh1", "bh2"):
             raise SdlensError(f"solver_type {solver_type!r} is not supported by UniPC; expected 'bh1' or 'bh2'")
         self.solver_type = solver_type
-        try:
-            self.solver_order = int(cfg["solver_order"])
-        except (TypeError, ValueError):
-            self.solver_order = 0
-        if self.solver_order not in (1, 2, 3):
-            raise SdlensError(f"solver_order must be 1, 2 or 3, got {cfg['solver_order']!r}")
-        if cfg["final_sigmas_type"] not in ("zero", "sigma_min"):
-            raise SdlensError(
-                f"final_sigmas_type {cfg['final_sigmas_type']!r} is not supported; expected 'zero' or 'sigma_min'"
-            )
+        self.solver_order = check_multistep(cfg)
         self.lower_order_final = as_bool(cfg["lower_order_final"])
         if cfg["final_sigmas_type"] == "zero" and (not self.lower_order_final and self.solver_order > 1
                                                    or self.solver_type == "bh1"):
