@@ -9,6 +9,8 @@ from pathlib import Path
 
 from sdlens.errors import SdlensError
 
+from .sliced_attention import CHOICES as SLICE_ATTENTION_CHOICES
+
 # diffusers and transformers log warnings at import time (e.g. that optimum and optimum-onnx share
 # a top-level package); users of this command should see only its progress and its errors.
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
@@ -51,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     convert.add_argument("--preview-decoder", metavar="HUB_ID_OR_DIR",
                          help="also export a TAESD (diffusers AutoencoderTiny) decoder for fast per-step previews, "
                               "e.g. madebyollin/taesd (online) or a local folder")
+    convert.add_argument("--slice-attention", choices=SLICE_ATTENTION_CHOICES, default="auto",
+                         help="export the UNet's self-attention one head at a time, which needs a fraction of the "
+                              "memory; auto: where the whole would not fit (SD 2.1 at 768²)")
     convert.add_argument("--quiet", action="store_true")
 
     attention = commands.add_parser("attention", help="add the per-word attention-map output to a model folder's UNet "
@@ -129,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             limit = MAX_FILE_BYTES if args.max_file_mib is None else int(args.max_file_mib * 2**20)
             run_convert(args.src, args.out, variants, force=args.force, name=args.name,
                         defaults=defaults, quiet=args.quiet, default_model=args.default, max_file_bytes=limit,
-                        preview_decoder=args.preview_decoder)
+                        preview_decoder=args.preview_decoder, slice_attention=args.slice_attention)
             print(f"wrote {args.out}/manifest.json")
         elif args.command == "import":
             from sdlens.model import find_models_root

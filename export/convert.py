@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sdlens.errors import SdlensError
 
-from . import attention
+from . import attention, sliced_attention
 from . import manifest as manifest_mod
 from .sources import hub_or_folder
 from .variants import MAX_FILE_BYTES, VARIANTS, check_file_limit, release_memory, write_variant
@@ -85,7 +85,7 @@ EXPORT_ORDER = ("text_encoder", "vae_decoder", "vae_encoder", "unet")
 def convert(src: str, out: Path, variants: list[str], force: bool = False, name: str | None = None,
             defaults: dict | None = None, quiet: bool = False, default_model: bool = False,
             max_file_bytes: int = MAX_FILE_BYTES, preview_decoder: str | None = None,
-            preview_pool: int | None = None) -> dict:
+            preview_pool: int | None = None, slice_attention: str = "auto") -> dict:
     """Convert SRC into the model folder OUT. Returns the manifest.
 
     A source folder may hold `sdlens_extras.json` (written by the models this repo trains) with
@@ -95,7 +95,9 @@ def convert(src: str, out: Path, variants: list[str], force: bool = False, name:
     the largest file written (tests use it to make small models span several files).
     `preview_decoder` (a folder or hub id of a diffusers AutoencoderTiny, i.e. TAESD) adds the
     fast decoder the browser uses for per-step previews (see `export.preview`); `preview_pool`
-    overrides how far its input is averaged down (tests use it at small sizes)."""
+    overrides how far its input is averaged down (tests use it at small sizes). `slice_attention`
+    (auto, yes, no) exports the UNet's self-attention head by head (see `export.sliced_attention`);
+    auto does so where the whole would not fit (SD 2.1 at 768²)."""
     import optimum.exporters.onnx.model_configs  # noqa: F401  (registers the ONNX export configs)
     from optimum.exporters.utils import get_diffusion_models_for_export
     from tqdm.auto import tqdm
@@ -105,6 +107,8 @@ def convert(src: str, out: Path, variants: list[str], force: bool = False, name:
 
     out = Path(out)
     max_file_bytes = check_file_limit(max_file_bytes)
+    if slice_attention not in sliced_attention.CHOICES:
+        raise SdlensError(f"slice-attention must be one of {', '.join(sliced_attention.CHOICES)}, not {slice_attention!r}")
     if out.exists() and not force:
         raise SdlensError(f"{out} already exists; pass --force to replace it")
     pipe = load_pipeline(src)
@@ -127,6 +131,7 @@ def convert(src: str, out: Path, variants: list[str], force: bool = False, name:
         exportable = get_diffusion_models_for_export(pipe, int_dtype="int64", float_dtype="fp32", exporter="onnx")
         del pipe  # from here on each torch module lives only in `exportable`, until it is exported
         references = {}
+        self_attention = "whole"
         components = list(COMPONENTS)
         staged: dict[str, Path] = {}
         with tqdm(total=len(EXPORT_ORDER) + (taesd is not None), desc=f"{'onnx export':>15}", unit="graph",
@@ -136,6 +141,10 @@ def convert(src: str, out: Path, variants: list[str], force: bool = False, name:
                 module, onnx_config = exportable.pop(component)
                 # Each reference just before its export: a module's weights become resident only at its turn.
                 references[component] = parity.torch_reference(component, module, sample_size, tokenizer)
+                if component == "unet" and sliced_attention.wanted(module, sample_size, slice_attention):
+                    # after the reference, which stays diffusers' own attention: parity checks the slicing too
+                    sliced_attention.slice_self_attention(module)
+                    self_attention = "per-head"
                 staged[component] = export_fp32(module, onnx_config, staging / component / "model.onnx")
                 del module, onnx_config
                 if component == "unet":
@@ -168,6 +177,7 @@ def convert(src: str, out: Path, variants: list[str], force: bool = False, name:
             description, name=name or out.name, root=final, files=files, parity=report,
             defaults={**extras.pop("defaults", {}), **{k: v for k, v in (defaults or {}).items() if v is not None}},
         )
+        manifest["components"]["unet"]["self_attention"] = self_attention
         if PREVIEW in files:
             manifest["components"][PREVIEW].update(preview_info)
         manifest.update(extras)

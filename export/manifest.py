@@ -24,6 +24,10 @@ has the shape of every component (`variants` → `files`, `inputs`, `outputs`, `
 It is for per-step previews only; the final image always comes from `vae_decoder`. Runtimes that
 need only the four SD graphs ignore it (`sdlens.model.COMPONENTS` does not list it).
 
+UNet. `components.unet.self_attention` (written by `export convert`): `per-head` where the
+self-attention was exported one head at a time to fit in memory (`export.sliced_attention`),
+`whole` otherwise. The graph computes the same either way; it is there to say how it was made.
+
 Scheduler. `scheduler_config` is the model's own (its diffusers `_class_name` included);
 `defaults.scheduler` is what runs by default. When sdlens lacks the model's own scheduler a
 stand-in runs on the same config and the top-level `scheduler_note` says so.

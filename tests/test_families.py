@@ -42,7 +42,9 @@ def family_model(request, tmp_path_factory):
     family = reduced(FAMILIES[request.param])
     root = tmp_path_factory.mktemp(request.param)
     write_pipeline(family, root / "src")
-    convert(str(root / "src"), root / "model", ["fp32"], quiet=True)
+    # as at full size, where SD 2.1's 768² self-attention is exported head by head (export.sliced_attention)
+    slicing = "yes" if request.param == "sd2.1" else "auto"
+    convert(str(root / "src"), root / "model", ["fp32"], quiet=True, slice_attention=slicing)
     return request.param, root / "src", root / "model"
 
 
@@ -54,6 +56,7 @@ def test_manifest_says_what_the_family_is(family_model):
     assert manifest["prediction_type"] == {"sd2.1": "v_prediction"}.get(name, "epsilon")
     assert manifest["defaults"]["width"] == manifest["defaults"]["height"] == 128  # reduced: 16² latents
     assert manifest["text_hidden_size"] == 32
+    assert manifest["components"]["unet"]["self_attention"] == ("per-head" if name == "sd2.1" else "whole")
     own = {"PNDMScheduler": "pndm", "DDIMScheduler": "ddim", "EulerDiscreteScheduler": "euler"}[
         family.scheduler["_class_name"]]
     if name == "sd-turbo":
