@@ -1,4 +1,4 @@
-"""Benchmarks (not tests): `python -m tests.bench {pipeline,browser,serve,attention,full-size} [--steps 20] [--repeats 5]`.
+"""Benchmarks (not tests): `python -m tests.bench {pipeline,browser,serve,attention,full-size,op-profile} [--steps 20] [--repeats 5]`.
 
 pipeline: on the tiny model, sdlens' per-step time (onnxruntime + pure-Python schedulers) against
 diffusers' StableDiffusionPipeline (PyTorch) with the same scheduler, steps and guidance, and the
@@ -18,6 +18,8 @@ attention: on the default model (or --model), a UNet call with and without the a
 output, a CPython step with and without reading the maps, and a browser step plain vs explain mode.
 `unet_attention_overhead(model_dir)` measures the first on any model folder (e.g. full size).
 full-size: a random-weight SD-Turbo (or another family) at its real size, see tests/bench_full_size.py.
+op-profile: one UNet call natively and in onnxruntime-web's WASM under Node, by op type
+(tests/bench_op_profile.py).
 """
 
 from __future__ import annotations
@@ -393,7 +395,17 @@ def main() -> None:
     f.add_argument("--rebuild", action="store_true", help="rebuild and re-export instead of reusing build/full-size")
     f.add_argument("--skip-browser", action="store_true", help="export, CLI and parity only (e.g. an fp32-only "
                                                                "export for another family's parity)")
+    o = commands.add_parser("op-profile", help="a UNet call's time by op type, native vs the browser's WASM "
+                                               "runtime (see tests/bench_op_profile.py)")
+    o.add_argument("model_dir")
+    o.add_argument("--variant", default="int8")
+    o.add_argument("--threads", type=int, default=1)
+    o.add_argument("--runs", type=int, default=2)
     args = parser.parse_args()
+    if args.command == "op-profile":
+        from .bench_op_profile import bench_op_profile
+
+        return bench_op_profile(args.model_dir, args.variant, args.threads, args.runs)
     if args.command == "full-size":
         from .bench_full_size import bench_full_size
 
