@@ -218,3 +218,54 @@ def test_link_reproduces_the_run(browser, server):  # noqa: F811
         assert page.errors == [] and page.origins == {server.url}
     finally:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def two_models(tiny_model_dir, tiny_pipeline_dir, tmp_path_factory):
+    """The default model (tiny-random, 25 DDIM steps at 7.5), and a second one whose own defaults
+    differ (3 Euler steps at 2.5)."""
+    from export.convert import convert
+
+    from .test_browser import Server
+
+    folder = tmp_path_factory.mktemp("two-models")
+    shutil.copytree(tiny_model_dir, folder / "tiny-random")
+    manifest = json.loads((folder / "tiny-random" / "manifest.json").read_text())
+    (folder / "tiny-random" / "manifest.json").write_text(json.dumps({**manifest, "default": True}))
+    convert(str(tiny_pipeline_dir), folder / "other", ["fp32"], quiet=True,
+            defaults={"steps": 3, "guidance": 2.5, "scheduler": "euler"})
+    srv = Server(folder)
+    yield srv
+    srv.stop()
+
+
+def test_a_link_to_another_model_runs_with_that_models_defaults(browser, two_models):  # noqa: F811
+    """A link naming a model and a prompt only: the page starts on that model (the default one is
+    never downloaded), the settings the link leaves out are that model's own, and the views that
+    ask the worker for something (the code editor) work once it is loaded."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    fetched = []
+    context.on("request", lambda r: fetched.append(r.url))
+    try:
+        page = Page(context, two_models, "?" + urlencode(dict(backend="wasm", model="other", prompt="a red circle",
+                                                                 seed="3"))).ready()
+        p = page.page
+        p.wait_for_function("window.sdlens.store.main?.final", timeout=TIMEOUT)
+        run = p.evaluate("window.sdlens.store.main.settings")
+        assert (run["model"], run["steps"], run["guidance"], run["scheduler"], run["seed"]) == \
+            ("other", "3", "2.5", "euler", "3")
+        assert [p.locator(f"#{k}").input_value() for k in ("model", "steps", "guidance", "scheduler")] == \
+            ["other", "3", "2.5", "euler"]
+        assert not [u for u in fetched if "/models/tiny-random/" in u and not u.endswith("manifest.json")]
+        p.wait_for_function("document.querySelector('.code-editor')?.dataset.ready === 'true'",
+                            timeout=TIMEOUT)
+        assert "could not start" not in p.locator("#code-status").text_content()
+        # Switching back by hand: a question asked while the worker is replaced waits for the new
+        # model (it used to reach a worker with no model: "Cannot read properties of null").
+        p.select_option("#model", "tiny-random")
+        assert "def " in p.evaluate("window.sdlens.source('guidance', 'ddim')")
+        assert p.evaluate("window.sdlens.tokenize('a cat').then((t) => t.ids.length)") > 0
+        assert p.locator("#steps").input_value() != "3"  # the default model's own defaults again
+        assert page.errors == []
+    finally:
+        context.close()

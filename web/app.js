@@ -133,16 +133,21 @@ async function loadModel(modelId) {
   if (state.loading && state.loading.modelId === modelId) return state.loading.promise;
   const model = state.models.find((m) => m.id === modelId);
   if (!model) throw new Error(`unknown model ${modelId}; available: ${state.models.map((m) => m.id).join(", ")}`);
-  if (state.modelId) {
-    // A fresh worker per model: onnxruntime's backend is fixed once loaded.
-    worker.terminate();
-    startWorker();
-    await call("init");
-  }
+  const replaceWorker = Boolean(state.modelId);
   state.modelId = null;
   setBusy(false);
   $("model").value = modelId;
+  // Set at once, so that every call made while the worker is replaced and the model loads waits
+  // for it (modelReady) instead of reaching a worker that has no model yet.
   const promise = (async () => {
+    if (replaceWorker) {
+      // A fresh worker per model: onnxruntime's backend is fixed once loaded.
+      worker.terminate();
+      for (const { reject } of pending.values()) reject(new Error("the model was switched before this finished"));
+      pending.clear();
+      startWorker();
+      await call("init");
+    }
     setProgress(`Loading ${model.name}…`, 0);
     const loaded = await call("load", { modelId, manifestUrl: model.manifest, preference, threads: params.get("threads"), variant: params.get("variant") });
     state.modelId = modelId;
@@ -163,7 +168,14 @@ async function loadModel(modelId) {
     const starter = loaded.manifest.starter_prompts?.[0];
     if (!$("prompt").value.trim() && starter) $("prompt").value = starter;
     modelCard.show(loaded.manifest);
-    setProgress(`${model.name} is ready (${loaded.backend.label}).`, 1);
+    // The browser would not keep some files (a private window, say): it works now, and says why the
+    // next visit downloads them again.
+    const kept = loaded.notKept
+      ? ` This browser did not let the page keep ${loaded.notKept.files} of its files (${formatBytes(loaded.notKept.bytes)}; ` +
+        `"${loaded.notKept.reason}"), so they will be downloaded again next time. A private window keeps little; ` +
+        "a normal window keeps them."
+      : "";
+    setProgress(`${model.name} is ready (${loaded.backend.label}).${kept}`, 1);
     setBusy(false);
     return loaded.backend;
   })();
@@ -171,7 +183,7 @@ async function loadModel(modelId) {
   try {
     return await promise;
   } finally {
-    state.loading = null;
+    if (state.loading?.promise === promise) state.loading = null;
   }
 }
 
@@ -284,10 +296,8 @@ async function warnAboutDroppedWords(settings) {
 async function generate(request, { explain = false, runKey = null, show = true, label = null, code = null } = {}) {
   if (state.running) throw new Error("a generation is already running; press Stop first");
   const started = performance.now();
-  const settings = { ...readForm(), ...request };
-  for (const key of ["seed", "steps", "guidance"]) settings[key] = String(settings[key]);
-  settings.scheduler = schedulerId(settings.scheduler);
-  settings.karras = karrasValue(settings.karras);
+  const modelId = request.model || readForm().model || state.models.find((m) => m.default).id;
+  let settings;
   const key = runKey || "main";
   const mainView = show && key === "main";
   const stored = mainView || explain;
@@ -298,8 +308,14 @@ async function generate(request, { explain = false, runKey = null, show = true, 
   setBusy(true);
   let begun = false;
   try {
-    await loadModel(settings.model || state.models.find((m) => m.default).id);
+    await loadModel(modelId);
     const loaded = performance.now();
+    // Read after loading: a model switch sets the form to that model's defaults, so what the
+    // request leaves out is the model's own (SD 2.1's 25 DDIM steps at 7.5, not SD-Turbo's 1 at 0).
+    settings = { ...readForm(), ...request, model: modelId };
+    for (const field of ["seed", "steps", "guidance"]) settings[field] = String(settings[field]);
+    settings.scheduler = schedulerId(settings.scheduler);
+    settings.karras = karrasValue(settings.karras);
     setBusy(true);
     const check = await call("check", { settings });
     if (!check.ok) {
@@ -451,7 +467,9 @@ async function main() {
   setCatalogue(info.schedulers);
   fillSchedulerSelect($("scheduler"));
   $("scheduler").addEventListener("change", syncKarras);
-  await loadModel(state.models.find((m) => m.default).id);
+  // A link that names a model starts with that one, rather than downloading the default first.
+  const linked = state.models.find((m) => m.id === params.get("model"));
+  await loadModel((linked || state.models.find((m) => m.default)).id);
 }
 
 const ready = main();
@@ -461,19 +479,27 @@ ready.catch((err) => {
   setProgress("Not ready.", 0);
 });
 
+/** Settles once the page is ready and no model is loading (a model switch replaces the worker). */
+const modelReady = () => ready.then(() => state.loading?.promise);
+
 window.sdlens = {
   ready,
   generate: (options = {}, { show = true, label = null } = {}) => ready.then(() => generate(options, { show, label })),
   /** Validate settings without running: {ok: true} or {ok: false, field, message}. */
-  check: (options = {}) => ready.then(() => call("check", { settings: { ...readForm(), ...options } })),
+  check: (options = {}) => modelReady().then(() => call("check", { settings: { ...readForm(), ...options } })),
   /** Generate with every step's tensors kept for the explainer (run "main" unless runKey says). */
   explain: (options = {}, runKey = "main") => ready.then(() => generate(options, { explain: true, runKey })),
-  decode: (latent, shape) => ready.then(() => call("decode", { latent, shape })),
+  decode: (latent, shape) => modelReady().then(() => call("decode", { latent, shape })),
   /** Generate with edited Python ({guidance?, step?} source text) in the worker, kept as run `runKey`. */
   explainWithCode: (options, code, runKey = "edited") =>
     ready.then(() => generate(options, { explain: true, runKey, show: false, code })),
+  /** Load model `id` (if it is not the current one): the form then holds its defaults. */
+  useModel: (id) => ready.then(() => loadModel(id)).catch((err) => {
+    showError(err.message);
+    throw err;
+  }),
   /** The real source of "guidance" or a scheduler's "step", as the worker's Python has it. */
-  source: (part, scheduler) => ready.then(() => call("source", { part, scheduler })),
+  source: (part, scheduler) => modelReady().then(() => call("source", { part, scheduler })),
   /** Stop a run at once, even inside edited code that never returns (with cross-origin isolation). */
   interrupt: () => {
     if (state.interrupt) state.interrupt[0] = 2;
@@ -481,7 +507,7 @@ window.sdlens = {
   },
   store,
   stop,
-  tokenize: (prompt) => ready.then(() => call("tokenize", { prompt })),
+  tokenize: (prompt) => modelReady().then(() => call("tokenize", { prompt })),
   get backend() {
     return state.backend;
   },

@@ -116,6 +116,9 @@ function quotaError(need, free) {
  * verified. Files already there are kept; the rest are downloaded one at a time. onProgress gets
  * {file, received, size, source: "cache" | "network", totalReceived, total, resumed}, where
  * `resumed` counts the files a previous, unfinished download left verified in the cache.
+ * Returns {downloaded, fromCache, notKept}: `notKept` lists the files the browser refused to store
+ * for a reason other than its quota (they are used from memory this once, and downloaded again on
+ * the next visit).
  */
 export async function ensureCached(baseUrl, entries, onProgress = () => {}) {
   const cache = await openStore(CACHE);
@@ -128,13 +131,14 @@ export async function ensureCached(baseUrl, entries, onProgress = () => {}) {
   }
   const resumed = missing.length && missing.length < entries.length ? entries.length - missing.length : 0;
   onProgress({ file: null, received: 0, size: 0, source: "cache", totalReceived: have, total, resumed, missing: missing.length });
-  if (!missing.length) return { downloaded: 0, fromCache: entries.length };
+  if (!missing.length) return { downloaded: 0, fromCache: entries.length, notKept: [] };
   const need = missing.reduce((sum, e) => sum + e.bytes, 0);
   const free = hasStorage() ? await freeStorage() : null;
   if (free !== null && need > free) throw quotaError(need, free);
   navigator.storage?.persist?.().catch(() => {}); // a multi-GB cache should not be evicted silently
   let done = have;
   let saved = entries.length - missing.length;
+  const notKept = []; // files the browser would not store: {path, reason}
   for (const entry of missing) {
     const url = new URL(entry.path, baseUrl).href;
     let bytes;
@@ -158,14 +162,18 @@ export async function ensureCached(baseUrl, entries, onProgress = () => {}) {
     if (!hasStorage()) held.set(url, bytes);
     try {
       await cache.put(url, new Response(bytes, { headers }));
+      saved += 1;
     } catch (err) {
       if (err?.name === "QuotaExceededError") throw quotaError(need - (done - have), null);
-      throw new ModelFileError(`cannot store model file ${entry.path} in the browser's cache: ${err.message}`);
+      // Any other refusal (Chromium's private windows keep Cache Storage in a small in-memory
+      // store and fail a big put with "Unexpected internal error"): the verified bytes wait in
+      // memory for their session, as without Cache Storage, and the page says they are not kept.
+      held.set(url, bytes);
+      notKept.push({ path: entry.path, reason: err?.message || String(err) });
     }
     done += entry.bytes;
-    saved += 1;
   }
-  return { downloaded: missing.length, fromCache: entries.length - missing.length };
+  return { downloaded: missing.length, fromCache: entries.length - missing.length, notKept };
 }
 
 /** The bytes of one entry that ensureCached stored. The caller should drop them once used. */

@@ -85,6 +85,8 @@ function neededFiles(manifest, variant, extra = []) {
   return [...needed, ...extra];
 }
 
+const byPathBytes = (entries, path) => entries.find((e) => e.path === path)?.bytes ?? 0;
+
 let f16Check = null; // the fp16 self-check's result, once per worker (one adapter)
 
 async function loadModel({ modelId, manifestUrl, preference, threads, variant }) {
@@ -104,8 +106,12 @@ async function loadModel({ modelId, manifestUrl, preference, threads, variant })
   const previewPlan = fromPython(pyodide.pyimport("sdlens.browser.preview").StepPreview.plan(JSON.stringify(manifest), backend.variant, backend.ep));
   const needed = neededFiles(manifest, backend.variant, previewPlan.files);
   const started = performance.now();
-  await ensureCached(base, needed, (progress) => post({ type: "download", ...progress }));
+  const cached = await ensureCached(base, needed, (progress) => post({ type: "download", ...progress }));
   const downloadMs = performance.now() - started;
+  const notKept = cached.notKept.length
+    ? { files: cached.notKept.length, bytes: cached.notKept.reduce((sum, f) => sum + byPathBytes(needed, f.path), 0),
+        reason: cached.notKept[0].reason }
+    : null;
   // Each graph's files are read back from the cache only while its session is created, then
   // dropped: onnxruntime keeps its own copy, and the page holds no second one.
   const byPath = new Map(needed.map((entry) => [entry.path, entry]));
@@ -127,7 +133,7 @@ async function loadModel({ modelId, manifestUrl, preference, threads, variant })
   const preview = fromPython(session.preview_info());
   loaded = { modelId, manifest, backend, session, runtime, preview };
   const timings = { download_ms: downloadMs, sessions_ms: performance.now() - sessionsStarted };
-  return { modelId, backend, manifest, preview: { kind: preview.kind, label: preview.label, width: preview.width, height: preview.height }, timings };
+  return { modelId, backend, manifest, preview: { kind: preview.kind, label: preview.label, width: preview.width, height: preview.height }, timings, notKept };
 }
 
 async function generate({ settings, explain = false, code = null }) {

@@ -55,8 +55,9 @@ function fillForm(settings) {
 
 /**
  * Fill the form from the URL, and when the URL names a prompt, run it (and its comparison) once
- * the model is ready. The form is filled again after loading, because loading a model resets the
- * steps, guidance and scheduler to the model's defaults. Resolves when the run is done.
+ * the model is ready. The link's model is loaded first and the form filled again after it, because
+ * loading a model resets the steps, guidance and scheduler to that model's defaults: the settings a
+ * link leaves out are its model's. Resolves when the run is done.
  */
 export function applyLinkSettings() {
   if (linkRun) return linkRun;
@@ -65,9 +66,11 @@ export function applyLinkSettings() {
   if (compare) setCompare(compare.mode, compare.value);
   linkRun = (async () => {
     await window.sdlens.ready;
-    fillForm(settings); // the model list exists now, and the defaults have been applied
-    if (!settings.prompt) return null;
     try {
+      // The link's model first, so that what the link leaves out is that model's defaults.
+      if (settings.model) await window.sdlens.useModel(settings.model);
+      fillForm(settings);
+      if (!settings.prompt) return null;
       if (compare) return await runComparison({ ...formSettings(settings) }, compare.mode, compare.value);
       return await window.sdlens.explain(formSettings(settings), "main");
     } catch (err) {
