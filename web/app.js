@@ -168,14 +168,17 @@ async function loadModel(modelId) {
     const starter = loaded.manifest.starter_prompts?.[0];
     if (!$("prompt").value.trim() && starter) $("prompt").value = starter;
     modelCard.show(loaded.manifest);
-    // The browser would not keep some files (a private window, say): it works now, and says why the
-    // next visit downloads them again.
+    // The browser would not keep some files (a private window, say): it works now, and the note
+    // (which stays, unlike the progress line) says why the next visit downloads them again.
     const kept = loaded.notKept
-      ? ` This browser did not let the page keep ${loaded.notKept.files} of its files (${formatBytes(loaded.notKept.bytes)}; ` +
-        `"${loaded.notKept.reason}"), so they will be downloaded again next time. A private window keeps little; ` +
-        "a normal window keeps them."
+      ? `This browser did not let the page keep ${loaded.notKept.files} of ${model.name}'s files ` +
+        `(${formatBytes(loaded.notKept.bytes)}; "${loaded.notKept.reason}"), so they will be downloaded again next time. ` +
+        "A private window keeps little; a normal window keeps them."
       : "";
-    setProgress(`${model.name} is ready (${loaded.backend.label}).${kept}`, 1);
+    const note = [contextNote(), kept].filter(Boolean).join(" ");
+    $("context-note").textContent = note;
+    $("context-note").hidden = !note;
+    setProgress(`${model.name} is ready (${loaded.backend.label}).`, 1);
     setBusy(false);
     return loaded.backend;
   })();
