@@ -138,7 +138,7 @@ export async function ensureCached(baseUrl, entries, onProgress = () => {}) {
   navigator.storage?.persist?.().catch(() => {}); // a multi-GB cache should not be evicted silently
   let done = have;
   let saved = entries.length - missing.length;
-  const notKept = []; // files the browser would not store: {path, reason}
+  const notKept = []; // files the browser would not store: {path, bytes, reason}
   for (const entry of missing) {
     const url = new URL(entry.path, baseUrl).href;
     let bytes;
@@ -169,7 +169,7 @@ export async function ensureCached(baseUrl, entries, onProgress = () => {}) {
       // store and fail a big put with "Unexpected internal error"): the verified bytes wait in
       // memory for their session, as without Cache Storage, and the page says they are not kept.
       held.set(url, bytes);
-      notKept.push({ path: entry.path, reason: err?.message || String(err) });
+      notKept.push({ path: entry.path, bytes: entry.bytes, reason: err?.message || String(err) });
     }
     done += entry.bytes;
   }

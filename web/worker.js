@@ -85,8 +85,6 @@ function neededFiles(manifest, variant, extra = []) {
   return [...needed, ...extra];
 }
 
-const byPathBytes = (entries, path) => entries.find((e) => e.path === path)?.bytes ?? 0;
-
 let f16Check = null; // the fp16 self-check's result, once per worker (one adapter)
 
 async function loadModel({ modelId, manifestUrl, preference, threads, variant }) {
@@ -109,8 +107,7 @@ async function loadModel({ modelId, manifestUrl, preference, threads, variant })
   const cached = await ensureCached(base, needed, (progress) => post({ type: "download", ...progress }));
   const downloadMs = performance.now() - started;
   const notKept = cached.notKept.length
-    ? { files: cached.notKept.length, bytes: cached.notKept.reduce((sum, f) => sum + byPathBytes(needed, f.path), 0),
-        reason: cached.notKept[0].reason }
+    ? { files: cached.notKept.length, bytes: cached.notKept.reduce((sum, f) => sum + f.bytes, 0), reason: cached.notKept[0].reason }
     : null;
   // Each graph's files are read back from the cache only while its session is created, then
   // dropped: onnxruntime keeps its own copy, and the page holds no second one.

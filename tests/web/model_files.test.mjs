@@ -33,7 +33,7 @@ test("a refused put keeps the file in memory for its session and says so", async
   const { ensureCached, readCached } = await import("../../web/model_files.js");
   const result = await ensureCached(base, entries);
   assert.equal(result.downloaded, 2);
-  assert.deepEqual(result.notKept.map((f) => f.path), ["unet/model.onnx"]);
+  assert.deepEqual(result.notKept.map((f) => [f.path, f.bytes]), [["unet/model.onnx", 5]]);
   assert.match(result.notKept[0].reason, /Unexpected internal error/);
   assert.equal(stored.size, 1); // the tokenizer was kept
   assert.deepEqual(await readCached(base, entries[0]), files["unet/model.onnx"]); // from memory, verified
