@@ -173,11 +173,12 @@ def unet_attention_overhead(model_dir: Path, variant: str = "fp32", repeats: int
     Usable on any model folder, e.g. the full-size one."""
     import json
 
-    import numpy as np
     import onnx
     import onnxruntime as ort
 
     from export.attention import remove_attention_output
+
+    from .bench_op_profile import unet_feeds
 
     manifest = json.loads((Path(model_dir) / "manifest.json").read_text())
     entry = manifest["components"]["unet"]["variants"][variant]
@@ -194,11 +195,7 @@ def unet_attention_overhead(model_dir: Path, variant: str = "fp32", repeats: int
         plain = ort.InferenceSession(str(plain_path), options, providers=["CPUExecutionProvider"])
     finally:
         plain_path.unlink(missing_ok=True)
-    size = manifest["defaults"]["height"] // manifest["vae_scale_factor"], manifest["defaults"]["width"] // manifest["vae_scale_factor"]
-    rng = np.random.default_rng(0)
-    feeds = {"sample": rng.standard_normal((2, manifest["latent_channels"], *size), dtype=np.float32),
-             "timestep": np.array(500.0, np.float32),
-             "encoder_hidden_states": rng.standard_normal((2, 77, with_maps.get_inputs()[2].shape[2]), dtype=np.float32)}
+    feeds = unet_feeds(manifest, batch=2)
     times = {"plain": [], "with_maps": []}
     for session in (plain, with_maps):
         session.run(None, feeds)

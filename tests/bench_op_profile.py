@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import subprocess
 import tempfile
 import time
@@ -21,16 +20,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def unet_inputs(manifest: dict, seed: int = 0) -> dict:
+def unet_feeds(manifest: dict, batch: int = 1, seed: int = 0) -> dict:
+    """Fixed random UNet inputs at the model's native latent size (the benchmarks' common feed)."""
     import numpy as np
 
-    d = manifest["defaults"]
     factor = manifest["vae_scale_factor"]
+    size = manifest["defaults"]["height"] // factor, manifest["defaults"]["width"] // factor
     rng = np.random.default_rng(seed)
-    return {"sample": rng.standard_normal((1, manifest["latent_channels"], d["height"] // factor,
-                                           d["width"] // factor)).astype(np.float32),
+    return {"sample": rng.standard_normal((batch, manifest["latent_channels"], *size), dtype=np.float32),
             "timestep": np.array(500.0, np.float32),
-            "encoder_hidden_states": rng.standard_normal((1, 77, manifest["text_hidden_size"])).astype(np.float32)}
+            "encoder_hidden_states": rng.standard_normal((batch, 77, manifest["text_hidden_size"]), dtype=np.float32)}
 
 
 def by_op_type(events: list[dict]) -> tuple[float, dict[str, float]]:
@@ -65,13 +64,15 @@ def native_profile(graph: Path, feeds: dict, threads: int, runs: int) -> tuple[l
     return seconds, events
 
 
-def wasm_profile(graph: Path, feeds: dict, threads: int, runs: int) -> tuple[list[float], list[dict]]:
+def wasm_profile(graph: Path, external_data: list[str], feeds: dict, threads: int,
+                 runs: int) -> tuple[list[float], list[dict]]:
+    """`external_data`: the graph's weight files beside it, as the manifest lists them."""
     with tempfile.TemporaryDirectory() as folder:
         described = {}
         for name, array in feeds.items():
             (Path(folder) / f"{name}.f32").write_bytes(array.tobytes())
             described[name] = {"shape": list(array.shape), "file": f"{name}.f32"}
-        (Path(folder) / "inputs.json").write_text(json.dumps(described))
+        (Path(folder) / "inputs.json").write_text(json.dumps({"inputs": described, "external_data": external_data}))
         out = subprocess.run(["node", "--max-old-space-size=8192", str(ROOT / "tests" / "bench_wasm_profile.mjs"),
                               str(graph), folder, str(threads), str(runs)],
                              capture_output=True, text=True, check=True, cwd=ROOT).stdout
@@ -86,10 +87,11 @@ def bench_op_profile(model_dir: str, variant: str = "int8", threads: int = 1, ru
 
     model_dir = Path(model_dir)
     manifest = json.loads((model_dir / "manifest.json").read_text())
-    graph = model_dir / manifest["components"]["unet"]["variants"][variant]["files"][0]["path"]
-    feeds = unet_inputs(manifest)
+    files = [model_dir / f["path"] for f in manifest["components"]["unet"]["variants"][variant]["files"]]
+    graph = files[0]
+    feeds = unet_feeds(manifest)
     native_s, native_events = native_profile(graph, feeds, threads, runs)
-    wasm_s, wasm_events = wasm_profile(graph, feeds, threads, runs)
+    wasm_s, wasm_events = wasm_profile(graph, [f.name for f in files[1:]], feeds, threads, runs)
     native_run, native_ops = by_op_type(native_events)
     wasm_run, wasm_ops = by_op_type(wasm_events)
     print(f"UNet {variant}, batch 1 at {manifest['defaults']['width']}², {threads} thread(s), {runs} warm runs: "
