@@ -85,3 +85,126 @@ def test_wrong_return_and_endless_loop(pipeline):
     assert err.value.line in (2, 3)
     with pytest.raises(CodeError, match="define a function named guide"):
         EditedCode(guidance="x = 1\n")
+
+
+# ---- tensors written as formulas (py/sdlens/formula.py) --------------------------------------
+
+class CountingRuntime(OnnxRuntime):
+    """The CPython runtime, counting its device operations (one ops.combine is one)."""
+
+    def __init__(self):
+        super().__init__()
+        self.combines = 0
+
+    def combine(self, terms):
+        self.combines += 1
+        return super().combine(terms)
+
+
+def guide_source(body: str) -> str:
+    return f"def guide(ops, eps_uncond, eps_cond, scale):\n    return {body}\n"
+
+
+def noise_pair(seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((1, 4, 8, 8)).astype(np.float32), rng.standard_normal((1, 4, 8, 8)).astype(np.float32))
+
+
+@pytest.mark.parametrize("scale", [7.5, 2.0, 0.3, 12.25])
+def test_the_formula_is_one_combine_with_the_same_numbers(scale):
+    uncond, cond = noise_pair()
+    ops = CountingRuntime()
+    expected = ops.combine([(1.0 - scale, uncond), (scale, cond)])
+    for body in ("eps_uncond + scale * (eps_cond - eps_uncond)",   # as the page writes it
+                 "eps_uncond + (eps_cond - eps_uncond) * scale",
+                 "(1 - scale) * eps_uncond + scale * eps_cond"):
+        ops.combines = 0
+        got = EditedCode(guidance=guide_source(body)).guide(ops, uncond, cond, scale)
+        assert ops.combines == 1, body  # one device operation for the whole expression
+        assert np.array_equal(got, expected), body  # same coefficients, same order: the same bits
+    # Other orders and groupings are the same number within float32 rounding.
+    for body in ("scale * eps_cond - (scale - 1) * eps_uncond", "-(scale - 1) * eps_uncond + eps_cond * scale / 1",
+                 "eps_cond + (scale - 1) * (eps_cond - eps_uncond)", "sum([scale * eps_cond, (1 - scale) * eps_uncond])"):
+        ops.combines = 0
+        got = EditedCode(guidance=guide_source(body)).guide(ops, uncond, cond, scale)
+        assert ops.combines == 1, body
+        assert np.allclose(got, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max()), body
+
+
+def test_intermediate_names_and_ops_results_go_on_into_formulas():
+    uncond, cond = noise_pair(1)
+    ops = CountingRuntime()
+    source = ("def guide(ops, eps_uncond, eps_cond, scale):\n"
+              "    difference = eps_cond - eps_uncond\n"
+              "    half = ops.combine([(0.5, eps_cond)])\n"
+              "    return eps_uncond + scale * difference + 2 * half - eps_cond\n")
+    got = EditedCode(guidance=source).guide(ops, uncond, cond, 3.0)
+    assert ops.combines == 2  # ops.combine runs at once (as before); the formula is one more
+    half = np.float32(0.5) * cond
+    assert np.allclose(got, uncond + 3 * (cond - uncond) + 2 * half - cond, atol=1e-5)
+    # Returning a tensor as it is computes nothing.
+    ops.combines = 0
+    assert EditedCode(guidance=guide_source("eps_cond")).guide(ops, uncond, cond, 3.0) is cond and ops.combines == 0
+
+
+def test_a_long_formula_is_summed_in_parts_that_round_the_same():
+    from sdlens.formula import MAX_TERMS, FormulaOps
+    from export.web_ops import MAX_TERMS as WEB_OPS_TERMS
+    assert MAX_TERMS == WEB_OPS_TERMS  # the browser has a combine graph for each term count up to this
+    rng = np.random.default_rng(2)
+    tensors = [rng.standard_normal((1, 4, 8, 8)).astype(np.float32) for _ in range(MAX_TERMS + 3)]
+    coefficients = [0.5 + i for i in range(len(tensors))]
+    ops = FormulaOps(CountingRuntime())
+    formula = sum(c * ops.tensor(t) for c, t in zip(coefficients, tensors))
+    expected = np.float32(coefficients[0]) * tensors[0]
+    for c, t in zip(coefficients[1:], tensors[1:]):
+        expected += np.float32(c) * t
+    assert np.array_equal(ops.value(formula), expected) and ops.runtime.combines == 2
+
+
+LEARNER_ERRORS = [  # (line of guide's body, the message's words)
+    ("eps_cond * eps_uncond", "`eps_cond * eps_uncond` multiplies two tensors element by element"),
+    ("eps_uncond + scale * (eps_cond / eps_uncond)", "`eps_cond / eps_uncond` divides a tensor by a tensor"),
+    ("eps_cond + 1", "`eps_cond + 1` adds a number to a tensor"),
+    ("1 - eps_cond", "`1 - eps_cond` subtracts a tensor from a number"),
+    ("eps_cond ** 2", "`eps_cond ** 2` raises a tensor to a power"),
+    ("eps_cond / 0", "`eps_cond / 0` divides a tensor by zero"),
+    ("eps_cond[0]", "`eps_cond[0]` looks at a tensor's values"),
+    ("eps_cond.mean()", "`eps_cond.mean` asks a tensor for .mean"),
+    ("math.sqrt(eps_cond)", "`math.sqrt(eps_cond)` needs one number"),
+    ("eps_cond if eps_cond > eps_uncond else eps_uncond", "`eps_cond > eps_uncond` compares a tensor"),
+    ("abs(eps_cond)", "`abs(eps_cond)` takes the absolute value"),
+    ("eps_cond + None", "`eps_cond + None` adds None to a tensor"),
+    ("eps_cond << 2", "TypeError: unsupported operand type(s) for <<: 'tensor' and 'int'"),
+    ("ops.multiply(eps_cond, eps_uncond)", "ops has no .multiply"),
+]
+
+
+@pytest.mark.parametrize("body,words", LEARNER_ERRORS)
+def test_tensor_math_a_formula_cannot_do_is_said_in_words_on_its_line(body, words):
+    uncond, cond = noise_pair()
+    source = f"def guide(ops, eps_uncond, eps_cond, scale):\n    difference = eps_cond - eps_uncond\n    return {body}\n"
+    with pytest.raises(CodeError) as err:
+        EditedCode(guidance=source).guide(CountingRuntime(), uncond, cond, 7.5)
+    message = str(err.value)
+    assert err.value.line == 3 and message.endswith("(line 3)") and words in message, message
+    for internal in ("LinearCombination", "FormulaOps", "TensorMathError", "Handle", "ndarray", "OnnxRuntime"):
+        assert internal not in message
+
+
+def test_a_step_written_as_formulas_equals_the_standard_step(pipeline):
+    source = original_source("step", "ddim")
+    for name, terms in (("pred_original", "x0[0] * sample + x0[1] * model_output"),
+                        ("prev_sample", "prev[0] * sample + prev[1] * model_output")):
+        old = next(line for line in source.splitlines() if line.strip().startswith(f"{name} = combine("))
+        source = source.replace(old, f"    {name} = {terms}")
+    assert "combine(" not in source
+    code = EditedCode(step=source)
+    assert np.array_equal(run(pipeline, code=code), run(pipeline))  # same coefficients, same order
+    # The trace keeps the step's coefficients (what the explainer shows) and gets runtime tensors.
+    traces = []
+    pipeline.generate(Settings(**{**SETTINGS, "guidance": 7.5}), code=EditedCode(step=source), on_step=traces.append)
+    assert traces[0].coefficients["model_coef"] != 0 and isinstance(traces[0].next_latent, np.ndarray)
+    with pytest.raises(CodeError, match=r"`model_output \* sample` multiplies two tensors") as err:
+        run(pipeline, code=EditedCode(step=source.replace("x0[1] * model_output", "model_output * sample")))
+    assert source.splitlines()[err.value.line - 1].strip().startswith("pred_original =")

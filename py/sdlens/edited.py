@@ -6,9 +6,13 @@ the edit. This module turns the edited text into functions the pipeline calls in
 
 - the code runs in the namespace of the module it came from, so it can use what the original uses
   (`combine`, `StepResult`, `math`, …) and nothing the page cannot already reach;
+- tensors in the code can be written as formulas (`eps_uncond + scale * (eps_cond - eps_uncond)`):
+  each formula runs as one `ops.combine` (see formula.py);
 - every error is a `CodeError` naming the part ("guidance" or "step") and the line of the edited
   text where it happened: syntax errors, exceptions, a wrong return value, and code that runs past
-  its time limit (a loop that never ends);
+  its time limit (a loop that never ends). Tensor math a formula cannot do is said in words,
+  quoting the expression (`eps_cond * eps_uncond` multiplies two tensors ...), and no message
+  names the classes that hold the tensors;
 - nothing global changes: the edited step is bound to one run's scheduler object, the edited
   guidance is passed to that run only, so the next normal run is the standard algorithm.
 """
@@ -17,13 +21,16 @@ from __future__ import annotations
 
 import inspect
 import linecache
+import re
 import sys
 import textwrap
 import time
+import traceback
 import types
 
 from . import guidance as guidance_module
 from .errors import SdlensError
+from .formula import FormulaOps, TensorMathError
 from .schedulers import SCHEDULERS
 from .schedulers.base import StepResult
 
@@ -65,6 +72,28 @@ def _line_in(tb, filename: str) -> int | None:
             line = tb.tb_lineno
         tb = tb.tb_next
     return line
+
+
+def _expression_in(tb, filename: str) -> str | None:
+    """The text of the expression that failed in the edited code, e.g. "eps_cond * eps_uncond"."""
+    frames = [f for f in traceback.extract_tb(tb) if f.filename == filename]
+    if not frames or getattr(frames[-1], "colno", None) is None:
+        return None
+    where = frames[-1]
+    line = linecache.getline(filename, where.lineno).encode()  # columns count UTF-8 bytes
+    end = where.end_colno if where.end_lineno == where.lineno else len(line.rstrip())
+    return line[where.colno:end].decode(errors="replace").strip() or None
+
+
+# Tensors reach the code as formula objects and runtime handles; the learner knows them as tensors.
+_INTERNAL_NAMES = re.compile(r"\b(?:LinearCombination|Handle|(?:numpy\.)?ndarray|JsProxy)\b")
+
+
+def _message(err: Exception, filename: str) -> str:
+    if isinstance(err, TensorMathError):
+        expression = _expression_in(err.__traceback__, filename)
+        return f"`{expression}` {err.what}" if expression else f"this line {err.what}"
+    return _INTERNAL_NAMES.sub("tensor", f"{type(err).__name__}: {err}").replace("FormulaOps", "ops")
 
 
 def _compile(part: str, source: str, namespace: dict):
@@ -113,7 +142,7 @@ def _guarded(part: str, function, limit_s: float):
         except (CodeError, KeyboardInterrupt):
             raise
         except Exception as err:
-            raise CodeError(part, _line_in(err.__traceback__, filename), f"{type(err).__name__}: {err}") from None
+            raise CodeError(part, _line_in(err.__traceback__, filename), _message(err, filename)) from None
         finally:
             sys.settrace(previous)
 
@@ -136,11 +165,12 @@ class EditedCode:
             raw = _guarded("guidance", _compile("guidance", guidance, vars(guidance_module)), time_limit_s)
 
             def guide(ops, eps_uncond, eps_cond, scale):
-                out = raw(ops, eps_uncond, eps_cond, scale)
+                ops = FormulaOps(ops)
+                out = raw(ops, ops.tensor(eps_uncond), ops.tensor(eps_cond), scale)
                 if _shape(out) != tuple(eps_cond.shape):
                     raise CodeError("guidance", None, f"guide must return a tensor shaped like eps_cond "
                                                       f"{tuple(eps_cond.shape)}, not {_shape(out)}")
-                return out
+                return ops.value(out)  # a formula is computed here: one ops.combine
 
             self.guide = guide
         if step is not None:
@@ -162,13 +192,15 @@ class EditedCode:
         edited = self._step
 
         def step(this, model_output, index, sample, ops, generator=None):
-            out = edited(this, model_output, index, sample, ops, generator=generator)
+            ops = FormulaOps(ops)
+            out = edited(this, ops.tensor(model_output), index, ops.tensor(sample), ops, generator=generator)
             if not isinstance(out, StepResult):
                 raise CodeError("step", None, f"step must return a StepResult, not {type(out).__name__}")
             for name in ("prev_sample", "pred_original_sample"):
                 if _shape(getattr(out, name)) != tuple(sample.shape):
                     raise CodeError("step", None, f"StepResult.{name} must be shaped like the sample "
                                                   f"{tuple(sample.shape)}, not {_shape(getattr(out, name))}")
-            return out
+            # Formulas are computed here, one ops.combine each; the pipeline gets runtime tensors.
+            return StepResult(ops.value(out.prev_sample), ops.value(out.pred_original_sample), out.coefficients)
 
         scheduler.step = types.MethodType(step, scheduler)
