@@ -68,7 +68,7 @@ def test_editor_shows_the_real_source_highlighted(page):
 def test_guidance_returning_eps_cond_equals_guidance_off(page):
     p = page.page
     edited = original_source("guidance").replace(
-        "return ops.combine([(1.0 - scale, eps_uncond), (scale, eps_cond)])", "return eps_cond")
+        "return eps_uncond + scale * (eps_cond - eps_uncond)", "return eps_cond")
     assert run_edit(page, "guidance", edited)
     assert not p.locator("#code-badge").is_hidden()
     b = latents(page, "compare")
@@ -99,7 +99,7 @@ def test_reset_restores_bit_identical_output(page):
 
 
 @pytest.mark.parametrize("part,line_text,broken,message", [
-    ("guidance", "return ops.combine", "    return ops.combine([(1.0 - scale, eps_uncond), (scale, eps_cond)]\n", "SyntaxError"),
+    ("guidance", "return eps_uncond", "    return eps_uncond + scale * (eps_cond - eps_uncond\n", "SyntaxError"),
     ("step", "b_t = 1.0 - a_t", "    b_t = 1.0 - a_t\n    b_t = b_t / 0\n", "ZeroDivisionError"),
 ])
 def test_errors_show_their_line_and_the_next_run_works(page, part, line_text, broken, message):
@@ -138,5 +138,52 @@ def test_endless_loop_stops_on_stop(page):
     p.evaluate("window.__run")
     assert time.perf_counter() - started < 4.5  # before the 5 s time limit: Stop itself ended it
     assert "Stopped" in p.locator("#code-status").text_content()
+    p.evaluate("window.sdlens.debug.code.reset()")
+    assert p.evaluate("(s) => window.sdlens.generate(s).then((r) => r.width)", SETTINGS) > 0
+
+
+def caption_b(page):
+    return page.page.locator('#compare-section figure[data-run="compare"] figcaption').text_content()
+
+
+def test_guidance_written_as_a_formula_gives_the_standard_image(page):
+    """The standard guide is the formula; the same sum written another way, or with ops.combine as it
+    used to be, runs as the same one linear combination: the same pixels. Compare names each edit."""
+    p = page.page
+    standard = "return eps_uncond + scale * (eps_cond - eps_uncond)"
+    assert standard in original_source("guidance")
+    captions = []
+    for rewritten in ("return (1 - scale) * eps_uncond + scale * eps_cond",
+                      "return ops.combine([(1.0 - scale, eps_uncond), (scale, eps_cond)])"):
+        assert run_edit(page, "guidance", original_source("guidance").replace(standard, rewritten))
+        assert np.array_equal(latents(page, "compare"), latents(page, "main"))
+        a, b = (p.evaluate(f"Array.from(window.sdlens.store.runs.get('{k}').final.rgba)") for k in ("main", "compare"))
+        assert a == b
+        p.wait_for_function("document.querySelector('#compare-section figure[data-run=compare] figcaption')"
+                            ".textContent.includes('line 3')")
+        captions.append(caption_b(page))
+        if rewritten.startswith("return (1"):
+            p.locator("#code-section").screenshot(path=str(ARTIFACTS / "code-editor-formula-1280.png"))
+            p.locator("#compare-section").screenshot(path=str(ARTIFACTS / "code-editor-formula-compare-1280.png"))
+    # Two different edits, two names: each says the line it changed.
+    assert "modified code" in captions[0] and "(1 - scale) * eps_uncond" in captions[0]
+    assert "ops.combine" in captions[1] and captions[0] != captions[1]
+    p.evaluate("window.sdlens.debug.code.reset()")
+
+
+def test_tensor_times_tensor_is_said_in_words_on_its_line(page):
+    p = page.page
+    source = original_source("guidance").replace("return eps_uncond + scale * (eps_cond - eps_uncond)",
+                                                 "return eps_uncond + scale * (eps_cond * eps_uncond)")
+    assert not run_edit(page, "guidance", source)
+    error = p.evaluate("window.sdlens.debug.code.state.lastError")
+    shown = p.locator("#code-error").text_content()
+    assert error["line"] == 3 and "line 3" in shown
+    assert "`eps_cond * eps_uncond` multiplies two tensors element by element" in shown
+    assert "added, subtracted, and multiplied or divided by numbers" in shown
+    for internal in ("Handle", "LinearCombination", "FormulaOps", "TensorMathError", "TypeError"):
+        assert internal not in shown
+    p.wait_for_selector("#code-section .cm-lintRange-error")
+    p.locator("#code-section").screenshot(path=str(ARTIFACTS / "code-editor-formula-error-1280.png"))
     p.evaluate("window.sdlens.debug.code.reset()")
     assert p.evaluate("(s) => window.sdlens.generate(s).then((r) => r.width)", SETTINGS) > 0

@@ -38,7 +38,7 @@ def test_unedited_source_gives_bit_identical_output(pipeline, scheduler):
 
 def test_guidance_that_returns_eps_cond_equals_guidance_off(pipeline):
     source = original_source("guidance").replace(
-        "    return ops.combine([(1.0 - scale, eps_uncond), (scale, eps_cond)])", "    return eps_cond")
+        "    return eps_uncond + scale * (eps_cond - eps_uncond)", "    return eps_cond")
     assert source.rstrip().endswith("return eps_cond")
     edited = run(pipeline, 7.5, EditedCode(guidance=source))
     off = run(pipeline, 1.0)
@@ -57,7 +57,7 @@ def test_edited_step_changes_the_result(pipeline):
 
 def test_syntax_error_names_its_line():
     source = original_source("guidance").splitlines()
-    source[2] = "    return ops.combine([(1.0 - scale, eps_uncond), (scale, eps_cond)]"  # missing bracket
+    source[2] = "    return eps_uncond + scale * (eps_cond - eps_uncond"  # missing bracket
     with pytest.raises(CodeError) as err:
         EditedCode(guidance="\n".join(source))
     assert err.value.part == "guidance" and err.value.line == 3 and "SyntaxError" in str(err.value)

@@ -43,7 +43,8 @@ class TensorMathError(TypeError):
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real)
+    # (float and int first: the general check is an abstract class's, many times slower)
+    return type(value) is float or type(value) is int or isinstance(value, numbers.Real)
 
 
 class LinearCombination:
@@ -88,13 +89,12 @@ class LinearCombination:
             raise TensorMathError(f"{'adds' if symbol == '+' else 'subtracts'} tensors of different shapes, "
                                   f"{self.shape} and {other.shape}")
         terms = list(self.terms)
-        where = {id(t): i for i, (_, t) in enumerate(terms)}
         for c, t in other.terms:
-            if id(t) in where:  # the same tensor again: add up its coefficients
-                i = where[id(t)]
-                terms[i] = (terms[i][0] + sign * c, t)
+            for i, (known_c, known_t) in enumerate(terms):
+                if known_t is t:  # the same tensor again: add up its coefficients
+                    terms[i] = (known_c + sign * c, t)
+                    break
             else:
-                where[id(t)] = len(terms)
                 terms.append((sign * c, t))
         return LinearCombination(self.ops, terms, self.shape)
 

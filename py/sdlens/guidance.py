@@ -46,5 +46,5 @@ def check_flag(value, name: str) -> bool:
 
 
 def guide(ops, eps_uncond, eps_cond, scale: float):
-    """ε_uncond + g·(ε_cond − ε_uncond), written as one linear combination for the runtime."""
-    return ops.combine([(1.0 - scale, eps_uncond), (scale, eps_cond)])
+    """ε_uncond + g·(ε_cond − ε_uncond), computed as one linear combination (see formula.py)."""
+    return eps_uncond + scale * (eps_cond - eps_uncond)

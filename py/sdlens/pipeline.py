@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from .errors import SdlensError
+from .formula import FormulaOps
 from .guidance import check_flag, check_guidance, guide, uses_guidance
 from .model import Model
 from .rng import Generator, check_seed
@@ -215,7 +216,10 @@ class Pipeline:
                 maps = ops.split(maps)[1]  # the batch is [unconditional, conditional], as in diffusers
             if guided:
                 eps_uncond, eps_cond = ops.split(noise)
-                eps = guide_noise(ops, eps_uncond, eps_cond, s.guidance)
+                # guidance is written as a formula on tensors: computed here, by one ops.combine
+                formula_ops = FormulaOps(ops)
+                eps = formula_ops.value(guide_noise(formula_ops, formula_ops.tensor(eps_uncond),
+                                                    formula_ops.tensor(eps_cond), s.guidance))
             else:
                 eps_uncond, eps_cond, eps = None, noise, noise
             out = scheduler.step(eps, index, latents, ops, generator=generator)

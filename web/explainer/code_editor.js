@@ -19,6 +19,30 @@ export function modifiedCodeNote(store) {
     code, not the standard algorithm; everything above describes the standard run A.</p>`;
 }
 
+const LABEL_CODE_CHARS = 48; // of the changed line, in Compare's captions and legend
+
+/** Where an edit differs from the original, for telling runs apart in Compare:
+ * "line 3 `return eps_uncond + 3 * (eps_cond - eps_uncond)`" (the first changed line). */
+export function changedLine(original, edited) {
+  const a = original.split("\n");
+  const b = edited.split("\n");
+  let first = 0;
+  while (first < a.length && first < b.length && a[first] === b[first]) first++;
+  let tail = 0; // lines equal at the end, after the change
+  while (tail < a.length - first && tail < b.length - first && a[a.length - 1 - tail] === b[b.length - 1 - tail]) tail++;
+  const changed = b.length - tail - first; // edited lines first+1 … first+changed
+  if (changed <= 0) return first ? `lines deleted after line ${first}` : "lines deleted at the top";
+  const text = b[first].trim();
+  const before = (a[first] ?? "").trim();
+  let at = 0; // show the line from a little before its first changed character
+  while (at < text.length && text[at] === before[at]) at++;
+  const start = text.length <= LABEL_CODE_CHARS || at + 12 <= LABEL_CODE_CHARS ? 0
+    : Math.max(0, Math.min(at - 12, text.length - LABEL_CODE_CHARS));
+  const shown = (start > 0 ? "…" : "") + text.slice(start, start + LABEL_CODE_CHARS) + (start + LABEL_CODE_CHARS < text.length ? "…" : "");
+  const lines = changed > 1 ? `lines ${first + 1}–${first + changed}` : `line ${first + 1}`;
+  return `${lines} \`${shown}\``;
+}
+
 export function mountCodeEditor(container, store) {
   if (!container || container.dataset.mounted) return;
   container.dataset.mounted = "code";
@@ -27,7 +51,9 @@ export function mountCodeEditor(container, store) {
     <h2>Change the algorithm <span class="badge modified" id="code-badge" hidden>modified code</span></h2>
     <p class="hint">This is the real Python that runs in this page (in the worker's Pyodide). Edit it and press
       Run: the same seed is generated with the standard code (A) and with yours (B), compared below.
-      Try guidance that returns only <code>eps_cond</code>, or a step that skips the noise re-injection.</p>
+      Tensors can be added, subtracted and multiplied or divided by numbers, as in the formula
+      <code>eps_uncond + scale * (eps_cond - eps_uncond)</code>: each such expression runs as one linear
+      combination. Try guidance that returns only <code>eps_cond</code>, or a step that skips the noise re-injection.</p>
     <div class="code-tabs" role="tablist">
       <button type="button" role="tab" data-part="guidance" aria-selected="true">Guidance</button>
       <button type="button" role="tab" data-part="step" aria-selected="false">Scheduler step</button>
@@ -49,6 +75,7 @@ export function mountCodeEditor(container, store) {
   let view = null;
   let cm = null;
   let running = false;
+  let label = null; // Compare's name for the run B being made (see the "run" listener below)
   const state = { lastError: null };
 
   const scheduler = () => document.getElementById("scheduler")?.value || "ddim";
@@ -69,6 +96,16 @@ export function mountCodeEditor(container, store) {
       if (texts.has(key) && texts.get(key) !== (await original(p))) code[p] = texts.get(key);
     }
     return code;
+  }
+
+  /** Compare's name for run B: which edit made it ("modified code: guidance line 3 `…`"). */
+  async function runLabel(code) {
+    const parts = [];
+    for (const p of Object.keys(code)) {
+      const name = p === "step" ? `${scheduler()} step` : "guidance";
+      parts.push(`${name} ${changedLine(await original(p), code[p])}`);
+    }
+    return `modified code: ${parts.join("; ")}`;
   }
 
   async function updateBadge() {
@@ -137,6 +174,7 @@ export function mountCodeEditor(container, store) {
     el("code-stop").disabled = false;
     showError(null);
     const settings = (await import("./compare.js")).formSettings();
+    label = await runLabel(code);
     const notes = [];
     if (code.guidance && !(Number(settings.guidance) > 1)) notes.push("guidance is off (g ≤ 1), so your guidance code is not used");
     try {
@@ -162,6 +200,7 @@ export function mountCodeEditor(container, store) {
       return null;
     } finally {
       running = false;
+      label = null;
       el("code-run").disabled = false;
       el("code-stop").disabled = true;
     }
@@ -184,7 +223,12 @@ export function mountCodeEditor(container, store) {
     link.click();
   });
   document.getElementById("scheduler")?.addEventListener("change", () => view && show(part));
-  store.addEventListener("run", ({ detail }) => detail.key === "compare" && (el("code-save").disabled = true));
+  store.addEventListener("run", ({ detail }) => {
+    if (detail.key !== "compare") return;
+    el("code-save").disabled = true;
+    const b = store.runs.get("compare");
+    if (running && label && b && !b.final) b.codeLabel = label; // B just began: Compare shows this name
+  });
 
   window.sdlens.debug = { ...(window.sdlens.debug || {}), code: { setText, run, reset, show, edits, state,
     text: () => view?.state.doc.toString(), get part() { return part; } } };

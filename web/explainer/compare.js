@@ -372,7 +372,7 @@ function startNote(a, b) {
 }
 
 function describe(run, other) {
-  if (run.modifiedCode?.length) return `modified code (${run.modifiedCode.join(" and ")})`;
+  if (run.modifiedCode?.length) return run.codeLabel || `modified code (${run.modifiedCode.join(" and ")})`; // (code_editor.js names it)
   const differ = SETTING_KEYS.filter((k) => same(run.settings[k]) !== same(other.settings[k]));
   const key = differ[0] === "karras" ? "scheduler" : differ[0] || "prompt"; // Karras is part of the scheduler's name
   const value = key === "scheduler" ? `${run.settings.scheduler}${run.settings.karras ? " karras" : ""}` : run.settings[key];
