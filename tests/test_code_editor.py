@@ -163,6 +163,7 @@ def test_guidance_written_as_a_formula_gives_the_standard_image(page):
                             ".textContent.includes('line 3')")
         captions.append(caption_b(page))
         if rewritten.startswith("return (1"):
+            p.evaluate("window.sdlens.debug.code.show('guidance')")
             p.locator("#code-section").screenshot(path=str(ARTIFACTS / "code-editor-formula-1280.png"))
             p.locator("#compare-section").screenshot(path=str(ARTIFACTS / "code-editor-formula-compare-1280.png"))
     # Two different edits, two names: each says the line it changed.

@@ -19,7 +19,7 @@ export function modifiedCodeNote(store) {
     code, not the standard algorithm; everything above describes the standard run A.</p>`;
 }
 
-const LABEL_CODE_CHARS = 48; // of the changed line, in Compare's captions and legend
+const LABEL_CODE_CHARS = 36; // of the changed line, in Compare's captions and legend
 
 /** Where an edit differs from the original, for telling runs apart in Compare:
  * "line 3 `return eps_uncond + 3 * (eps_cond - eps_uncond)`" (the first changed line). */
