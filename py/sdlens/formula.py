@@ -84,10 +84,10 @@ class LinearCombination:
 
     # ---- the arithmetic a linear combination can do ---------------------------------------
 
-    def _plus(self, other: "LinearCombination", sign: float, symbol: str) -> "LinearCombination":
+    def _plus(self, other: "LinearCombination", sign: float, verb: str) -> "LinearCombination":
+        """self + sign·other: the terms of both, a tensor that is in both once."""
         if other.shape != self.shape:
-            raise TensorMathError(f"{'adds' if symbol == '+' else 'subtracts'} tensors of different shapes, "
-                                  f"{self.shape} and {other.shape}")
+            raise TensorMathError(f"{verb} tensors of different shapes, {self.shape} and {other.shape}")
         terms = list(self.terms)
         for c, t in other.terms:
             for i, (known_c, known_t) in enumerate(terms):
@@ -103,7 +103,7 @@ class LinearCombination:
 
     def __add__(self, other):
         if isinstance(other, LinearCombination):
-            return self._plus(other, 1.0, "+")
+            return self._plus(other, 1.0, "adds")
         raise _with_other("adds", other, "to a tensor")
 
     def __radd__(self, other):
@@ -113,7 +113,7 @@ class LinearCombination:
 
     def __sub__(self, other):
         if isinstance(other, LinearCombination):
-            return self._plus(other, -1.0, "-")
+            return self._plus(other, -1.0, "subtracts")
         raise _with_other("subtracts", other, "from a tensor")
 
     def __rsub__(self, other):
