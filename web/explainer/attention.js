@@ -7,7 +7,7 @@
 // and sees its map at the selected step over x̂₀, and summed over all steps over the final image.
 // `displayed.attention` records exactly the numbers drawn, for the tests.
 
-import { displayed } from "./detail.js";
+import { displayed } from "./displayed.js";
 import { drawRgba, drawValues, figure } from "./colormaps.js";
 
 const d3 = globalThis.d3;
