@@ -66,6 +66,8 @@ def test_displayed_map_is_the_steps_tensor_for_the_word(page):
     maps = np.array(page.result["maps"], np.float32).reshape(page.result["shape"])
     p.evaluate("window.sdlens.debug.open('refiner')")
     p.wait_for_selector("#detail .attention-refiner .attention-chips")
+    # The default word is the most concentrated one (tested on the default model below); pick "red".
+    p.locator("#detail .attention-refiner .chip", has_text="red").first.click()
     for index in (2, 0):
         p.evaluate(f"window.sdlens.store.select({index})")
         shown = displayed(page, "refiner")

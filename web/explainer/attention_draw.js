@@ -5,14 +5,14 @@
 
 const d3 = globalThis.d3;
 const VIRIDIS = Array.from({ length: 256 }, (_, i) => d3.rgb(d3.interpolateViridis(i / 255)));
-const MAX_ALPHA = 0.75; // at the top of the scale a quarter of the grey picture still shows through
+const MAX_ALPHA = 0.6; // at the top of the scale 40% of the grey picture still shows through, edges and all
 
 const level = (v, { lo, hi }) => Math.max(0, Math.min(1, (v - lo) / (hi - lo || 1)));
 const colourAt = (t) => VIRIDIS[Math.round(t * 255)];
 
 // Grey copy of a pixel, lifted so that dark colours (a red shape's luminance is only 0.3) stay
 // clearly apart from black and the picture's shapes stay recognisable under the colour.
-const grey = (r, g, b) => 60 + 0.75 * (0.3 * r + 0.59 * g + 0.11 * b);
+const grey = (r, g, b) => 40 + 0.8 * (0.3 * r + 0.59 * g + 0.11 * b);
 
 function blend(out, i, g, t) {
   const c = colourAt(t);
