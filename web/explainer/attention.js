@@ -1,105 +1,20 @@
 // Where each word acts: the UNet's cross-attention maps, per token, at every step.
 //
-// In every cross-attention layer each latent position spreads one unit of attention over the
-// prompt's 77 token vectors (a softmax). The UNet graph returns, per step, that share for every
-// token, averaged over heads and layers and resized to the latent (tokens × h × w; see
-// export/attention.py). Here a learner picks a word (the mean of its tokens) or a single token
-// and sees its map at the selected step over x̂₀, and summed over all steps over the final image.
-// `displayed.attention` records exactly the numbers drawn, for the tests.
+// A learner picks a word (the mean of its tokens) or a single token and sees its map at the
+// selected step over x̂₀, and averaged over all steps over the final image. Every word of a run is
+// drawn on one colour scale (attention_maps.js, runScale), so a weak word looks weak; ⟨start⟩ and
+// ⟨end⟩ are explained apart, on their own scales. `displayed.attention[where]` records exactly the
+// numbers drawn and the two ends of the scale they were drawn on, for the tests.
 
-import { displayed } from "./detail.js";
-import { drawRgba, drawValues, figure } from "./colormaps.js";
+import { displayed } from "./displayed.js";
+import { drawRgba, figure } from "./colormaps.js";
+import { drawMap, fmt, overlay, shareLegend } from "./attention_draw.js";
+import { EVEN_SPREAD, attentionBudget, concentration, defaultWord, isSpecial, mapOf, promptWords, runScale,
+         stretchScale, summedMap } from "./attention_maps.js";
 
-const d3 = globalThis.d3;
 const choiceEvents = new EventTarget();
 let choice = null; // {key, label, positions}: shared by every attention view on the page
-const fmt = (x) => (x >= 0.01 ? x.toFixed(3) : x.toPrecision(2));
-const QUIET_WORDS = new Set(["a", "an", "the", "on", "of", "in", "at", "with", "and", ",", "."]);
-
-/** The prompt's words with their token positions (CLIP ends a word's last token with </w>),
- * framed by the start and end tokens, which soak up much of the attention. */
-export function promptWords(tokens) {
-  const words = [{ key: "t0", label: "⟨start⟩", positions: [0], special: true }];
-  let current = [];
-  for (let i = 1; i < tokens.length - 1; i++) {
-    current.push(i);
-    if (tokens.tokens[i].endsWith("</w>") || i === tokens.length - 2) {
-      const label = current.map((j) => tokens.tokens[j].replace("</w>", "")).join("");
-      words.push({ key: `w${current[0]}`, label, positions: current, pieces: current.length > 1 });
-      current = [];
-    }
-  }
-  words.push({ key: `t${tokens.length - 1}`, label: "⟨end⟩", positions: [tokens.length - 1], special: true });
-  return words;
-}
-
-/** Mean over `positions` of one step's (tokens, h, w) maps: an h·w Float32Array. */
-export function mapOf(maps, shape, positions) {
-  const [, h, w] = shape;
-  const out = new Float32Array(h * w);
-  for (const t of positions) for (let p = 0; p < h * w; p++) out[p] += maps[t * h * w + p];
-  for (let p = 0; p < h * w; p++) out[p] /= positions.length;
-  return out;
-}
-
-/** The same map summed over every step of the run. */
-function summedMap(run, positions) {
-  const shape = run.steps[0].attention_shape;
-  const out = new Float32Array(shape[1] * shape[2]);
-  for (const step of run.steps) mapOf(step.tensors.attention, shape, positions).forEach((v, p) => (out[p] += v));
-  return out;
-}
-
-// Bilinear (half-pixel) resampling of an h×w map to the picture's size, only for drawing it over
-// the picture; the numbers recorded and the raw map beside it are the run's own.
-function resample(map, h, w, H, W) {
-  const out = new Float32Array(H * W);
-  const at = (y, x) => map[y * w + x];
-  for (let y = 0; y < H; y++) {
-    const sy = Math.min(Math.max((y + 0.5) * (h / H) - 0.5, 0), h - 1);
-    const y0 = Math.floor(sy);
-    const y1 = Math.min(y0 + 1, h - 1);
-    const fy = sy - y0;
-    for (let x = 0; x < W; x++) {
-      const sx = Math.min(Math.max((x + 0.5) * (w / W) - 0.5, 0), w - 1);
-      const x0 = Math.floor(sx);
-      const x1 = Math.min(x0 + 1, w - 1);
-      const fx = sx - x0;
-      out[y * W + x] = (1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x1)) + fy * ((1 - fx) * at(y1, x0) + fx * at(y1, x1));
-    }
-  }
-  return out;
-}
-
-/** The picture in grey, with the map laid over it in a warm colour, stretched between the map's
- * lowest and highest value (a word's share differs by a few tenths across the picture). */
-function overlay(image, map, h, w) {
-  const { width: W, height: H, rgba } = image;
-  const up = resample(map, h, w, H, W);
-  const [lo, hi] = d3.extent(map);
-  const out = new Uint8ClampedArray(W * H * 4);
-  for (let p = 0; p < W * H; p++) {
-    const grey = 0.6 * (0.3 * rgba[p * 4] + 0.59 * rgba[p * 4 + 1] + 0.11 * rgba[p * 4 + 2]);
-    const t = Math.max(0, Math.min(1, (up[p] - lo) / (hi - lo || 1)));
-    const heat = d3.rgb(d3.interpolateInferno(0.15 + 0.85 * t));
-    const a = 0.8 * t;
-    out[p * 4] = (1 - a) * grey + a * heat.r;
-    out[p * 4 + 1] = (1 - a) * grey + a * heat.g;
-    out[p * 4 + 2] = (1 - a) * grey + a * heat.b;
-    out[p * 4 + 3] = 255;
-  }
-  return { width: W, height: H, rgba: out };
-}
-
-/** What the colours mean: the map's own range, in shares of attention. */
-function scaleNote(map, what, even, tokens) {
-  const [lo, hi] = d3.extent(map);
-  const note = document.createElement("p");
-  note.className = "note attention-scale";
-  note.textContent = `${what}: dark = ${fmt(lo)}, bright = ${fmt(hi)} of each position's attention` +
-    ` (an even spread over the ${tokens} tokens would give ${fmt(even)}).`;
-  return note;
-}
+let stretched = false; // the per-word "stretch" option, shared likewise
 
 /** Whether a choice kept from an earlier run names the same word (or token) in this run's prompt:
  * a new prompt may put another word at those positions, and its map must not carry the old label. */
@@ -110,10 +25,6 @@ function stillNames(picked, words, tokens) {
   const [t] = picked.positions;
   return picked.key === `t${t}` && picked.positions.length === 1 && t < tokens.length &&
     tokens.tokens[t].replace("</w>", "") === picked.label;
-}
-
-function defaultChoice(words) {
-  return words.find((w) => !w.special && !QUIET_WORDS.has(w.label.toLowerCase())) || words[1] || words[0];
 }
 
 function chips(words, tokens, onPick) {
@@ -145,10 +56,67 @@ function chips(words, tokens, onPick) {
   return list;
 }
 
+/** The per-word "stretch" option: off by default, because it draws a weak word as bright as a strong one. */
+function stretchToggle(onChange) {
+  const label = document.createElement("label");
+  label.className = "attention-stretch";
+  const box = document.createElement("input");
+  box.type = "checkbox";
+  box.checked = stretched;
+  box.addEventListener("change", () => onChange(box.checked));
+  label.append(box, " Stretch: draw this word on its own range (exaggerates a weak word; compare shapes, not strengths)");
+  return label;
+}
+
+/** What one picture's numbers say, in words: its range, how concentrated it is, and whether it is
+ * spread evenly or below an even share everywhere. */
+function mapNote(map, what, even, special) {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of map) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
+  const peak = concentration(map);
+  const note = document.createElement("p");
+  note.className = "note attention-scale";
+  let text = `${what}: from ${fmt(lo)} to ${fmt(hi)} of each position's attention (an even spread over all ` +
+    `tokens would give ${fmt(even)}); its brightest spot gets ${peak.toFixed(2)}× its average.`;
+  const uniform = peak < EVEN_SPREAD;
+  if (uniform) text += special ? " Spread evenly over the picture." : " Spread evenly: this word points nowhere in particular.";
+  if (!special && hi < even) text += " It gets less than an even share everywhere: it pulls little.";
+  note.textContent = text;
+  note.dataset.uniform = String(uniform);
+  return note;
+}
+
+/** ⟨start⟩ and ⟨end⟩ are no words; what they are, and why they are drawn on their own scale. */
+function specialNote(picked, tokens, budget) {
+  const note = document.createElement("p");
+  note.className = "note attention-special";
+  const padding = tokens.tokens[tokens.length]?.replace("</w>", "");
+  note.textContent = picked.positions[0] === 0
+    ? `⟨start⟩ is the same token before every prompt (CLIP reads left to right, so here it has read nothing yet). ` +
+      `Attention put on it is attention a position gives to no word: ${fmt(budget.start)} of each position's ` +
+      `attention on average over this run. It is drawn on its own scale, not the words'.`
+    : `⟨end⟩ closes the prompt; CLIP reads left to right, so it has read every word and carries the prompt as a whole. ` +
+      `It gets ${fmt(budget.end)} of each position's attention on average, and the ${budget.paddingTokens} padding ` +
+      `tokens after it${padding ? ` (“${padding}”)` : ""} ${fmt(budget.padding)} together. ` +
+      `It is drawn on its own scale, not the words'.`;
+  return note;
+}
+
+function budgetNote(budget) {
+  const note = document.createElement("p");
+  note.className = "note attention-budget";
+  note.textContent = `Where a position's attention goes, on average over this run: the prompt's words ${fmt(budget.words)}, ` +
+    `⟨start⟩ ${fmt(budget.start)}, ⟨end⟩ ${fmt(budget.end)}, the ${budget.paddingTokens} padding tokens after it ` +
+    `${fmt(budget.padding)}.`;
+  return note;
+}
+
 
 /**
- * One attention view of the main run. `where` is "refiner" (the selected step over x̂₀ and the sum
- * over steps) or "final" (the sum over steps over the final image). `decode(run, step)` gives x̂₀.
+ * One attention view of the main run. `where` is "refiner" (the selected step over x̂₀ and the
+ * average over steps) or "final" (the average over steps over the final image). `decode(run, step)`
+ * gives x̂₀.
  */
 export function attentionView(run, store, where, decode) {
   const root = document.createElement("div");
@@ -158,9 +126,13 @@ export function attentionView(run, store, where, decode) {
       choiceEvents.removeEventListener("choice", render);
       return;
     }
+    const changed = () => choiceEvents.dispatchEvent(new Event("choice"));
     root.replaceChildren(...content(run, store, where, decode, (picked) => {
       choice = picked;
-      choiceEvents.dispatchEvent(new Event("choice"));
+      changed();
+    }, (on) => {
+      stretched = on;
+      changed();
     }));
   };
   choiceEvents.addEventListener("choice", render);
@@ -168,7 +140,7 @@ export function attentionView(run, store, where, decode) {
   return root;
 }
 
-function content(run, store, where, decode, pick) {
+function content(run, store, where, decode, pick, stretch) {
   const heading = document.createElement("h4");
   heading.textContent = "Where each word acts: cross-attention maps";
   if (!run.hasAttention) {
@@ -189,43 +161,63 @@ function content(run, store, where, decode, pick) {
     return [heading, note];
   }
   const shape = run.steps[0].attention_shape;
-  const [, h, w] = shape;
+  const [tokenCount, h, w] = shape;
+  const n = run.steps.length;
+  const even = 1 / tokenCount;
   const words = promptWords(run.tokens);
-  if (!stillNames(choice, words, run.tokens)) choice = defaultChoice(words);
+  if (!stillNames(choice, words, run.tokens)) choice = defaultWord(run, words);
+  const special = isSpecial(choice.positions, run.tokens);
+  // One scale for every word of the run, at every step and for the average over steps; ⟨start⟩ and
+  // ⟨end⟩ on their own; "stretch" only where the learner asked for it.
+  const scaleKind = special ? "own" : stretched ? "stretch" : "run";
+  const scale = scaleKind === "run" ? runScale(run) : scaleKind === "own" ? runScale(run, choice.positions)
+    : stretchScale(run, choice.positions);
+  const budget = attentionBudget(run);
   const intro = document.createElement("p");
   intro.className = "note";
   intro.textContent = where === "final"
-    ? "Each step, every image position shares out its attention over the prompt's tokens. " +
-      "Bright: where the chosen word pulled most, summed over all steps."
+    ? "Each step, every image position shares out one unit of attention over the prompt's tokens. " +
+      "Coloured: where the chosen word pulled, averaged over all steps; plain grey: little attention. " +
+      "Every word of this run is drawn on the same scale."
     : `In each cross-attention layer, every one of the ${h}×${w} latent positions spreads one unit of attention ` +
-      `over the ${shape[0]} token vectors. The map shows the share the chosen word got (for the pass with your ` +
-      `prompt; averaged over heads and layers).`;
+      `over the ${tokenCount} token vectors. The map shows the share the chosen word got (for the pass with your ` +
+      `prompt; averaged over heads and layers), on one scale for every word of this run and every step.`;
   const row = document.createElement("div");
   row.className = "row-pics";
   const step = store.step();
-  const record = { available: true, key: choice.key, label: choice.label, positions: choice.positions.slice(), h, w };
+  const record = { available: true, key: choice.key, label: choice.label, positions: choice.positions.slice(), h, w,
+                   scale: { ...scale }, scaleKind, steps: n };
+  const notes = [];
   if (where === "refiner") {
     const map = mapOf(step.tensors.attention, shape, choice.positions);
     const raw = figure(`step ${step.index + 1}: the map itself, ${h}×${w} latent cells`, "attention-raw");
-    drawValues(raw.canvas, map, w, h, { signed: false });
-    const over = figure(`over x̂₀ at step ${step.index + 1}`, "attention-over");
-    decode(run, step).then((image) => drawRgba(over.canvas, overlay(image, map, h, w)));
+    drawMap(raw.canvas, map, w, h, scale);
+    const over = figure(`over x̂₀ at step ${step.index + 1} (in grey)`, "attention-over");
+    decode(run, step).then((image) => drawRgba(over.canvas, overlay(image, map, h, w, scale)));
     row.append(raw.fig, over.fig);
     Object.assign(record, { step: step.index, map: Array.from(map) });
+    notes.push(mapNote(map, `Step ${step.index + 1}`, even, special));
   }
+  // The average over steps is in the same units as one step's map, so it shares the scale.
   const sum = summedMap(run, choice.positions);
-  const total = figure(`summed over all ${run.steps.length} steps, over the final image`, "attention-sum");
-  drawRgba(total.canvas, overlay(run.final, sum, h, w));
+  const mean = sum.map((v) => v / n);
+  const total = figure(`averaged over all ${n} steps, over the final image (in grey)`, "attention-sum");
+  drawRgba(total.canvas, overlay(run.final, mean, h, w, scale));
   row.append(total.fig);
   record.sum = Array.from(sum);
-  const notes = [];
-  if (where === "refiner") notes.push(scaleNote(record.map, `Step ${step.index + 1}`, 1 / shape[0], shape[0]));
-  notes.push(scaleNote(sum, `All ${run.steps.length} steps summed`, run.steps.length / shape[0], shape[0]));
+  record.uniform = concentration(mean) < EVEN_SPREAD;
+  notes.push(mapNote(mean, `Averaged over all ${n} steps`, even, special));
   displayed.attention = { ...displayed.attention, [where]: record };
+  const what = scaleKind === "run" ? "Scale for every word of this run:" : scaleKind === "own"
+    ? `Scale of ${choice.label} alone (not the words' scale):` : `Stretched to “${choice.label}” alone:`;
+  const legend = shareLegend(scale, even, what, { raw: where === "refiner" });
+  legend.dataset.scaleKind = scaleKind;
   const picked = document.createElement("p");
   picked.className = "attention-choice";
   picked.textContent = `“${choice.label}”` + (choice.positions.length > 1 ? ` (mean of tokens ${choice.positions.join(", ")})` : ` (token ${choice.positions[0]})`);
-  return [heading, intro, chips(words, run.tokens, pick), picked, row, ...notes];
+  const about = special ? [specialNote(choice, run.tokens, budget)] : [];
+  return [heading, intro, chips(words, run.tokens, pick), picked, row, legend, ...about, ...notes, budgetNote(budget),
+          ...(special ? [] : [stretchToggle(stretch)])];
 }
 
 /** What an explained run exposes (`window.sdlens.explain(…).attention`): the maps of every step,

@@ -2,13 +2,13 @@
 // from the run in the store; `displayed` records exactly what is on screen, for the tests.
 
 import { attentionView } from "./attention.js";
+import { displayed } from "./displayed.js";
 import { schedulerName } from "../schedulers.js";
 import { drawRgba, drawValues, figure, legend, maxAbs } from "./colormaps.js";
 import { isOn } from "./compare.js";
 import { COMPONENTS, shapes } from "./overview.js";
 
 const d3 = globalThis.d3;
-export const displayed = {};
 
 // Level-3 views that open inside a component's panel (guidance_geometry.js, clip_lesson.js):
 // each is called with (panel body, run, store) after the panel is drawn.

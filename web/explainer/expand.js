@@ -4,7 +4,7 @@
 // button that brings its part of the panel below into view. Closing the panel (✕ or Esc) shrinks
 // it back into its box. The diagram is overview.js's; this module only lays a box over it.
 
-import { displayed } from "./detail.js";
+import { displayed } from "./displayed.js";
 import { COMPONENTS } from "./overview.js";
 
 const d3 = globalThis.d3;

@@ -8,7 +8,7 @@
 // the latent's dimensions. The guided ε the run computed is projected too, not rebuilt from the
 // formula, and the part of it that lies outside the plane (float rounding) is reported.
 
-import { displayed } from "./detail.js";
+import { displayed } from "./displayed.js";
 
 const d3 = globalThis.d3;
 
