@@ -9,20 +9,39 @@ n₁ for the encoder's sample, then n₂, then whatever the scheduler draws duri
 first ones are skipped (diffusers' `get_timesteps`). strength 1 runs every step from (nearly)
 pure noise, and the picture only sets the rough layout; 0.3 keeps most of it.
 
-The contract for callers (the CLI, `window.sdlens.generate`, the worker):
+The contract for callers (the CLI, `window.sdlens.generate`/`explain`, the worker):
 
 * settings["init_image"] = {"width": W, "height": H, "rgba": bytes}: RGBA8, row-major, exactly the
-  model's width×height (defaults.width/height in the manifest). Resize before: centre-crop to the
-  model's aspect ratio, then scale (the CLI does it with PIL, the page with a canvas). Pixels that
-  are not opaque are composited on white here, so the page and the CLI agree.
-  In the page `rgba` is a Uint8Array (or Uint8ClampedArray); the worker passes it through.
-* settings["strength"]: 0 < strength ≤ 1; only with an init_image (default 0.8, as diffusers).
-  A strength that runs no step (int(steps · strength) == 0) is an error that says the smallest
-  strength that runs one step.
-* A run from a picture reports where it started (Result.start_index / start_step, the trace's
-  StepTrace.index counts from the full schedule, so the skipped steps are the ones before
-  start_step), t_start (the timestep the noise was added at), the add_noise weights
-  x_t = signal·x_0 + noise·ε and the init latent x_0 itself (see `Start`).
+  model's width×height (manifest defaults.width/height). Resize before: centre-crop to the model's
+  aspect ratio, then scale (the CLI does it with PIL, cpython/images.py; the page with a canvas).
+  Pixels that are not opaque are composited on white here, so the page and the CLI agree. In the
+  page `rgba` is a Uint8Array or Uint8ClampedArray; app.js → worker → session pass it as it is.
+* settings["strength"]: 0 < strength ≤ 1, only together with init_image (default 0.8, as diffusers;
+  a strength without a picture is an error). A strength that runs no step (int(steps·strength) == 0)
+  is an error naming the smallest strength that runs one. `check` gives these errors (field
+  "strength" or "init_image"), as does a model without a VAE encoder (field "init_image").
+* Unknown settings keys are errors: "unknown setting 'strenght' (did you mean 'strength'?)".
+* The result of a run from a picture (`generate`/`explain`, and the worker's reply) has
+  `start` = {strength, start_step, start_index, steps_run, t_start, signal, noise, init_latent,
+  shape, width, height, transparent_pixels}; `start` is null for a run from noise:
+  - start_step: diffusers' t_start, the first step that runs; steps 0 … start_step−1 are skipped
+    (grey them out). steps_run = steps − start_step.
+  - start_index: the first UNet call that runs (start_step · scheduler order; Heun has 2 calls a step).
+    Each step report's `index`/`step` count from the full schedule, so the first report has
+    index == start_index and step == start_step; there are no reports for skipped steps.
+  - t_start: the timestep the picture's latent was noised to (= the first report's timestep).
+  - signal, noise: the forward-process weights of that jump, x_{t_start} = signal·x_0 + noise·ε
+    (sqrt(ᾱ_t) and sqrt(1−ᾱ_t) for DDIM/DDPM/PNDM/LCM; 1 and sigma for the Euler family, whose
+    latents are x_0 + sigma·ε; alpha_t and sigma_t of sigma for DPM++/UniPC).
+  - init_latent: x_0, the picture's latent (a Float32Array of `shape`, scaled like every latent).
+  - width, height: the picture's size; transparent_pixels: how many were composited on white.
+  The result's `settings` carry no picture and no strength (a re-run from them is a run from noise).
+  timings.encode_ms is the VAE encoder's time.
+* `window.sdlens.encode({width, height, rgba}, seed)` (worker message "encode") → {latent, mean,
+  shape, transparent_pixels}: the picture's latent x_0 drawn exactly as a run with that seed draws it,
+  and the mean of the encoder's distribution (both Float32Arrays, scaled). The worker fetches the VAE
+  encoder's files the first time a picture is used (a "download" message with component
+  "vae_encoder"), not when the model loads.
 """
 
 from __future__ import annotations
