@@ -247,7 +247,8 @@ function clearFieldMessages() {
 }
 
 function fieldMessage(field, text, warning = false) {
-  const el = $(`${field || "prompt"}-message`);
+  // (a field with no message line of its own, such as a setting only the API sets, uses the prompt's)
+  const el = (field && $(`${field}-message`)) || $("prompt-message");
   el.textContent = text;
   el.className = warning ? "field-message warning" : "field-message error";
 }
@@ -378,6 +379,7 @@ async function generate(request, { explain = false, runKey = null, show = true, 
       modified_code: result.modified_code,
       scheduler_name: result.scheduler_name,
       unet_calls: result.unet_calls,
+      start: result.start, // a run from a picture: where it started (null from noise; see py/sdlens/img2img.py)
       warning: check.warning || "",
     };
   } catch (err) {
@@ -493,6 +495,8 @@ window.sdlens = {
   /** Generate with every step's tensors kept for the explainer (run "main" unless runKey says). */
   explain: (options = {}, runKey = "main") => ready.then(() => generate(options, { explain: true, runKey })),
   decode: (latent, shape) => modelReady().then(() => call("decode", { latent, shape })),
+  /** A picture ({width, height, rgba} at the model's size) → its latent as a run with `seed` draws it, and its mean. */
+  encode: (image, seed = 0) => modelReady().then(() => call("encode", { image, seed: String(seed) })),
   /** Generate with edited Python ({guidance?, step?} source text) in the worker, kept as run `runKey`. */
   explainWithCode: (options, code, runKey = "edited") =>
     ready.then(() => generate(options, { explain: true, runKey, show: false, code })),

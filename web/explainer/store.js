@@ -3,7 +3,9 @@
 // what a view shows is exactly what the run computed.
 //
 // A run: {key, settings, manifest, backend, explained, steps: [step], tokens, textEmbeddings,
-//         textShape, final: {width, height, rgba}, decoded: Map(step index → {width, height, rgba})}
+//         textShape, final: {width, height, rgba}, decoded: Map(step index → {width, height, rgba}),
+//         start: null, or for a run from a picture {start_step, t_start, init_latent, …} (the steps
+//         before start_step were skipped; `steps` holds only those that ran)}
 // `explained` is false for a run made with "Explain every step" off: it is still the current run
 // (image, link, downloads, tokens, timeline), but its steps carry no tensors.
 // A step: {index, steps, timestep, sigma, ms, coefficients, shape,
@@ -46,6 +48,7 @@ export class RunStore extends EventTarget {
       timings: result.timings,
       hasAttention: result.has_attention,
       modifiedCode: result.modified_code || [], // ["guidance", "step"]: parts run with a learner's edit
+      start: result.start || null, // a run from a picture: where it started (py/sdlens/img2img.py)
     });
     this.previous.delete(key);
     this.emit("finish", { key });
