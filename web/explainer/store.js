@@ -46,6 +46,9 @@ export class RunStore extends EventTarget {
       timings: result.timings,
       hasAttention: result.has_attention,
       modifiedCode: result.modified_code || [], // ["guidance", "step"]: parts run with a learner's edit
+      // A run from a picture: where it started ({start_step, t_start, …}) and the picture's latent x₀
+      start: result.start || null,
+      initLatent: result.init_latent || null,
     });
     this.previous.delete(key);
     this.emit("finish", { key });
