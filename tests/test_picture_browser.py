@@ -255,3 +255,109 @@ def test_forward_view_equals_cpython(page):
     p.evaluate("""() => { const s = document.getElementById('forward-t'); s.value = '500'; s.dispatchEvent(new Event('input')); }""")
     p.wait_for_function("window.sdlens.debug.displayed.forward.t === 500", timeout=TIMEOUT)
     shot(p, "#forward-section", "forward")
+
+
+# ---------------------------------------------------------------------------------------------
+# A run from a picture (needs the img2img pipeline: sdlens.img2img)
+
+needs_img2img = pytest.mark.skipif(not (ROOT / "py" / "sdlens" / "img2img.py").is_file(), reason="no img2img pipeline yet")
+
+
+@pytest.fixture(scope="module")
+def cpython():
+    from sdlens.cpython.runtime import OnnxRuntime
+    from sdlens.model import Model
+    from sdlens.pipeline import Pipeline
+
+    return Pipeline(Model.from_dir(str(DEFAULT_MODEL)), OnnxRuntime())
+
+
+def draw_rough_circle(p, centre=(32, 32), radius=17, jitter=2.5):
+    """A class's rough red circle: one wobbly stroke around, with the 5-pixel brush."""
+    p.click("#sketch-clear")
+    p.click('.swatch[data-colour="red"]')
+    p.click('.brush-size[data-size="5"]')
+    box = p.locator("#sketch-pad").bounding_box()
+    scale = box["width"] / 64
+    rng = np.random.default_rng(4)
+    points = []
+    for k in range(41):
+        angle = 2 * math.pi * k / 40
+        r = radius + rng.uniform(-jitter, jitter)
+        points.append((box["x"] + (centre[0] + r * math.cos(angle)) * scale,
+                       box["y"] + (centre[1] + r * math.sin(angle)) * scale))
+    p.mouse.move(*points[0])
+    p.mouse.down()
+    for point in points[1:]:
+        p.mouse.move(*point, steps=2)
+    p.mouse.up()
+
+
+@needs_img2img
+def test_a_rough_red_circle_is_cleaned_up_as_the_cli_does(page, cpython):
+    from sdlens.pipeline import Settings
+
+    p = page.page
+    p.fill("#prompt", PROMPT)
+    p.fill("#steps", "25")
+    p.fill("#seed", "42")
+    p.set_checked("#explain", True)
+    draw_rough_circle(p)
+    assert p.is_checked("#picture-on")
+    p.evaluate("() => { const s = document.getElementById('strength'); s.value = '0.7'; s.dispatchEvent(new Event('input')); }")
+    assert p.text_content("#strength-line") == "strength 0.7 → the last 17 of 25 steps run"
+    shot(p, "#start-picture", "sketch-pad")
+    sketch = pad_pixels(p)
+    p.click("#generate")
+    p.wait_for_function("window.sdlens.store.main?.final && !document.getElementById('generate').disabled", timeout=TIMEOUT)
+    page_image = np.array(p.evaluate("Array.from(window.sdlens.store.main.final.rgba)"), np.uint8).reshape(64, 64, 4)[..., :3]
+
+    result = cpython.generate(Settings(prompt=PROMPT, seed=42, steps=25, guidance=7.5, scheduler="ddim",
+                                       init_image={"width": 64, "height": 64, "rgba": sketch.tobytes()}, strength=0.7))
+    cli = np.frombuffer(result.rgb, np.uint8).reshape(64, 64, 3)
+    assert np.abs(page_image.astype(int) - cli.astype(int)).max() <= 2
+    # The model cleaned it up: a filled red disc on white (the sketch was a red ring)
+    assert tuple(sketch[32, 32, :3]) == BLANK
+    r, g, b = page_image[32, 32].astype(int)
+    assert r > 150 and g < 100 and b < 100, page_image[32, 32]
+    assert (page_image[[2, 2, 61, 61], [2, 61, 2, 61]] > 200).all()
+
+    # 8 of 25 steps skipped, greyed under the timeline; the run has 17 steps
+    assert p.locator(".tl-steps span.skipped").count() == 8
+    assert p.evaluate("window.sdlens.store.main.steps.length") == 17
+    # No link pretends to reproduce it; Save image saves it like any run
+    assert "prompt=" not in p.url
+    assert p.is_visible("#link-note") and p.is_disabled("#copy-link")
+    p.evaluate("window.sdlens.store.select(8)")
+    shot(p, "#output", "img2img-step")
+
+    # The forward view starts at the run's x₀ (the picture's latent) and marks where the run started
+    p.wait_for_function("window.sdlens.debug.displayed.forward?.source === 'init'", timeout=TIMEOUT)
+    shown = p.evaluate("""() => { const f = window.sdlens.debug.displayed.forward, run = window.sdlens.store.main;
+        return {t: f.t, t_start: f.t_start, latent: Array.from(f.latent), first: Array.from(run.steps[0].tensors.latent),
+                timestep: run.steps[0].timestep}; }""")
+    assert shown["t"] == shown["t_start"] == round(shown["timestep"])
+    # x_t at the run's start is exactly the latent the run started from (DDIM's add_noise is this jump)
+    first, got = np.array(shown["first"]), np.array(shown["latent"])
+    assert np.abs(got - first).max() <= 1e-3 * float(first.max() - first.min())
+    assert p.locator("#forward-start-mark").count() == 1
+    shot(p, "#forward-section", "forward-img2img")
+
+
+@needs_img2img
+def test_generate_takes_a_data_url_or_rgba(page):
+    p = page.page
+    p.set_checked("#picture-on", False)
+    picture = Image.new("RGB", (64, 64), BLANK)
+    ImageDraw.Draw(picture).ellipse([14, 14, 49, 49], fill=RED)
+    rgba = np.asarray(picture.convert("RGBA")).reshape(-1).tolist()
+    settings = {"prompt": PROMPT, "steps": 6, "seed": 5, "strength": 0.5}
+    from_rgba = p.evaluate("""async ([s, rgba]) => { const r = await window.sdlens.generate({...s,
+        init_image: {width: 64, height: 64, rgba: Uint8Array.from(rgba)}}); return Array.from(r.rgba); }""", [settings, rgba])
+    import base64
+    url = "data:image/png;base64," + base64.b64encode(png_bytes(picture, format="PNG")).decode()
+    from_url = p.evaluate("async ([s, url]) => Array.from((await window.sdlens.generate({...s, init_image: url})).rgba)", [settings, url])
+    assert from_rgba == from_url
+    message = p.evaluate("""async (s) => { try { await window.sdlens.generate({...s, init_image: 'data:text/plain,hello'}); return ''; }
+        catch (e) { return e.message; } }""", settings)
+    assert "init_image must be a data URL of a picture" in message
