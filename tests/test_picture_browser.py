@@ -227,12 +227,32 @@ def test_each_picture_gets_its_message_and_nothing_is_lost(page):
     shot(p, "#start-picture", "picker")
 
 
+def check_encoded_final_image(p, shown, seed):
+    """The page's x₀ is CPython's VAE encoding of the same final image, with the same seed."""
+    from sdlens.cpython.runtime import OnnxRuntime
+    from sdlens.img2img import check_init_image
+    from sdlens.model import Model
+    from sdlens.pipeline import Pipeline
+    from sdlens.rng import Generator
+
+    final = bytes(p.evaluate("Array.from(window.sdlens.store.main.final.rgba)"))
+    pipeline = Pipeline(Model.from_dir(str(DEFAULT_MODEL)), OnnxRuntime())
+    latent = pipeline.encode_image(check_init_image({"width": 64, "height": 64, "rgba": final}, 64, 64), Generator(seed))
+    expected = np.array(pipeline.runtime.read(latent), np.float32)
+    got = np.array(shown["x0"], np.float32)
+    assert np.abs(got - expected).max() <= 1e-3 * float(expected.max() - expected.min())
+
+
 def test_forward_view_equals_cpython(page):
     p = page.page
     p.set_checked("#picture-on", False)
     settings = {"prompt": PROMPT, "steps": 6, "seed": 11}
     p.evaluate("(s) => window.sdlens.explain(s)", settings)
-    p.wait_for_function("window.sdlens.debug.displayed.forward?.source === 'final_latent'", timeout=TIMEOUT)
+    p.wait_for_function("['encoded', 'final_latent'].includes(window.sdlens.debug.displayed.forward?.source)", timeout=TIMEOUT)
+    source = p.evaluate("window.sdlens.debug.displayed.forward.source")
+    # With a VAE encoder (the default model has one, once the img2img pipeline is in), x₀ is the
+    # final image encoded back, and ε the seed's second draw, as a run from that picture would draw.
+    assert source == ("encoded" if (ROOT / "py" / "sdlens" / "img2img.py").is_file() else "final_latent")
     for t in (0, 321, 999):
         p.evaluate("""(t) => { const s = document.getElementById('forward-t'); s.value = String(t);
             s.dispatchEvent(new Event('input')); }""", t)
@@ -240,13 +260,16 @@ def test_forward_view_equals_cpython(page):
         shown = p.evaluate("""() => { const f = window.sdlens.debug.displayed.forward;
             return {t: f.t, weights: f.weights, shape: f.shape, latent: Array.from(f.latent), x0: Array.from(f.x0),
                     final: Array.from(window.sdlens.store.main.latents)}; }""")
-        assert shown["x0"] == shown["final"]  # x₀ is the run's own final latent
+        if source == "final_latent":
+            assert shown["x0"] == shown["final"]  # x₀ is the run's own final latent
+        elif t == 0:
+            check_encoded_final_image(p, shown, settings["seed"])
         manifest = json.loads((DEFAULT_MODEL / "manifest.json").read_text())
         alphas = alphas_cumprod(manifest["scheduler_config"])
         signal, noise = weights(alphas, t)
         assert shown["weights"] == pytest.approx([signal, noise], abs=1e-7)
         x0 = np.array(shown["x0"], np.float32)
-        eps = np.array(run_noise(settings["seed"], shown["shape"]), np.float32)
+        eps = np.array(run_noise(settings["seed"], shown["shape"], from_picture=source == "encoded"), np.float32)
         expected = np.float32(signal) * x0 + np.float32(noise) * eps
         got = np.array(shown["latent"], np.float32)
         span = float(expected.max() - expected.min())

@@ -516,6 +516,7 @@ window.sdlens = {
     return call("forward", args);
   }),
   schedule: () => modelReady().then(() => call("schedule")),
+  forwardEncode: (rgba, seed) => modelReady().then(() => call("forwardEncode", { rgba, seed })),
   /** Generate with edited Python ({guidance?, step?} source text) in the worker, kept as run `runKey`. */
   explainWithCode: (options, code, runKey = "edited") =>
     ready.then(() => generate(options, { explain: true, runKey, show: false, code })),

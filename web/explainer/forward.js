@@ -20,9 +20,27 @@ export function cleanLatent(run) {
   }
   if (run.latents && shape) {
     return { latent: run.latents, shape, fromPicture: false, source: "final_latent",
-      says: "x₀ is this run's final latent: the one the VAE decoder drew the picture from." };
+      says: "This model has no VAE encoder, so x₀ is this run's final latent: the one the VAE decoder drew the picture from." };
   }
   return null;
+}
+
+/** A text-to-image run's x₀: its final image encoded back through the VAE encoder, as training
+ * encodes a picture (and as a run from this picture with this seed would); else `cleanLatent`. */
+async function encodedLatent(run, api) {
+  const fallback = cleanLatent(run);
+  const shape = run?.steps[0]?.shape;
+  if (!run?.final || run.initLatent || !shape) return fallback;
+  try {
+    const latent = await api.forwardEncode(run.final.rgba, run.settings.seed);
+    if (latent) {
+      return { latent, shape, fromPicture: true, source: "encoded",
+        says: "x₀ is the final image encoded back by the VAE encoder, the way training encodes a picture." };
+    }
+  } catch (err) {
+    console.warn(`the VAE encoder could not encode the final image: ${err.message}`);
+  }
+  return fallback;
 }
 
 export function mountForward(explainer, store, api) {
@@ -118,13 +136,14 @@ export function mountForward(explainer, store, api) {
 
   async function follow() {
     const run = store.main;
-    const clean = cleanLatent(run);
+    if (current?.run === run && run) return;
+    const clean = await encodedLatent(run, api);
+    if (store.main !== run) return; // another run finished meanwhile
     section.hidden = !clean;
     if (!clean) {
       current = null;
       return;
     }
-    if (current?.run === run) return;
     current = { run, clean };
     await ensureSchedule();
     const skip = skippedSteps(run);

@@ -31,7 +31,8 @@ export class RunStore extends EventTarget {
   addStep(key, step) {
     const run = this.runs.get(key);
     run.steps.push(step);
-    if (key === "main") this.selected = step.index;
+    // (the position in run.steps: a run from a picture's first step is not step 0 of its schedule)
+    if (key === "main") this.selected = run.steps.length - 1;
     this.emit("step", { key, index: step.index });
   }
 

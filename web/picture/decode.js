@@ -47,13 +47,17 @@ export function headerSize(bytes, kind) {
   return null;
 }
 
-/** Where to cut: the largest centred rectangle of the model's aspect ratio (what the CLI does too). */
+/** Python's round(): halves go to the even neighbour (the CLI computes the crop with it). */
+const roundHalfEven = (x) => (Math.abs(x % 1) === 0.5 ? 2 * Math.round(x / 2) : Math.round(x));
+
+/** Where to cut: the largest centred rectangle of the model's aspect ratio (the CLI's rule,
+ * sdlens/cpython/images.py load_init_image). */
 export function centreCrop(width, height, targetWidth, targetHeight) {
   if (width * targetHeight > height * targetWidth) {
-    const w = Math.round((height * targetWidth) / targetHeight);
+    const w = roundHalfEven((height * targetWidth) / targetHeight);
     return { x: Math.floor((width - w) / 2), y: 0, width: w, height };
   }
-  const h = Math.round((width * targetHeight) / targetWidth);
+  const h = roundHalfEven((width * targetHeight) / targetWidth);
   return { x: 0, y: Math.floor((height - h) / 2), width, height: h };
 }
 
