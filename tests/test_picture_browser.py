@@ -248,6 +248,7 @@ def test_forward_view_equals_cpython(page):
     p.set_checked("#picture-on", False)
     settings = {"prompt": PROMPT, "steps": 6, "seed": 11}
     p.evaluate("(s) => window.sdlens.explain(s)", settings)
+    p.locator("#forward-section").scroll_into_view_if_needed()  # it computes when looked at
     p.wait_for_function("['encoded', 'final_latent'].includes(window.sdlens.debug.displayed.forward?.source)", timeout=TIMEOUT)
     source = p.evaluate("window.sdlens.debug.displayed.forward.source")
     # With a VAE encoder (the default model has one, once the img2img pipeline is in), x₀ is the
@@ -355,6 +356,7 @@ def test_a_rough_red_circle_is_cleaned_up_as_the_cli_does(page, cpython):
     shot(p, "#output", "img2img-step")
 
     # The forward view starts at the run's x₀ (the picture's latent) and marks where the run started
+    p.locator("#forward-section").scroll_into_view_if_needed()
     p.wait_for_function("window.sdlens.debug.displayed.forward?.source === 'init'", timeout=TIMEOUT)
     shown = p.evaluate("""() => { const f = window.sdlens.debug.displayed.forward, run = window.sdlens.store.main;
         return {t: f.t, t_start: f.t_start, latent: Array.from(f.latent), first: Array.from(run.steps[0].tensors.latent),

@@ -74,6 +74,7 @@ export function mountForward(explainer, store, api) {
   let busy = false;
   let wanted = null;
   let startT = null;
+  let loading = null; // the run whose x₀ is being fetched
 
   async function ensureSchedule() {
     if (!alphas) alphas = await api.schedule();
@@ -137,11 +138,17 @@ export function mountForward(explainer, store, api) {
   async function follow() {
     const run = store.main;
     if (current?.run === run && run) return;
-    const clean = await encodedLatent(run, api);
+    if (!run?.final) return;
+    if (!visible || loading === run) return; // computed when looked at: at 512² the encoder and decoder take seconds
+    loading = run;
+    const clean = await encodedLatent(run, api).finally(() => (loading = null));
     if (store.main !== run) return; // another run finished meanwhile
-    section.hidden = !clean;
+    body.hidden = !clean;
     if (!clean) {
       current = null;
+      $("forward-source").textContent = run?.final
+        ? "Run with “Explain every step” on to see this run's own latent here."
+        : "Run the model: its picture appears here, and you can noise it to any t.";
       return;
     }
     current = { run, clean };
@@ -149,19 +156,30 @@ export function mountForward(explainer, store, api) {
     const skip = skippedSteps(run);
     startT = skip ? Math.round(run.start?.t_start ?? run.steps[0].timestep) : null;
     $("forward-source").textContent = clean.says;
-    drawRgba($("forward-x0"), clean.fromPicture ? run.settings.init_image : run.final);
-    section.querySelector("#forward-x0 + figcaption").textContent = clean.fromPicture ? "the picture (x₀, t = 0)" : "x₀: the final image (t = 0)";
+    const init = clean.source === "init";
+    drawRgba($("forward-x0"), init ? run.settings.init_image : run.final);
+    section.querySelector("#forward-x0 + figcaption").textContent = init ? "the starting picture (x₀)" : "the final image (x₀)";
     const t = startT ?? Number(slider.value);
     slider.value = String(t);
     await show(t);
   }
 
+  const body = section.querySelector(".forward-body");
+  let visible = false;
+  new IntersectionObserver((entries) => {
+    visible = entries.some((entry) => entry.isIntersecting);
+    if (visible) follow();
+  }).observe(section);
   slider.addEventListener("input", () => show(Number(slider.value)));
   store.addEventListener("finish", ({ detail }) => detail.key === "main" && follow());
   store.addEventListener("run", ({ detail }) => {
-    if (detail.key === "main" && !store.main?.final) section.hidden = true; // a new run is on its way
+    if (detail.key === "main" && !store.main?.final) { // a new run is on its way
+      body.hidden = true;
+      current = null;
+      $("forward-source").textContent = "Waiting for the run to finish…";
+    }
   });
-  section.hidden = true;
-  follow();
+  body.hidden = true;
+  $("forward-source").textContent = "Run the model: its picture appears here, and you can noise it to any t.";
   return { show, follow, section };
 }
