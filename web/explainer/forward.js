@@ -38,7 +38,9 @@ async function encodedLatent(run, api) {
         says: "x₀ is the final image encoded back by the VAE encoder, the way training encodes a picture." };
     }
   } catch (err) {
-    console.warn(`the VAE encoder could not encode the final image: ${err.message}`);
+    // (an encoder that fails: the run's own final latent still shows the forward process)
+    return fallback && { ...fallback, says: `The VAE encoder could not encode the final image (${err.message}), ` +
+      "so x₀ is this run's final latent: the one the VAE decoder drew the picture from." };
   }
   return fallback;
 }
