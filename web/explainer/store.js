@@ -47,9 +47,9 @@ export class RunStore extends EventTarget {
       timings: result.timings,
       hasAttention: result.has_attention,
       modifiedCode: result.modified_code || [], // ["guidance", "step"]: parts run with a learner's edit
-      // A run from a picture: where it started ({start_step, t_start, …}) and the picture's latent x₀
+      // A run from a picture: where it started ({start_step, t_start, shape, …}) and the picture's latent x₀
       start: result.start || null,
-      initLatent: result.init_latent || null,
+      initLatent: result.start?.init_latent || null,
     });
     this.previous.delete(key);
     this.emit("finish", { key });
