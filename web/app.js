@@ -516,7 +516,8 @@ window.sdlens = {
     return call("forward", args);
   }),
   schedule: () => modelReady().then(() => call("schedule")),
-  forwardEncode: (rgba, seed) => modelReady().then(() => call("forwardEncode", { rgba, seed })),
+  /** A picture's latent as a run from it with `seed` would draw it (the worker's "encode"): {latent, mean, shape}. */
+  encode: (image, seed) => modelReady().then(() => call("encode", { image, seed })),
   /** Generate with edited Python ({guidance?, step?} source text) in the worker, kept as run `runKey`. */
   explainWithCode: (options, code, runKey = "edited") =>
     ready.then(() => generate(options, { explain: true, runKey, show: false, code })),

@@ -195,13 +195,6 @@ const handlers = {
     forward.destroy();
     return { ...js, rgba: rgbToRgba(js.rgb, js.width * js.height), rgb: undefined };
   },
-  // A text-to-image run's final image back through the VAE encoder, for the same view (or null).
-  async forwardEncode({ rgba, seed }) {
-    const forward = pyodide.pyimport("sdlens.browser.forward");
-    const latent = await forward.encode.callPromising(loaded.session, rgba, seed);
-    forward.destroy();
-    return latent ?? null;
-  },
   async schedule() {
     const forward = pyodide.pyimport("sdlens.browser.forward");
     const alphas = fromPython(forward.schedule(loaded.session));

@@ -32,13 +32,14 @@ async function encodedLatent(run, api) {
   const shape = run?.steps[0]?.shape;
   if (!run?.final || run.initLatent || !shape) return fallback;
   try {
-    const latent = await api.forwardEncode(run.final.rgba, run.settings.seed);
+    const { latent } = await api.encode(run.final, run.settings.seed);
     if (latent) {
       return { latent, shape, fromPicture: true, source: "encoded",
         says: "x₀ is the final image encoded back by the VAE encoder, the way training encodes a picture." };
     }
   } catch (err) {
-    // (an encoder that fails: the run's own final latent still shows the forward process)
+    // (no encoder, or one that fails: the run's own final latent still shows the forward process)
+    if (/no VAE encoder/.test(err.message)) return fallback;
     return fallback && { ...fallback, says: `The VAE encoder could not encode the final image (${err.message}), ` +
       "so x₀ is this run's final latent: the one the VAE decoder drew the picture from." };
   }

@@ -24,17 +24,3 @@ def forward(session, x0_f32, shape, t: int, seed: int, from_picture: bool) -> di
     signal, noise = weights(alphas, int(t))
     return {**picture, "latent": latent, "signal": signal, "noise": noise, "alpha_bar": alphas[int(t)], "t": int(t)}
 
-
-def encode(session, rgba, seed):
-    """A picture at the model's size (a text-to-image run's final image) → its latent x₀, through
-    the VAE encoder as a run from that picture with this seed would make it (the encoder's sample
-    is the seed's first draw; run_noise(from_picture=True) is the second). None without an encoder."""
-    from ..img2img import check_init_image
-    from ..rng import Generator
-
-    if not session.pipeline.has_encoder():
-        return None
-    defaults = session.model.defaults
-    picture = check_init_image({"width": defaults["width"], "height": defaults["height"], "rgba": rgba},
-                               defaults["width"], defaults["height"])
-    return session.runtime.read_f32(session.pipeline.encode_image(picture, Generator(int(seed))))
