@@ -53,7 +53,8 @@ def shot(p, selector, name):
     for width, height in ((1280, 720), (390, 844)):
         p.set_viewport_size({"width": width, "height": height})
         p.wait_for_timeout(300)
-        p.locator(selector).first.scroll_into_view_if_needed()
+        p.evaluate("(s) => document.querySelector(s).scrollIntoView({block: 'start'})", selector)
+        p.wait_for_timeout(200)
         p.screenshot(path=str(ARTIFACTS / f"picture-{name}-{width}.png"))
         if width < 600:
             assert p.evaluate("document.documentElement.scrollWidth") <= width, f"{name} overflows at {width} px"
@@ -353,7 +354,8 @@ def test_a_rough_red_circle_is_cleaned_up_as_the_cli_does(page, cpython):
     assert "prompt=" not in p.url
     assert p.is_visible("#link-note") and p.is_disabled("#copy-link")
     p.evaluate("window.sdlens.store.select(8)")
-    shot(p, "#output", "img2img-step")
+    shot(p, "#timeline", "img2img-step")  # the timeline with the skipped steps, and the overview
+    shot(p, "#image", "img2img-image")
 
     # The forward view starts at the run's x₀ (the picture's latent) and marks where the run started
     p.locator("#forward-section").scroll_into_view_if_needed()
