@@ -384,6 +384,7 @@ async function generate(request, { explain = false, runKey = null, show = true, 
       modified_code: result.modified_code,
       scheduler_name: result.scheduler_name,
       unet_calls: result.unet_calls,
+      start: result.start, // a run from a picture: where it started (null from noise; see py/sdlens/img2img.py)
       warning: check.warning || "",
     };
   } catch (err) {
@@ -516,8 +517,8 @@ window.sdlens = {
     return call("forward", args);
   }),
   schedule: () => modelReady().then(() => call("schedule")),
-  /** A picture's latent as a run from it with `seed` would draw it (the worker's "encode"): {latent, mean, shape}. */
-  encode: (image, seed) => modelReady().then(() => call("encode", { image, seed })),
+  /** A picture ({width, height, rgba} at the model's size) → its latent as a run with `seed` draws it, and its mean. */
+  encode: (image, seed = 0) => modelReady().then(() => call("encode", { image, seed: String(seed) })),
   /** Generate with edited Python ({guidance?, step?} source text) in the worker, kept as run `runKey`. */
   explainWithCode: (options, code, runKey = "edited") =>
     ready.then(() => generate(options, { explain: true, runKey, show: false, code })),

@@ -92,6 +92,20 @@ export class OrtRuntime {
     return Float32Array.from(await tensor.getData());
   }
 
+  /**
+   * H·W·3 RGB bytes → a (1, 3, H, W) float32 tensor in [-1, 1]: x / 255 · 2 − 1, as diffusers' image
+   * processor (and the CPython runtime) computes it in float32. Each operation is done in double and
+   * rounded once to float32, which gives the float32 result exactly.
+   */
+  fromRgb8(rgb, width, height) {
+    const plane = width * height;
+    const values = new Float32Array(3 * plane);
+    for (let i = 0; i < plane; i++) {
+      for (let c = 0; c < 3; c++) values[c * plane + i] = Math.fround(2 * Math.fround(rgb[3 * i + c] / 255) - 1);
+    }
+    return new this.ort.Tensor("float32", values, [1, 3, height, width]);
+  }
+
   async toRgb8(image) {
     const session = await this.op("to_rgb");
     const pixels = (await session.run({ image })).pixels;

@@ -128,13 +128,33 @@ async function loadModel({ modelId, manifestUrl, preference, threads, variant })
   graph.destroy();
   await session.preview.prepare.callPromising();
   const preview = fromPython(session.preview_info());
-  loaded = { modelId, manifest, backend, session, runtime, preview };
+  loaded = { modelId, manifest, backend, session, runtime, preview, base, byPath, encoder: null };
   const timings = { download_ms: downloadMs, sessions_ms: performance.now() - sessionsStarted };
   return { modelId, backend, manifest, preview: { kind: preview.kind, label: preview.label, width: preview.width, height: preview.height }, timings, notKept };
 }
 
+/**
+ * The VAE encoder's files, fetched (or read from the cache) the first time a run starts from a
+ * picture: text-to-image never needs them, so loading a model does not download them. Its session
+ * is then created by Python on first use (Pipeline.graph). A model without an encoder, or without
+ * this variant of it, is left to Python, which says so in words.
+ */
+async function ensureEncoder() {
+  const { manifest, backend, base, byPath } = loaded;
+  const files = manifest.components.vae_encoder?.variants?.[backend.variant]?.files;
+  if (!files) return;
+  loaded.encoder ??= ensureCached(base, files, (progress) => post({ type: "download", component: "vae_encoder", ...progress }))
+    .then(() => files.forEach((entry) => byPath.set(entry.path, entry)))
+    .catch((err) => {
+      loaded.encoder = null; // the next try downloads again
+      throw err;
+    });
+  await loaded.encoder;
+}
+
 async function generate({ settings, explain = false, code = null }) {
   stopRequested = false;
+  if (settings.init_image) await ensureEncoder();
   const { session, manifest } = loaded;
   const { width, height } = loaded.preview; // of each step's picture (a preview decoder's may be smaller)
   const latentWidth = manifest.defaults.width / manifest.vae_scale_factor;
@@ -161,6 +181,17 @@ async function generate({ settings, explain = false, code = null }) {
   return { ...js, rgba };
 }
 
+/** A picture's latent, drawn as a run from it with `seed` draws it, and its mean (see session.encode). */
+async function encode({ image, seed = 0 }) {
+  await ensureEncoder();
+  const pyImage = pyodide.toPy(image);
+  try {
+    return fromPython(await loaded.session.encode.callPromising(pyImage, String(seed)));
+  } finally {
+    pyImage.destroy();
+  }
+}
+
 function rgbToRgba(rgb, pixels) {
   const rgba = new Uint8ClampedArray(pixels * 4);
   for (let i = 0, j = 0; i < rgb.length; i += 3, j += 4) {
@@ -184,6 +215,7 @@ const handlers = {
   },
   load: loadModel,
   generate,
+  encode,
   async decode({ latent, shape }) {
     const { rgb, width, height, by } = fromPython(await loaded.session.decode.callPromising(latent, shape));
     return { width, height, by, rgba: rgbToRgba(rgb, width * height) };

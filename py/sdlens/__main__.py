@@ -4,8 +4,10 @@ and serving the browser app (`sdlens serve`, `sdlens site OUT`)."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from .errors import SdlensError
@@ -45,10 +47,22 @@ def cmd_generate(args) -> int:
 
     model = Model.from_dir(resolve_model_dir(args.model), variant=args.variant)
     request = {k: getattr(args, k) for k in ("prompt", "negative", "seed", "steps", "guidance", "scheduler", "karras",
-                                              "formula_below_one")}
-    settings = Settings.from_request(request, model.defaults).checked()
+                                              "formula_below_one", "strength")}
+    settings = Settings.from_request(request, model.defaults)
+    # The settings' own errors first (a bad seed, a strength without a picture), before any file is read
+    replace(settings, init_image=args.init_image).checked()
     runtime = OnnxRuntime(threads=args.threads)
     pipeline = Pipeline(model, runtime)
+    if args.init_image is not None:
+        from .cpython.images import load_init_image
+
+        if not pipeline.has_encoder():  # before reading the picture: nothing it holds would help
+            raise SdlensError(f"model {model.name} has no VAE encoder, so it cannot start from a picture "
+                              "(--init-image); choose a model that has one")
+        settings.init_image, notes = load_init_image(args.init_image, model.defaults["width"], model.defaults["height"])
+        for note in notes:
+            print(note)
+    settings = pipeline.checked(settings)
 
     for label, text in (("prompt", settings.prompt), ("negative prompt", settings.negative)):
         dropped = pipeline.tokenizer.encode(text).dropped_words
@@ -59,8 +73,17 @@ def cmd_generate(args) -> int:
     scheduler = pipeline.scheduler(settings)  # a bad scheduler, Karras setting or step count fails here
     print(f"model {model.name} ({args.variant}), backend {runtime.backend}")
     calls = len(scheduler.timesteps)
+    runs = settings.steps
+    if settings.init_image is not None:
+        from .img2img import first_step
+
+        skipped = first_step(settings.steps, settings.strength)
+        runs -= skipped
+        calls -= skipped * scheduler.order
+        print(f"starting from {args.init_image}: strength {settings.strength} → the last "
+              f"{runs} of {settings.steps} steps run")
     print(f"{display_name(settings.scheduler, scheduler.karras)}, {settings.steps} steps"
-          + (f" ({calls} UNet calls)" if calls != settings.steps else "")
+          + (f" ({calls} UNet calls)" if calls != runs else "")
           + f", guidance {settings.guidance}, seed {settings.seed}")
     frames = Path(args.frames) if args.frames else None
     attention_maps = []  # one (tokens, h, w) array per step
@@ -93,10 +116,27 @@ def cmd_generate(args) -> int:
         print(f"wrote {args.save_attention}: attention maps (steps, tokens, h, w) = {np.stack(attention_maps).shape}")
     t = result.timings
     mean_step = sum(t["step_seconds"]) / len(t["step_seconds"])
-    print(f"text {t['text_seconds'] * 1000:.1f} ms, mean step {mean_step * 1000:.1f} ms, "
+    encode = f"encode {t['encode_seconds'] * 1000:.1f} ms, " if result.start is not None else ""
+    print(f"text {t['text_seconds'] * 1000:.1f} ms, {encode}mean step {mean_step * 1000:.1f} ms, "
           f"decode {t['decode_seconds'] * 1000:.1f} ms, total {t['total_seconds']:.2f} s")
     print(f"wrote {args.out}" + (f" and {len(t['step_seconds'])} frames in {frames}" if frames else ""))
     return 0
+
+
+def _parse(parser, commands, argv):
+    """argparse's parse_args, but an unknown option says which known one it resembles."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # "--strenght 0.6": the value after an unknown option is not worth naming on its own
+        unknown = [u for u in unknown if u.startswith("-")] or unknown
+        known = [o for o in commands.choices[args.command]._option_string_actions if o.startswith("--")]
+        hints = []
+        for option in unknown:
+            close = difflib.get_close_matches(option.split("=")[0], known, n=1) if option.startswith("-") else []
+            hints.append(f"{option!r}" + (f" (did you mean {close[0]}?)" if close else ""))
+        commands.choices[args.command].error(f"unknown option{'s' if len(unknown) > 1 else ''} "
+                                             f"or argument{'s' if len(unknown) > 1 else ''}: {', '.join(hints)}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,6 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--formula-below-one", action="store_true",
                      help="use ε_uncond + g·(ε_cond − ε_uncond) at g < 1 too (g = 0 ignores the prompt); "
                           "diffusers, and the default, turn guidance off at g ≤ 1")
+    gen.add_argument("--init-image", metavar="PATH",
+                     help="start from this picture (img2img): centre-cropped to the model's shape and resized "
+                          "to its size; PNG, JPEG, WebP, …")
+    gen.add_argument("--strength", help="with --init-image: how much of the run is redone, above 0 and at most 1; "
+                                        "int(steps × strength) of the steps run (default 0.8)")
     gen.add_argument("--variant", default="fp32", help="precision variant of every component (default fp32)")
     gen.add_argument("--out", default="out.png", help="PNG file for the final image")
     gen.add_argument("--frames", help="folder for a PNG of the predicted clean image at every step")
@@ -139,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     site = commands.add_parser("site", help="write the app as a folder any static file server serves")
     serving.add_site_arguments(site)
 
-    args = parser.parse_args(argv)
+    args = _parse(parser, commands, argv)
     if args.command == "serve":
         return serving.serve(args, layout)
     if args.command == "site":

@@ -17,6 +17,8 @@ from .errors import SdlensError
 
 MANIFEST_FORMAT = "sdlens-model/1"
 COMPONENTS = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
+#: components a model may lack: without a VAE encoder it cannot start from a picture
+OPTIONAL_COMPONENTS = ("vae_encoder",)
 
 
 @dataclass
@@ -59,12 +61,18 @@ class Model:
         """Pick one precision variant for every component (each must have it)."""
         for component in COMPONENTS:
             have = self.manifest["components"].get(component, {}).get("variants", {})
+            if not have and component in OPTIONAL_COMPONENTS:
+                continue
             if variant not in have:
                 raise SdlensError(
                     f"model {self.manifest.get('name')} has no {variant} variant of {component} "
                     f"(it has: {', '.join(have) or 'none'})"
                 )
-        self.variants = {c: variant for c in COMPONENTS}
+        self.variants = {c: variant for c in COMPONENTS if self.has(c)}
+
+    def has(self, component: str) -> bool:
+        """Whether the model ships this component (every model has all but the VAE encoder)."""
+        return bool(self.manifest["components"].get(component, {}).get("variants"))
 
     def graph(self, component: str) -> dict:
         """The manifest entry of the chosen variant of a component: files, inputs, outputs."""
@@ -78,7 +86,7 @@ class Model:
     def files(self) -> list[dict]:
         """Every file the chosen variants need, tokenizer first."""
         entries = [self.manifest["tokenizer"]["file"]]
-        for component in COMPONENTS:
+        for component in self.variants:
             entries += self.graph(component)["files"]
         return entries
 

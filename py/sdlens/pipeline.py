@@ -4,19 +4,26 @@
     seed ──randn──► noise x_T ──► [ UNet ε-prediction ─► guidance ─► scheduler step ] × N ─► x_0
     x_0 ──VAE decoder──► image
 
-The order of operations is diffusers' StableDiffusionPipeline, so that the same checkpoint, prompt,
-seed, scheduler, steps and guidance give the same image. All tensor math goes through the runtime
+From a picture (img2img.py), x_T is the picture's latent noised to a middle step instead, and only
+the last steps run.
+
+The order of operations is diffusers' StableDiffusionPipeline (StableDiffusionImg2ImgPipeline from
+a picture), so that the same checkpoint, prompt, seed, scheduler, steps and guidance give the same
+image. All tensor math goes through the runtime
 (see runtime.py): this file only decides *what* to compute.
 """
 
 from __future__ import annotations
 
+import difflib
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from .errors import SdlensError
 from .guidance import check_flag, check_guidance, guide, uses_guidance
+from .img2img import (DEFAULT_STRENGTH, InitImage, Start, check_init_image, check_strength, first_step,
+                      sample_latent)
 from .model import Model
 from .rng import Generator, check_seed
 from .schedulers import check_karras, display_name, make_scheduler
@@ -46,11 +53,24 @@ class Settings:
     karras: Optional[bool] = None
     # Off (the default, as diffusers): g ≤ 1 turns guidance off. On: the formula at every g.
     formula_below_one: bool = False
+    #: the picture to start from ({width, height, rgba} at the model's size, or an InitImage); None: from noise
+    init_image: Any = None
+    #: how much of the run a picture's run redoes, 0 < strength ≤ 1 (only with init_image; default 0.8)
+    strength: Any = None
+
+    #: what a request may name; "model" is the page's (it picks the model, not a setting of the run)
+    KEYS = ("prompt", "negative", "seed", "steps", "guidance", "scheduler", "karras", "formula_below_one",
+            "init_image", "strength", "model")
 
     @classmethod
     def from_request(cls, request: dict, defaults: dict) -> "Settings":
         """What a user asked for (command line or page), with the model's defaults (manifest
-        "defaults") for whatever they left out (missing, None or an empty scheduler). Unchecked."""
+        "defaults") for whatever they left out (missing, None or an empty scheduler). A key it does
+        not know is an error (a typo must not silently run something else); values are unchecked."""
+        unknown = [key for key in request if key not in cls.KEYS]
+        if unknown:
+            raise SdlensError("; ".join(_unknown_setting(str(key)) for key in unknown))
+
         def given(key, fallback):
             value = request.get(key)
             return fallback if value is None else value
@@ -64,15 +84,35 @@ class Settings:
             scheduler=request.get("scheduler") or defaults["scheduler"],
             karras=given("karras", defaults.get("karras")),
             formula_below_one=given("formula_below_one", False),
+            init_image=request.get("init_image"),
+            strength=request.get("strength"),
         )
 
-    def checked(self) -> "Settings":
-        """The same settings, validated; raises SdlensError naming the bad field."""
+    def checked(self, width: int | None = None, height: int | None = None) -> "Settings":
+        """The same settings, validated; raises SdlensError naming the bad field. An init_image is
+        checked against the model's size (width, height) when they are given."""
         if not isinstance(self.prompt, str) or not isinstance(self.negative, str):
             raise SdlensError("prompt and negative prompt must be text")
-        return Settings(self.prompt, self.negative, check_seed(self.seed), check_steps(self.steps, MAX_STEPS),
+        steps = check_steps(self.steps, MAX_STEPS)
+        init_image, strength = self.init_image, None
+        if init_image is None:
+            if self.strength not in (None, ""):
+                raise SdlensError("strength needs a picture to start from (init_image); without one every step runs")
+        else:
+            if width is not None:
+                init_image = check_init_image(init_image, width, height)
+            strength = check_strength(DEFAULT_STRENGTH if self.strength in (None, "") else self.strength, steps)
+        return Settings(self.prompt, self.negative, check_seed(self.seed), steps,
                         check_guidance(self.guidance), self.scheduler, karras=check_karras(self.karras),
-                        formula_below_one=check_flag(self.formula_below_one, "formula_below_one"))
+                        formula_below_one=check_flag(self.formula_below_one, "formula_below_one"),
+                        init_image=init_image, strength=strength)
+
+
+def _unknown_setting(key: str) -> str:
+    """"unknown setting 'strenght' (did you mean 'strength'?)": the message for a key we do not know."""
+    close = difflib.get_close_matches(key, Settings.KEYS, n=1)
+    return f"unknown setting {key!r}" + (f" (did you mean {close[0]!r}?)" if close else
+                                          f"; known settings: {', '.join(Settings.KEYS)}")
 
 
 @dataclass
@@ -117,6 +157,8 @@ class Result:
     scheduler_name: str = ""  # what users call the scheduler that ran ("DPM++ 2M Karras")
     karras: bool = False  # whether it ran with Karras sigmas
     unet_calls: int = 0
+    #: a run from a picture: where it started (the skipped steps are those before start.start_step)
+    start: Optional[Start] = None
 
 
 class Pipeline:
@@ -158,6 +200,25 @@ class Pipeline:
         outputs = self.runtime.run(self.graph("unet"), {"sample": sample, "timestep": t, "encoder_hidden_states": context})
         return outputs[self.model.graph("unet")["outputs"][0]["name"]], outputs.get(ATTENTION_OUTPUT)
 
+    def has_encoder(self) -> bool:
+        """Whether this model can start from a picture (it ships a VAE encoder)."""
+        return self.model.has("vae_encoder")
+
+    def encode_image(self, image: InitImage, generator: Optional[Generator]):
+        """A picture → its latent x_0, as diffusers' img2img prepare_latents: the encoder gives a
+        distribution (mean ‖ log-variance) and x_0 is a sample of it, drawn from the run's generator,
+        times the scaling factor the VAE was trained with. Without a generator: the mean."""
+        if not self.has_encoder():
+            raise SdlensError(f"model {self.model.name} has no VAE encoder, so it cannot start from a picture")
+        pixels = self.runtime.from_rgb8(image.rgb, image.width, image.height)
+        parameters = self._run("vae_encoder", {"sample": pixels})
+        batch, channels, h, w = parameters.shape
+        shape = (batch, channels // 2, h, w)
+        noise = generator.randn(shape) if generator is not None else [0.0] * (batch * channels // 2 * h * w)
+        sample = sample_latent(self.runtime.read(parameters), noise,
+                               self.model.manifest["vae_scaling_factor"])
+        return self.runtime.floats(sample, shape)
+
     def decode(self, latents):
         """Latents → image tensor in [-1, 1]. The VAE was trained on latents times scaling_factor."""
         scaled = self.runtime.combine([(1.0 / self.model.manifest["vae_scaling_factor"], latents)])
@@ -174,7 +235,7 @@ class Pipeline:
     ) -> Result:
         """With `attention`, each StepTrace carries the step's attention maps (the model must have them).
         `code` (an `edited.EditedCode`) replaces the guidance function and/or the scheduler's step."""
-        s = settings.checked()
+        s = self.checked(settings)
         if attention and not self.has_attention():
             raise SdlensError(f"model {self.model.name} has no attention output; add it with "
                               f"`python -m export attention MODEL_DIR`")
@@ -197,11 +258,26 @@ class Pipeline:
 
         generator = Generator(s.seed)
         shape = self.model.latent_shape(width, height)
-        latents = ops.combine([(scheduler.init_noise_sigma, ops.floats(generator.randn(shape), shape))])
+        start = None
+        if s.init_image is None:
+            latents = ops.combine([(scheduler.init_noise_sigma, ops.floats(generator.randn(shape), shape))])
+        else:
+            # diffusers' get_timesteps: skip the first steps, then noise the picture's latent to the
+            # first timestep that runs (the forward process, in one jump)
+            start_step = first_step(s.steps, s.strength)
+            scheduler.set_begin_index(start_step * scheduler.order)
+            init_latent = self.encode_image(s.init_image, generator)  # draws its sample first
+            noise = ops.floats(generator.randn(shape), shape)
+            signal_coef, noise_coef = scheduler.add_noise_coefficients()
+            latents = ops.combine([(signal_coef, init_latent), (noise_coef, noise)])
+            start = Start(scheduler.begin_index, start_step, s.steps - start_step,
+                          float(scheduler.timesteps[scheduler.begin_index]), signal_coef, noise_coef, init_latent)
+        encode_seconds = time.perf_counter() - started - text_seconds
 
         step_seconds = []
         onnx_seconds = []
-        for index, timestep in enumerate(scheduler.timesteps):
+        for index in range(scheduler.begin_index, len(scheduler.timesteps)):
+            timestep = scheduler.timesteps[index]
             if should_stop is not None and should_stop():
                 raise Cancelled()
             step_started = time.perf_counter()
@@ -234,6 +310,7 @@ class Pipeline:
         finished = time.perf_counter()
         timings = {
             "text_seconds": text_seconds,
+            "encode_seconds": encode_seconds,  # the picture through the VAE encoder (≈0 from noise)
             "step_seconds": step_seconds,
             "step_onnx_seconds": onnx_seconds,
             "decode_seconds": finished - decode_started,
@@ -241,7 +318,17 @@ class Pipeline:
         }
         return Result(latents, image, rgb, width, height, encoding, negative_encoding, ops.backend,
                       text_embeddings=cond, timings=timings, scheduler_name=display_name(s.scheduler, scheduler.karras),
-                      karras=scheduler.karras, unet_calls=len(scheduler.timesteps))
+                      karras=scheduler.karras, unet_calls=len(scheduler.timesteps) - scheduler.begin_index,
+                      start=start)
+
+    def checked(self, settings: Settings) -> Settings:
+        """The settings, validated for this model (an init_image at its size, and a model that can
+        encode it); SdlensError otherwise."""
+        s = settings.checked(self.model.defaults["width"], self.model.defaults["height"])
+        if s.init_image is not None and not self.has_encoder():
+            raise SdlensError(f"model {self.model.name} has no VAE encoder, so it cannot start from a picture; "
+                              "choose a model that has one, or remove the picture")
+        return s
 
     def scheduler(self, settings: Settings):
         """The run's scheduler, its timesteps set (SdlensError for a bad name, Karras setting or step count)."""

@@ -46,5 +46,9 @@ class Runtime(Protocol):
     def read(self, tensor: Tensor) -> list[float]:
         """Copy a tensor's values back to Python as a flat row-major list."""
 
+    def from_rgb8(self, rgb: bytes, width: int, height: int) -> Tensor:
+        """H*W*3 RGB bytes -> (1, 3, H, W) float32 in [-1, 1], as diffusers' image processor makes
+        the VAE encoder's input: x / 255 * 2 - 1, in float32."""
+
     def to_rgb8(self, image: Tensor) -> bytes:
         """VAE output in [-1, 1], shape (1, 3, H, W) -> H*W*3 RGB bytes, as diffusers rounds them."""

@@ -8,18 +8,39 @@ import { getCompare, runComparison, setCompare } from "./compare.js";
 const FORM_KEYS = ["prompt", "negative", "seed", "steps", "guidance", "scheduler", "karras", "formula_below_one", "model"];
 const COMPARE_KEY = "compare"; // the second value (prompt, scheduler or step count)
 const MODE_KEY = "compare_mode"; // prompt | scheduler | steps
+// The page's own parameters (app.js reads them), which a link keeps but does not run.
+const PAGE_KEYS = ["backend", "threads", "variant"];
 const $ = (id) => document.getElementById(id);
 
 let linkRun = null; // the automatic run a link asks for: started once per page
 
-/** The settings a URL carries: {settings: {…}, compare: {mode, value} | null}. */
+/**
+ * The settings a URL carries: {settings: {…}, compare: {mode, value} | null, ignored: [names]}.
+ * Unlike window.sdlens.generate, a link may carry parameters that are not ours (other sites add
+ * tracking tags such as utm_source): it runs what it understands and names the rest in `ignored`.
+ */
 export function readLink(search = location.search) {
   const params = new URLSearchParams(search);
   const settings = {};
   for (const key of FORM_KEYS) if (params.has(key)) settings[key] = params.get(key);
   const value = params.get(COMPARE_KEY);
   const compare = value !== null && value !== "" ? { mode: params.get(MODE_KEY) || "prompt", value } : null;
-  return { settings, compare };
+  const known = new Set([...FORM_KEYS, COMPARE_KEY, MODE_KEY, ...PAGE_KEYS]);
+  const ignored = [...new Set(params.keys())].filter((key) => !known.has(key));
+  return { settings, compare, ignored };
+}
+
+/** One line above the controls naming the link's parameters that were not used (none: no line). */
+function showIgnored(ignored) {
+  if (!ignored.length) return;
+  const note = document.createElement("p");
+  note.id = "link-ignored";
+  note.className = "note";
+  note.textContent = `This link's ${ignored.length === 1 ? "parameter" : "parameters"} ${ignored.join(", ")} ` +
+    `${ignored.length === 1 ? "is" : "are"} not sdlens settings and ${ignored.length === 1 ? "was" : "were"} ignored.`;
+  const controls = $("controls");
+  if (controls) controls.before(note);
+  else document.body.prepend(note);
 }
 
 /** The page URL for a run's settings, keeping every parameter that is not ours. */
@@ -61,7 +82,8 @@ function fillForm(settings) {
  */
 export function applyLinkSettings() {
   if (linkRun) return linkRun;
-  const { settings, compare } = readLink();
+  const { settings, compare, ignored } = readLink();
+  showIgnored(ignored);
   fillForm(settings);
   if (compare) setCompare(compare.mode, compare.value);
   linkRun = (async () => {

@@ -89,5 +89,10 @@ class BrowserRuntime:
         """The values as a JavaScript Float32Array, for the page (no Python list in between)."""
         return self._wait(self.js.read(tensor.js))
 
+    def from_rgb8(self, rgb, width, height):
+        pixels = js.Uint8Array.new(len(rgb))
+        pixels.assign(rgb)
+        return Handle(self, self.js.fromRgb8(pixels, width, height))
+
     def to_rgb8(self, image):
         return self._wait(self.js.toRgb8(image.js)).to_py().tobytes()

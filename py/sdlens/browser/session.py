@@ -15,6 +15,7 @@ from ..edited import CodeError, EditedCode, original_source
 from ..errors import SdlensError
 from ..model import Model
 from ..pipeline import Cancelled, Pipeline, Settings
+from ..rng import Generator, check_seed
 from ..schedulers import SCHEDULERS, catalogue
 from ..tokenizer import ClipTokenizer
 from .preview import StepPreview
@@ -44,10 +45,27 @@ class BrowserSession:
             return {"ok": False, "message": str(err), "field": _field_of(str(err))}
         return {"ok": True, "warning": self._scheduler_warning(checked)}
 
-    def _settings(self, settings: dict) -> Settings:
-        checked = Settings.from_request(settings, self.model.defaults).checked()
+    def _settings(self, settings) -> Settings:
+        """The page's settings, checked: a key we do not know, a bad value, an init_image that is not
+        the model's size or a model without a VAE encoder → SdlensError."""
+        if hasattr(settings, "to_py"):
+            settings = settings.to_py(depth=1)
+        checked = self.pipeline.checked(Settings.from_request(dict(settings), self.model.defaults))
         self.pipeline.scheduler(checked)  # a bad name, Karras setting or step count → SdlensError
         return checked
+
+    def encode(self, image, seed=0) -> dict:
+        """A picture ({width, height, rgba} at the model's size) → its latent x_0, drawn exactly as a
+        run from it with this seed draws it (the generator's first numbers), and the mean it is drawn
+        around: {latent, mean (Float32Arrays, scaled like latents), shape, transparent_pixels}."""
+        if hasattr(image, "to_py"):
+            image = image.to_py(depth=1)
+        checked = self.pipeline.checked(Settings(prompt="", init_image=image, strength=1.0))
+        picture = checked.init_image
+        latent = self.pipeline.encode_image(picture, Generator(check_seed(seed)))
+        mean = self.pipeline.encode_image(picture, None)
+        return {"latent": self.runtime.read_f32(latent), "mean": self.runtime.read_f32(mean),
+                "shape": list(latent.shape), "transparent_pixels": picture.transparent_pixels}
 
     def source(self, part: str, scheduler: str = "ddim") -> str:
         """The real source of the guidance function or a scheduler's step, for the code editor."""
@@ -159,6 +177,7 @@ class BrowserSession:
             "backend": result.backend,
             "timings": {
                 "text_ms": t["text_seconds"] * 1000,
+                "encode_ms": t["encode_seconds"] * 1000,  # the picture through the VAE encoder
                 "step_ms": [x * 1000 for x in t["step_seconds"]],
                 "step_onnx_ms": [x * 1000 for x in t["step_onnx_seconds"]],
                 "step_python_ms": [x * 1000 for x in step_python_seconds],
@@ -179,8 +198,21 @@ class BrowserSession:
             "text_shape": list(result.text_embeddings.shape),
             "latents": runtime.read_f32(result.latents) if explain else None,
             "has_attention": self.pipeline.has_attention(),
+            "start": _start_dict(result.start, s, runtime),
             "modified_code": sorted(k for k in ("guidance", "step") if edited and code.get(k) is not None),
         }
+
+
+def _start_dict(start, s: Settings, runtime) -> dict | None:
+    """Where a run from a picture started, for the timeline (steps before start_step are skipped)
+    and the forward-process view; None for a run from noise."""
+    if start is None:
+        return None
+    return {"strength": s.strength, "start_step": start.start_step, "start_index": start.start_index,
+            "steps_run": start.steps_run, "t_start": start.t_start, "signal": start.signal, "noise": start.noise,
+            "init_latent": runtime.read_f32(start.init_latent), "shape": list(start.init_latent.shape),
+            "width": s.init_image.width, "height": s.init_image.height,
+            "transparent_pixels": s.init_image.transparent_pixels}
 
 
 def _code_error(err: CodeError) -> dict:
@@ -203,6 +235,10 @@ def _field_of(message: str) -> str:
         return "karras"
     if message.startswith("LCM allows") or "needs at least" in message:
         return "steps"
+    if message.startswith("strength"):
+        return "strength"
+    if message.startswith("init_image") or "VAE encoder" in message:
+        return "init_image"
     for field in ("seed", "steps", "guidance", "scheduler", "prompt"):
         if message.startswith(field) or f" {field} " in message[:40]:
             return field

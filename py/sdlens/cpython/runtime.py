@@ -51,6 +51,11 @@ class OnnxRuntime:
     def read(self, tensor):
         return np.asarray(tensor, dtype=np.float32).ravel().tolist()
 
+    def from_rgb8(self, rgb, width, height):
+        # diffusers' VaeImageProcessor: float32 / 255, then 2·x − 1
+        pixels = np.frombuffer(bytes(rgb), dtype=np.uint8).reshape(height, width, 3).astype(np.float32) / 255.0
+        return np.ascontiguousarray((2.0 * pixels - 1.0).transpose(2, 0, 1)[None], dtype=np.float32)
+
     def to_rgb8(self, image):
         # diffusers: (x / 2 + 0.5).clamp(0, 1), then (x * 255).round() to uint8.
         pixels = np.clip(image[0] / 2 + 0.5, 0, 1).transpose(1, 2, 0)

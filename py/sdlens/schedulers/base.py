@@ -289,6 +289,9 @@ class Scheduler:
     prediction_types: tuple[str, ...] = PREDICTION_TYPES
     #: whether diffusers' class of the same name has ``use_karras_sigmas``
     supports_karras: bool = False
+    #: diffusers' ``order``: UNet calls per step in ``timesteps`` (Heun: 2). A run from a picture
+    #: skips its first ``t_start · order`` calls.
+    order: int = 1
 
     _COMMON_DEFAULTS = {
         "num_train_timesteps": 1000,
@@ -347,6 +350,10 @@ class Scheduler:
         self.karras: bool = self.supports_karras and as_bool(self.config.get("use_karras_sigmas", False))
 
         self.num_inference_steps: int = 0
+        #: the first UNet call of the run: 0, or later for a run from a picture (``set_begin_index``)
+        self.begin_index: int = 0
+        #: the UNet call the scheduler expects next (those that keep a history check it)
+        self._next_index: int = 0
         #: what the UNet receives at each call (diffusers' ``scheduler.timesteps``): one entry per
         #: step, except for schedulers that call the UNet more than once in a step (see ``call``)
         self.timesteps: list[float] = []
@@ -365,7 +372,23 @@ class Scheduler:
         """Choose the timesteps for a run of ``num_inference_steps`` and reset any history."""
         n = self.check_steps(num_inference_steps)
         self.num_inference_steps = n
+        self.begin_index = 0
         self._set_timesteps(n)
+
+    def set_begin_index(self, index: int) -> None:
+        """Start the run at UNet call ``index`` (diffusers' ``set_begin_index``): a run from a picture
+        skips the calls before it. The history is empty, as at the start of any run."""
+        if index:
+            self._require_timesteps(index)
+        self.begin_index = index
+        self._next_index = index
+
+    def add_noise_coefficients(self) -> tuple[float, float]:
+        """(signal, noise): diffusers' ``add_noise`` at the begin index is
+        x_t = signal·x_0 + noise·ε, the forward process that a run from a picture starts with.
+        ᾱ-based schedulers (DDIM, DDPM, PNDM, LCM): sqrt(ᾱ_t) and sqrt(1 − ᾱ_t)."""
+        alpha_prod = self.alphas_cumprod[int(self.timesteps[self.begin_index])]
+        return f32(math.sqrt(alpha_prod)), f32(math.sqrt(f32(1.0 - alpha_prod)))
 
     def _set_timesteps(self, n: int) -> None:
         raise NotImplementedError

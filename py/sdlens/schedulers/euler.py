@@ -62,6 +62,10 @@ class _SigmaScheduler(Scheduler):
         self._require_timesteps(index)
         return self.sigmas[index]
 
+    def add_noise_coefficients(self) -> tuple[float, float]:
+        """x_t = x_0 + sigma·ε: this family keeps the latent at that scale (diffusers' add_noise)."""
+        return 1.0, self.sigmas[self.begin_index]
+
     def input_scale(self, index: int) -> float:
         sigma = self.sigma(index)
         return 1.0 / math.sqrt(sigma * sigma + 1.0)

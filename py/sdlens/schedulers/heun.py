@@ -34,6 +34,7 @@ class HeunDiscreteScheduler(_SigmaScheduler):
     }
     unsupported_flags = ("use_exponential_sigmas", "use_beta_sigmas", "clip_sample")
     supports_karras = True
+    order = 2
 
     def _set_timesteps(self, n: int) -> None:
         timesteps, sigmas = self._timesteps_and_sigmas(n)

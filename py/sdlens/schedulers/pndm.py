@@ -87,18 +87,22 @@ class PNDMScheduler(Scheduler):
     def call(self, index: int) -> Call:
         self._require_timesteps(index)
         prk = len(self.prk_timesteps)
-        if index < prk:
-            return Call(index // 4, index % 4, 4,
-                        f"Runge-Kutta warm-up, UNet call {index % 4 + 1} of 4: the first three steps have no earlier "
+        # The warm-up is counted from the run's first call: diffusers' PNDM counts its calls, so a
+        # run from a picture (begin_index > 0) warms up again at its own first step.
+        count, first = index - self.begin_index, self.begin_index
+        last = self.num_inference_steps - 1
+        if count < prk:
+            return Call(min(first + count // 4, last), count % 4, 4,
+                        f"Runge-Kutta warm-up, UNet call {count % 4 + 1} of 4: the first three steps have no earlier "
                         "predictions to blend, so each looks at the noise four times (start, two midpoints, end)")
-        if self.skip_prk_steps and len(self.timesteps) > 1 and index < 2:
-            if index == 0:
-                return Call(0, 0, 2, "warm-up, UNet call 1 of 2: there are no earlier predictions to blend yet, "
-                                     "so this is a trial step with this one prediction")
-            return Call(0, 1, 2, "warm-up, UNet call 2 of 2: the UNet at the trial point; the first step is redone "
-                                 "from its start with the average of both predictions")
-        step = prk // 4 + index - prk - (1 if self.skip_prk_steps and index >= 2 else 0)
-        return Call(step, 0, 1)
+        if self.skip_prk_steps and len(self.timesteps) - first > 1 and count < 2:
+            if count == 0:
+                return Call(first, 0, 2, "warm-up, UNet call 1 of 2: there are no earlier predictions to blend yet, "
+                                         "so this is a trial step with this one prediction")
+            return Call(first, 1, 2, "warm-up, UNet call 2 of 2: the UNet at the trial point; the first step is "
+                                     "redone from its start with the average of both predictions")
+        step = first + prk // 4 + count - prk - (1 if self.skip_prk_steps and count >= 2 else 0)
+        return Call(min(step, last), 0, 1)
 
     def sigma(self, index: int) -> float:
         self._require_timesteps(index)
@@ -110,12 +114,13 @@ class PNDMScheduler(Scheduler):
 
     def step(self, model_output, index: int, sample, ops, generator=None) -> StepResult:
         self._require_timesteps(index)
-        if index != self.counter:
+        if index != self.begin_index + self.counter:
             raise RuntimeError(
-                f"PNDM keeps a history: calls must run in order 0, 1, 2, … (expected {self.counter}, got {index})"
+                f"PNDM keeps a history: calls must run in order (expected {self.begin_index + self.counter}, got {index})"
             )
         x0 = self._x0(model_output, index, sample, ops)
-        if index < len(self.prk_timesteps):
+        # diffusers decides by its call counter, not the timestep: a run from a picture warms up too
+        if self.counter < len(self.prk_timesteps):
             start, t, prev_t, eps_terms = self._prk(model_output, index, sample)
         else:
             start, t, prev_t, eps_terms = self._plms(model_output, index, sample)

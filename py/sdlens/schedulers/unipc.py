@@ -146,6 +146,10 @@ class UniPCMultistepScheduler(Scheduler):
         self._require_timesteps(index)
         return self.sigmas[index]
 
+    def add_noise_coefficients(self) -> tuple[float, float]:
+        """x_t = alpha_t·x_0 + sigma_t·ε with the VP-scale levels of sigma (diffusers' add_noise)."""
+        return self._alpha_sigma(self.sigmas[self.begin_index])
+
     # ---- the update -----------------------------------------------------------------------
 
     @staticmethod
