@@ -40,7 +40,7 @@ def models_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def page(browser, server):  # noqa: F811
     ARTIFACTS.mkdir(exist_ok=True)
-    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    context = browser.new_context(viewport={"width": 1280, "height": 720}, accept_downloads=True)
     page = Page(context, server, "?backend=wasm").ready()
     page.page.evaluate("document.getElementById('picture-details').open = true")
     yield page
@@ -353,7 +353,13 @@ def test_a_rough_red_circle_is_cleaned_up_as_the_cli_does(page, cpython):
     # No link pretends to reproduce it; Save image saves it like any run
     assert "prompt=" not in p.url
     assert p.is_visible("#link-note") and p.is_disabled("#copy-link")
+    with p.expect_download() as info:
+        p.click("#save-png")
+    saved = np.asarray(Image.open(info.value.path()).convert("RGB"))
+    assert np.array_equal(saved, page_image)
     p.evaluate("window.sdlens.store.select(8)")
+    assert p.text_content("#tl-label").startswith("Step 17 of 25 (9 of the 17 that ran)")
+    assert p.locator(".tl-steps span").nth(16).get_attribute("class") == "current"
     shot(p, "#timeline", "img2img-step")  # the timeline with the skipped steps, and the overview
     shot(p, "#image", "img2img-image")
 
@@ -388,3 +394,17 @@ def test_generate_takes_a_data_url_or_rgba(page):
     message = p.evaluate("""async (s) => { try { await window.sdlens.generate({...s, init_image: 'data:text/plain,hello'}); return ''; }
         catch (e) { return e.message; } }""", settings)
     assert "init_image must be a data URL of a picture" in message
+
+
+@needs_img2img
+def test_a_strength_that_runs_no_step_is_named_and_nothing_is_lost(page):
+    p = page.page
+    before = p.evaluate("window.sdlens.store.main.final.rgba.slice(0, 64).join(',')")
+    prompt = p.input_value("#prompt")
+    for strength, words in ((0.01, "runs no step"), (0, "above 0 and at most 1"), (1.5, "above 0 and at most 1")):
+        message = p.evaluate("""async (s) => { try { await window.sdlens.generate({steps: 25, strength: s,
+            init_image: window.sdlens.picture.pad.picture()}); return ''; } catch (e) { return e.message; } }""", strength)
+        assert words in message, message
+        assert words in p.text_content("#strength-message")
+        assert p.evaluate("window.sdlens.store.main.final.rgba.slice(0, 64).join(',')") == before
+        assert p.input_value("#prompt") == prompt
