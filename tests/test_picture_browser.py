@@ -408,3 +408,36 @@ def test_a_strength_that_runs_no_step_is_named_and_nothing_is_lost(page):
         assert words in p.text_content("#strength-message")
         assert p.evaluate("window.sdlens.store.main.final.rgba.slice(0, 64).join(',')") == before
         assert p.input_value("#prompt") == prompt
+
+
+def test_drop_and_paste_take_a_picture(page):
+    p = page.page
+    wide = png_bytes(Image.new("RGB", (96, 64), (30, 60, 215)), format="PNG")
+    square = png_bytes(Image.new("RGB", (200, 200), (35, 160, 55)), format="PNG")
+
+    def send(kind, data):
+        before = p.text_content("#picture-note")
+        p.evaluate("""async ([kind, bytes]) => {
+            const file = new File([Uint8Array.from(bytes)], 'picture.png', {type: 'image/png'});
+            const transfer = new DataTransfer();
+            transfer.items.add(file);
+            if (kind === 'drop') document.getElementById('start-picture').dispatchEvent(
+                new DragEvent('drop', {dataTransfer: transfer, bubbles: true, cancelable: true}));
+            else document.body.dispatchEvent(new ClipboardEvent('paste', {clipboardData: transfer, bubbles: true, cancelable: true}));
+        }""", [kind, list(data)])
+        p.wait_for_function("(b) => document.getElementById('picture-note').textContent !== b", arg=before)
+        return p.text_content("#picture-note")
+
+    assert send("drop", wide) == "96×64 → centre-cropped and resized to 64×64."
+    assert tuple(pad_pixels(p)[10, 10, :3]) == (30, 60, 215)
+    assert send("paste", square) == "200×200 → resized to 64×64."
+    assert tuple(pad_pixels(p)[10, 10, :3]) == (35, 160, 55)
+    # Text pasted into the prompt stays text
+    p.fill("#prompt", PROMPT)
+    p.focus("#prompt")
+    p.evaluate("""() => { const t = new DataTransfer(); t.setData('text/plain', 'x');
+        t.items.add(new File([new Uint8Array(4)], 'a.png', {type: 'image/png'}));
+        document.getElementById('prompt').dispatchEvent(new ClipboardEvent('paste', {clipboardData: t, bubbles: true, cancelable: true})); }""")
+    p.wait_for_timeout(300)
+    assert p.text_content("#picture-note") == "200×200 → resized to 64×64."
+    assert p.text_content("#init_image-message") == ""

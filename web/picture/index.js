@@ -59,8 +59,9 @@ export function mountPicture(container, { target, steps }) {
   const fitModel = () => {
     const size = target();
     if (size && (size.width !== pad.width || size.height !== pad.height)) {
+      const had = pad.canUndo;
       pad.resize(size.width, size.height);
-      note.textContent = "";
+      note.textContent = had ? `This model works at ${size.width}×${size.height}: the pad starts again, blank, at that size.` : "";
     }
     return size;
   };
@@ -157,6 +158,9 @@ export function mountPicture(container, { target, steps }) {
   document.addEventListener("paste", (event) => {
     const file = [...(event.clipboardData?.files || [])][0];
     if (!file) return;
+    // Text copied from a web page can come with its pictures: in a text field, the text wins.
+    const typing = event.target.closest?.("input, textarea, [contenteditable]");
+    if (typing && event.clipboardData.types.includes("text/plain")) return;
     event.preventDefault();
     take(file);
   });
