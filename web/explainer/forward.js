@@ -68,6 +68,8 @@ export function mountForward(explainer, store, api) {
           <input type="range" id="forward-t" min="0" max="999" step="1" value="500" aria-label="training timestep t"></label>
         <div class="forward-formula" id="forward-formula" aria-live="polite"></div>
         <svg id="forward-curve" viewBox="0 0 360 170" role="img" aria-label="ᾱ_t over t"></svg>
+        <p class="note" id="forward-legend">Blue: ᾱ_t, how much of x₀ is left at each t (its square root weighs x₀).
+          Orange: the t shown.</p>
       </div>
     </div>`;
   const $ = (id) => section.querySelector(`#${id}`);
@@ -96,12 +98,14 @@ export function mountForward(explainer, store, api) {
     svg.append("text").attr("x", w - m.right).attr("y", h - 2).attr("text-anchor", "end").attr("font-size", 11).text("t");
     const line = d3.line().x((_, i) => x(i)).y((a) => y(a));
     svg.append("path").attr("d", line(alphas)).attr("fill", "none").attr("stroke", "#2f6fb2").attr("stroke-width", 2);
-    svg.append("text").attr("x", x(40)).attr("y", y(0.93)).attr("font-size", 11).attr("fill", "#2f6fb2").text("ᾱ_t: how much of x₀ is left");
     if (startT !== null) {
       svg.append("line").attr("x1", x(startT)).attr("x2", x(startT)).attr("y1", y(0)).attr("y2", y(1))
         .attr("stroke", "#7a8490").attr("stroke-dasharray", "4 3");
-      svg.append("text").attr("id", "forward-start-mark").attr("x", x(startT) - 4).attr("y", y(0.5)).attr("text-anchor", "end")
-        .attr("font-size", 11).attr("fill", "#3d4753").text(`this run started here (t = ${startT})`);
+      // Top right of the curve is empty: the label goes right of the line, or left of it near the end.
+      const right = startT <= 550;
+      svg.append("text").attr("id", "forward-start-mark").attr("x", x(startT) + (right ? 4 : -4)).attr("y", y(0.95))
+        .attr("text-anchor", right ? "start" : "end").attr("font-size", 11).attr("fill", "#3d4753")
+        .text(`this run started here (t = ${startT})`);
     }
     svg.append("circle").attr("cx", x(t)).attr("cy", y(alphas[t])).attr("r", 5).attr("fill", "#e07b00");
     svg.append("line").attr("x1", x(t)).attr("x2", x(t)).attr("y1", y(0)).attr("y2", y(alphas[t]))
@@ -159,6 +163,8 @@ export function mountForward(explainer, store, api) {
     const skip = skippedSteps(run);
     startT = skip ? Math.round(run.start?.t_start ?? run.steps[0].timestep) : null;
     $("forward-source").textContent = clean.says;
+    $("forward-legend").textContent = "Blue: ᾱ_t, how much of x₀ is left at each t (its square root weighs x₀). Orange: the t shown." +
+      (startT !== null ? " Dashed: the t this run started from." : "");
     const init = clean.source === "init";
     drawRgba($("forward-x0"), init ? run.settings.init_image : run.final);
     section.querySelector("#forward-x0 + figcaption").textContent = init ? "the starting picture (x₀)" : "the final image (x₀)";
