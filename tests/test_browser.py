@@ -369,3 +369,80 @@ def test_the_embedded_default_model_runs_in_the_browser(browser):
     finally:
         context.close()
         srv.stop()
+
+
+# ---- starting from a picture (img2img) ------------------------------------------------------
+
+
+def _picture_rgba(size):
+    """A test picture at the model's size: a gradient with a red disc, and a half-transparent corner."""
+    y, x = np.mgrid[0:size, 0:size]
+    disc = (x - size / 3) ** 2 + (y - size / 2) ** 2 < (size / 4) ** 2
+    rgba = np.stack([np.where(disc, 220, x * 255 // size), np.where(disc, 30, y * 255 // size),
+                     np.full_like(x, 160), np.where((x < 8) & (y < 8), 100, 255)], -1).astype(np.uint8)
+    return rgba.tobytes()
+
+
+def test_img2img_equals_cpython(wasm_page, cpython):
+    """window.sdlens.generate({init_image: {width, height, rgba}, strength}) draws the CLI's pixels,
+    reports where it started, and window.sdlens.encode gives the latent the run started from."""
+    size = cpython.model.defaults["width"]
+    rgba = _picture_rgba(size)
+    for run in (dict(scheduler="dpmpp_2m", strength=0.6, guidance=7.5, steps=5),
+                dict(scheduler="heun", strength=0.5, guidance=1.0, steps=4)):
+        settings = {"prompt": "a red circle on the left", "negative": "", "seed": 11, **run}
+        result = wasm_page.page.evaluate(
+            """async ([s, rgba, size]) => {
+                 const steps = [];
+                 const listen = (e) => steps.push(e.detail);
+                 window.addEventListener("sdlens:step", listen);
+                 const init_image = {width: size, height: size, rgba: new Uint8Array(rgba)};
+                 const r = await window.sdlens.generate({...s, init_image});
+                 window.removeEventListener("sdlens:step", listen);
+                 const encoded = await window.sdlens.encode(init_image, s.seed);
+                 return {...r, rgba: Array.from(r.rgba), init_latent: Array.from(r.start.init_latent),
+                         encoded: Array.from(encoded.latent),
+                         reports: steps.map((e) => [e.index, e.schedule_index, e.step, e.start_step])};
+               }""", [settings, list(rgba), size])
+        ours = cpython.generate(Settings(**settings, init_image={"width": size, "height": size, "rgba": rgba}))
+        expected = np.frombuffer(ours.rgb, np.uint8).reshape(size, size, 3).astype(int)
+        got = np.array(result["rgba"], np.uint8).reshape(size, size, 4)[..., :3].astype(int)
+        assert np.abs(got - expected).max() <= TOLERANCE["wasm"], run
+        start = result["start"]
+        assert (start["start_step"], start["start_index"], start["steps_run"], start["transparent_pixels"]) == (
+            ours.start.start_step, ours.start.start_index, ours.start.steps_run, 64)
+        assert start["t_start"] == ours.start.t_start and start["strength"] == run["strength"]
+        init = np.asarray(ours.start.init_latent).ravel()
+        assert np.abs(np.array(result["init_latent"]) - init).max() <= 1e-4 * np.abs(init).max()
+        assert np.abs(np.array(result["encoded"]) - init).max() <= 1e-4 * np.abs(init).max()
+        reports = result["reports"]
+        assert len(reports) == ours.unet_calls and [r[0] for r in reports] == list(range(len(reports)))
+        assert reports[0][1:] == [start["start_index"], start["start_step"], start["start_step"]]
+        assert reports[-1][2] == run["steps"] - 1
+    assert wasm_page.errors == []
+
+
+def test_unknown_setting_is_rejected_and_nothing_is_lost(wasm_page):
+    p = wasm_page.page
+    before = p.evaluate("document.getElementById('image').toDataURL()")
+    prompt = p.input_value("#prompt")
+    for call in ("generate", "explain"):
+        message = p.evaluate(f"""() => window.sdlens.{call}({{prompt: "a cat", strenght: 0.5}})
+                                 .then(() => "ran", (err) => err.message)""")
+        assert message == "unknown setting 'strenght' (did you mean 'strength'?)"
+    message = p.evaluate("""() => window.sdlens.generate({prompt: "a cat", strength: 0.5})
+                             .then(() => "ran", (err) => err.message)""")
+    assert message.startswith("strength needs a picture")
+    message = p.evaluate("""() => window.sdlens.generate({prompt: "a cat", strength: 0.01, steps: 10,
+                                 init_image: {width: 64, height: 64, rgba: new Uint8Array(64 * 64 * 4)}})
+                             .then(() => "ran", (err) => err.message)""")
+    assert "runs no step of 10" in message
+    assert p.evaluate("document.getElementById('image').toDataURL()") == before
+    assert p.input_value("#prompt") == prompt  # a refused run does not touch the form
+
+
+def test_link_runs_what_it_understands_and_names_the_rest(wasm_page):
+    ignored = wasm_page.page.evaluate(
+        """async () => (await import("./explainer/links.js"))
+             .readLink("?prompt=a+cat&steps=3&utm_source=news&backend=wasm&fbclid=x").ignored""")
+    assert ignored == ["utm_source", "fbclid"]

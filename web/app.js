@@ -250,7 +250,8 @@ function clearFieldMessages() {
 }
 
 function fieldMessage(field, text, warning = false) {
-  const el = $(`${field || "prompt"}-message`);
+  // (a field with no message line of its own, such as a setting only the API sets, uses the prompt's)
+  const el = (field && $(`${field}-message`)) || $("prompt-message");
   el.textContent = text;
   el.className = warning ? "field-message warning" : "field-message error";
 }

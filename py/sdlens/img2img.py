@@ -27,8 +27,11 @@ The contract for callers (the CLI, `window.sdlens.generate`/`explain`, the worke
   - start_step: diffusers' t_start, the first step that runs; steps 0 … start_step−1 are skipped
     (grey them out). steps_run = steps − start_step.
   - start_index: the first UNet call that runs (start_step · scheduler order; Heun has 2 calls a step).
-    Each step report's `index`/`step` count from the full schedule, so the first report has
-    index == start_index and step == start_step; there are no reports for skipped steps.
+    There are no step reports for skipped steps. Each report's `index` is its place among this
+    run's UNet calls (0 for the first that runs, as the explainer store's steps list), while
+    `schedule_index` and `step` count from the full schedule: the first report has
+    schedule_index == start_index and step == start_step. Every report also has `start_step`
+    (0 from noise), so a view can grey out the skipped steps while the run is going.
   - t_start: the timestep the picture's latent was noised to (= the first report's timestep).
   - signal, noise: the forward-process weights of that jump, x_{t_start} = signal·x_0 + noise·ε
     (sqrt(ᾱ_t) and sqrt(1−ᾱ_t) for DDIM/DDPM/PNDM/LCM; 1 and sigma for the Euler family, whose

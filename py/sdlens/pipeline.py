@@ -9,8 +9,8 @@ the last steps run.
 
 The order of operations is diffusers' StableDiffusionPipeline (StableDiffusionImg2ImgPipeline from
 a picture), so that the same checkpoint, prompt, seed, scheduler, steps and guidance give the same
-image. All tensor math goes through the runtime
-(see runtime.py): this file only decides *what* to compute.
+image. All tensor math goes through the runtime (see runtime.py): this file only decides *what* to
+compute.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ export function readLink(search = location.search) {
   return { settings, compare, ignored };
 }
 
-/** One line above the controls naming the link's parameters that were not used (none: no line). */
+/** One line at the top of the controls naming the link's parameters that were not used (none: no line). */
 function showIgnored(ignored) {
   if (!ignored.length) return;
   const note = document.createElement("p");
@@ -39,7 +39,7 @@ function showIgnored(ignored) {
   note.textContent = `This link's ${ignored.length === 1 ? "parameter" : "parameters"} ${ignored.join(", ")} ` +
     `${ignored.length === 1 ? "is" : "are"} not sdlens settings and ${ignored.length === 1 ? "was" : "were"} ignored.`;
   const controls = $("controls");
-  if (controls) controls.before(note);
+  if (controls) controls.prepend(note); // inside the form: a sibling would take a cell of the page's grid
   else document.body.prepend(note);
 }
 

@@ -3,7 +3,9 @@
 // what a view shows is exactly what the run computed.
 //
 // A run: {key, settings, manifest, backend, explained, steps: [step], tokens, textEmbeddings,
-//         textShape, final: {width, height, rgba}, decoded: Map(step index → {width, height, rgba})}
+//         textShape, final: {width, height, rgba}, decoded: Map(step index → {width, height, rgba}),
+//         start: null, or for a run from a picture {start_step, t_start, init_latent, …} (the steps
+//         before start_step were skipped; `steps` holds only those that ran)}
 // `explained` is false for a run made with "Explain every step" off: it is still the current run
 // (image, link, downloads, tokens, timeline), but its steps carry no tensors.
 // A step: {index, steps, timestep, sigma, ms, coefficients, shape,
@@ -31,8 +33,7 @@ export class RunStore extends EventTarget {
   addStep(key, step) {
     const run = this.runs.get(key);
     run.steps.push(step);
-    // (the position in run.steps: a run from a picture's first step is not step 0 of its schedule)
-    if (key === "main") this.selected = run.steps.length - 1;
+    if (key === "main") this.selected = step.index;
     this.emit("step", { key, index: step.index });
   }
 

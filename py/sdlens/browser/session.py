@@ -13,6 +13,7 @@ from pyodide.ffi import run_sync, to_js
 
 from ..edited import CodeError, EditedCode, original_source
 from ..errors import SdlensError
+from ..img2img import first_step
 from ..model import Model
 from ..pipeline import Cancelled, Pipeline, Settings
 from ..rng import Generator, check_seed
@@ -114,6 +115,7 @@ class BrowserSession:
             except CodeError as err:
                 return _code_error(err)
         runtime = self.runtime
+        start_step = first_step(s.steps, s.strength) if s.init_image is not None else 0
         step_python_seconds = []
         waited = [runtime.waited_seconds]
 
@@ -144,7 +146,10 @@ class BrowserSession:
                 if trace.attention is not None:
                     tensors["attention"] = runtime.read_f32(trace.attention)
             call = trace.call
-            info = {"index": trace.index, "steps": s.steps, "step": call.step, "call": call.part,
+            # index: the call's place in this run (the page's list of steps); schedule_index and step
+            # count from the full schedule, which a run from a picture enters at start_step
+            info = {"index": len(step_python_seconds) - 1, "schedule_index": trace.index, "start_step": start_step,
+                    "steps": s.steps, "step": call.step, "call": call.part,
                     "calls": call.parts, "role": call.role, "timestep": trace.timestep, "sigma": trace.sigma,
                     "ms": trace.seconds * 1000, "onnx_ms": trace.onnx_seconds * 1000, "preview_ms": preview_ms,
                     "coefficients": dict(trace.coefficients), "shape": list(trace.latent.shape)}

@@ -21,6 +21,8 @@ def save_npy(tensor, path: Path) -> None:
 # Beyond this many pixels a file is refused before it is decoded (PIL's own guard against
 # "decompression bombs" is twice its MAX_IMAGE_PIXELS, ~179 megapixels); 8000×8000 is 64.
 MAX_PIXELS = 120_000_000
+# how PNG, JPEG, GIF and BMP files begin (WebP: "RIFF", size, "WEBP")
+PICTURE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
 
 
 def load_init_image(path, width: int, height: int) -> tuple[dict, list[str]]:
@@ -55,6 +57,10 @@ def load_init_image(path, width: int, height: int) -> tuple[dict, list[str]]:
     except SdlensError:
         raise
     except UnidentifiedImageError:
+        with open(path, "rb") as f:
+            head = f.read(12)
+        if head.startswith(PICTURE_SIGNATURES) or head[8:12] == b"WEBP":  # a picture's start, then garbage
+            raise SdlensError(f"{name} is damaged and cannot be read (its header is broken)") from None
         raise SdlensError(f"{name} is not a picture (PNG, JPEG, WebP, GIF or BMP)") from None
     except Image.DecompressionBombError:
         raise SdlensError(f"{name} is too large to read; scale it down below "
