@@ -169,7 +169,9 @@ export async function toInitImage(value, target) {
     throw new PictureError("init_image as an object needs integer width and height and rgba with width × height × 4 bytes");
   }
   const bytes = Uint8ClampedArray.from(rgba);
-  if (width === target.width && height === target.height) return { width, height, rgba: onWhite(bytes).rgba };
+  // At the model's size the bytes go as they are: the Python composites any transparency on white
+  // (and reports it), as it does for the CLI.
+  if (width === target.width && height === target.height) return { width, height, rgba: bytes };
   const bitmap = await createImageBitmap(new ImageData(bytes, width, height));
   const canvas = document.createElement("canvas");
   [canvas.width, canvas.height] = [width, height];
