@@ -9,6 +9,7 @@ import { isOn } from "./explainer/compare.js";
 import { RunStore } from "./explainer/store.js";
 import { fillSchedulerSelect, karrasValue, schedulerId, schedulerName, setCatalogue, supportsKarras } from "./schedulers.js";
 import { mountModelCard } from "./model_card.js";
+import { mountPicture, PictureError, toInitImage } from "./picture/index.js";
 import { timingParts, timingSummary } from "./timings.js";
 
 const $ = (id) => document.getElementById(id);
@@ -49,6 +50,8 @@ function call(type, payload = {}) {
 
 const state = { models: [], modelId: null, loading: null, running: false, backend: null, summary: "", timingLine: "" };
 const modelCard = mountModelCard({ card: $("model-card"), prompt: $("prompt"), note: $("prompt-vocabulary") });
+// "Start from a picture" (img2img): its picture and strength join the form's settings when switched on.
+const picture = mountPicture($("start-picture"), { target: () => state.manifest?.defaults, steps: () => $("steps").value });
 
 function setProgress(text, fraction) {
   $("progress-text").textContent = text;
@@ -236,7 +239,7 @@ function guidanceNote() {
 // ---------------------------------------------------------------------------------------------
 // Validation next to each field
 
-const FIELDS = ["prompt", "seed", "steps", "guidance", "scheduler", "karras"];
+const FIELDS = ["prompt", "seed", "steps", "guidance", "scheduler", "karras", "strength", "init_image"];
 
 function clearFieldMessages() {
   for (const field of FIELDS) {
@@ -277,6 +280,7 @@ function writeForm(settings) {
   $("guidance-slider").value = $("guidance").value;
   modelCard.check();
   guidanceNote();
+  picture.reflect(settings);
 }
 
 async function warnAboutDroppedWords(settings) {
@@ -316,7 +320,9 @@ async function generate(request, { explain = false, runKey = null, show = true, 
     const loaded = performance.now();
     // Read after loading: a model switch sets the form to that model's defaults, so what the
     // request leaves out is the model's own (SD 2.1's 25 DDIM steps at 7.5, not SD-Turbo's 1 at 0).
-    settings = { ...readForm(), ...request, model: modelId };
+    settings = { ...readForm(), ...("init_image" in request ? {} : picture.settings()), ...request, model: modelId };
+    if (settings.init_image === undefined || settings.init_image === null) delete settings.init_image;
+    else settings.init_image = await pictureFor(settings.init_image, mainView);
     for (const field of ["seed", "steps", "guidance"]) settings[field] = String(settings[field]);
     settings.scheduler = schedulerId(settings.scheduler);
     settings.karras = karrasValue(settings.karras);
@@ -390,6 +396,17 @@ async function generate(request, { explain = false, runKey = null, show = true, 
     state.runKey = null;
     state.runLabel = null;
     setBusy(false);
+  }
+}
+
+/** A data URL or {width, height, rgba} as the model's-size picture a run starts from. */
+async function pictureFor(value, mainView) {
+  try {
+    return await toInitImage(value, state.manifest.defaults);
+  } catch (err) {
+    if (!(err instanceof PictureError)) throw err;
+    if (mainView) fieldMessage("init_image", err.message);
+    throw Object.assign(new Error(err.message), { field: "init_image" });
   }
 }
 
@@ -495,6 +512,12 @@ window.sdlens = {
   /** Generate with every step's tensors kept for the explainer (run "main" unless runKey says). */
   explain: (options = {}, runKey = "main") => ready.then(() => generate(options, { explain: true, runKey })),
   decode: (latent, shape) => modelReady().then(() => call("decode", { latent, shape })),
+  /** The forward process (explainer/forward.js): x_t from x₀ and a run's noise, decoded; and ᾱ_t. */
+  forward: (args) => modelReady().then(() => {
+    if (state.running) throw new Error("a run is in progress; move t again when it is done");
+    return call("forward", args);
+  }),
+  schedule: () => modelReady().then(() => call("schedule")),
   /** A picture ({width, height, rgba} at the model's size) → its latent as a run with `seed` draws it, and its mean. */
   encode: (image, seed = 0) => modelReady().then(() => call("encode", { image, seed: String(seed) })),
   /** Generate with edited Python ({guidance?, step?} source text) in the worker, kept as run `runKey`. */
@@ -513,6 +536,7 @@ window.sdlens = {
     stop();
   },
   store,
+  picture,
   stop,
   tokenize: (prompt) => modelReady().then(() => call("tokenize", { prompt })),
   get backend() {

@@ -220,6 +220,19 @@ const handlers = {
     const { rgb, width, height, by } = fromPython(await loaded.session.decode.callPromising(latent, shape));
     return { width, height, by, rgba: rgbToRgba(rgb, width * height) };
   },
+  // The forward-process view (explainer/forward.js): x_t from a run's x₀ and its own noise.
+  async forward({ x0, shape, t, seed, fromPicture }) {
+    const forward = pyodide.pyimport("sdlens.browser.forward");
+    const js = fromPython(await forward.forward.callPromising(loaded.session, x0, shape, t, seed, fromPicture));
+    forward.destroy();
+    return { ...js, rgba: rgbToRgba(js.rgb, js.width * js.height), rgb: undefined };
+  },
+  async schedule() {
+    const forward = pyodide.pyimport("sdlens.browser.forward");
+    const alphas = fromPython(forward.schedule(loaded.session));
+    forward.destroy();
+    return alphas;
+  },
   async source({ part, scheduler }) {
     return loaded.session.source(part, scheduler);
   },

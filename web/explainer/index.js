@@ -9,6 +9,7 @@ import { drawClipLesson } from "./clip_lesson.js";
 import { displayed } from "./displayed.js";
 import { extendPanel, mountDetail } from "./detail.js";
 import { mountExpand } from "./expand.js";
+import { mountForward } from "./forward.js";
 import { mountGeneralisation } from "./generalisation.js";
 import { drawGuidanceGeometry } from "./guidance_geometry.js";
 import { applyLinkSettings, mountLinks } from "./links.js";
@@ -16,6 +17,7 @@ import { mountOverview } from "./overview.js";
 import { mountSave } from "./save.js";
 import { mountStarters } from "./starters.js";
 import { mountSweep } from "./sweep.js";
+import { mountSkippedSteps } from "./skipped_steps.js";
 import { mountTimeline } from "./timeline.js";
 import { mountTour } from "./tour.js";
 
@@ -27,6 +29,7 @@ export function mountExplainer(store) {
   mountOverview($("overview"), store, (id) => detail.show(id));
   const expand = mountExpand($("overview"), $("detail"), store);
   mountTimeline($("timeline"), store);
+  mountSkippedSteps($("timeline"), store);
   mountArticle($("article"), store);
   mountCompare($("compare-section"), store);
   mountSweep($("sweep-section"), store);
@@ -39,5 +42,6 @@ export function mountExplainer(store) {
   // For tests and curious students: what each view shows right now, as plain arrays.
   window.sdlens.debug = { displayed, open: (id) => detail.show(id), close: () => detail.close(), store, expand, tour };
   mountCodeEditor($("code-section"), store); // (adds debug.code)
+  window.sdlens.debug.forward = mountForward($("explainer"), store, window.sdlens);
   applyLinkSettings(); // a shared link reproduces its run
 }

@@ -126,10 +126,14 @@ export function mountLinks(store) {
     const other = store.runs.get("compare");
     // A run with edited code is never passed off as a standard comparison in a link.
     const compare = other?.final && !other.modifiedCode?.length && isOneChange(main, other) ? getCompare() : null;
-    history.replaceState(history.state, "", linkFor(main.settings, compare));
+    // A link cannot carry the picture a run started from: rather than a link that would run
+    // something else (text-to-image with the same prompt), no link, and a line that says why.
+    const fromPicture = Boolean(main.settings.init_image);
+    history.replaceState(history.state, "", fromPicture ? linkFor({}, null) : linkFor(main.settings, compare));
+    copy.disabled = fromPicture;
+    noLink.hidden = !fromPicture;
+    field.hidden ||= fromPicture;
   };
-  store.addEventListener("finish", update);
-
   const host = $("save-controls") || $("controls");
   const copy = document.createElement("button");
   copy.type = "button";
@@ -154,7 +158,13 @@ export function mountLinks(store) {
       field.select();
     }
   });
-  host.append(copy, field);
+  const noLink = document.createElement("span");
+  noLink.id = "link-note";
+  noLink.className = "note";
+  noLink.hidden = true;
+  noLink.textContent = "No link for this run: it started from a picture, and a link cannot carry the picture. Save image keeps the result.";
+  host.append(copy, field, noLink);
+  store.addEventListener("finish", update);
 }
 
 /** A compare run belongs in the link only while it is A with the compared setting changed. */

@@ -48,7 +48,9 @@ export class RunStore extends EventTarget {
       timings: result.timings,
       hasAttention: result.has_attention,
       modifiedCode: result.modified_code || [], // ["guidance", "step"]: parts run with a learner's edit
-      start: result.start || null, // a run from a picture: where it started (py/sdlens/img2img.py)
+      // A run from a picture: where it started ({start_step, t_start, shape, …}) and the picture's latent x₀
+      start: result.start || null,
+      initLatent: result.start?.init_latent || null,
     });
     this.previous.delete(key);
     this.emit("finish", { key });

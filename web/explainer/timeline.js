@@ -22,8 +22,12 @@ export function mountTimeline(container, store) {
     slider.max = Math.max(0, n - 1);
     slider.value = store.selected;
     const step = store.step();
+    // A run from a picture skipped its first steps: count in the whole schedule, as the strip below does.
+    const which = store.main?.start
+      ? `Step ${step?.step + 1} of ${step?.steps} (${store.selected + 1} of the ${n} that ran)`
+      : `Step ${store.selected + 1} of ${n}`;
     label.textContent = step
-      ? `Step ${store.selected + 1} of ${n} · timestep t = ${Math.round(step.timestep)} · noise level σ = ${step.sigma.toFixed(3)}`
+      ? `${which} · timestep t = ${Math.round(step.timestep)} · noise level σ = ${step.sigma.toFixed(3)}`
       : "Run the model to explore its steps.";
   };
   const stopPlaying = () => {
