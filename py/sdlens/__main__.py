@@ -33,7 +33,7 @@ def cmd_tokenize(args) -> int:
             break
         print(f"{position:>4}      {token_id:>6}  {token}")
     if enc.dropped_words:
-        print(f"dropped (past {enc.max_length} tokens): {' '.join(enc.dropped_words)}")
+        print(enc.dropped_note())
     return 0
 
 
@@ -51,10 +51,9 @@ def cmd_generate(args) -> int:
     pipeline = Pipeline(model, runtime)
 
     for label, text in (("prompt", settings.prompt), ("negative prompt", settings.negative)):
-        dropped = pipeline.tokenizer.encode(text).dropped_words
-        if dropped:
-            print(f"warning: {label} is longer than {pipeline.tokenizer.max_length} tokens; "
-                  f"dropped: {' '.join(dropped)}", file=sys.stderr)
+        note = pipeline.tokenizer.encode(text).dropped_note(label)
+        if note:
+            print(f"warning: {note}", file=sys.stderr)
 
     scheduler = pipeline.scheduler(settings)  # a bad scheduler, Karras setting or step count fails here
     print(f"model {model.name} ({args.variant}), backend {runtime.backend}")
