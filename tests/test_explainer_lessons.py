@@ -191,6 +191,14 @@ CARD_AND_TARGET = """() => { const box = (el) => { const r = el.getBoundingClien
 
 def assert_card_clear_of_target(p, stop):
     """The card and the element it points at do not overlap, and both are on screen."""
+    # A view may still be growing as its stop appears: the card moves off it within a moment.
+    clear = CARD_AND_TARGET.replace("return {card", "const got = {card").rstrip("}").rstrip() + """;
+        const c = got.card, t = got.target;
+        return !(c.left < t.right && t.left < c.right && c.top < t.bottom && t.top < c.bottom); }"""
+    try:
+        p.wait_for_function(clear, timeout=1500)
+    except Exception:
+        pass  # the assertion below says where they overlap
     got = p.evaluate(CARD_AND_TARGET)
     card, target, view = got["card"], got["target"], got["view"]
     overlap = (card["left"] < target["right"] and target["left"] < card["right"]

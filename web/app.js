@@ -505,7 +505,7 @@ window.sdlens = {
   stop,
   /** What the learner has now (the form, the current run and its progress line), for `bringBack`:
    * the guided tour keeps it at its start and puts it back when it ends. */
-  keep: () => ({ form: readForm(), run: store.main || null, selected: store.selected, summary: state.summary, timingLine: state.timingLine }),
+  keep: () => ({ form: { ...readForm(), karras: $("karras").checked }, run: store.main || null, selected: store.selected, summary: state.summary, timingLine: state.timingLine }),
   bringBack: (kept) => {
     store.reinstate("main", kept.run, kept.selected);
     showRun(kept.run);

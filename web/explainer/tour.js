@@ -192,14 +192,30 @@ export function mountTour(button, store) {
   let pending = Promise.resolve();
   let target = null;
 
+  // A view may still grow after its stop is shown (a lesson opening, a picture decoded), or be
+  // pushed down by one above it (the page grows): the card moves with it, never onto it.
+  const resized = new ResizeObserver(() => !card.hidden && target && placeCardBy(card, target));
+  // What no observer reports (a view above that moves it without a resize, an animation): a
+  // look five times a second while the tour is open.
+  setInterval(() => {
+    if (card.hidden || !target) return;
+    const a = card.getBoundingClientRect();
+    const b = target.getBoundingClientRect();
+    if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) placeCardBy(card, target);
+  }, 200);
   function point(element) {
     target?.classList.remove("tour-target");
+    resized.disconnect();
     target = element;
+    delete card.dataset.side;
     if (!element) return;
     element.classList.add("tour-target");
     placeCardBy(card, element);
+    resized.observe(element);
+    resized.observe(document.body);
   }
   addEventListener("resize", () => !card.hidden && target && placeCardBy(card, target));
+  addEventListener("scroll", () => !card.hidden && target && placeCardBy(card, target, { scroll: false }), { passive: true });
 
   async function go(to) {
     if (to < 0 || card.hidden) return;

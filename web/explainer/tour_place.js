@@ -70,20 +70,45 @@ export function placeCard({ target, card, view, pageHeight, gap = 12 }) {
   return { scrollY: under, left, top: gap, side: "over" };
 }
 
-/** Scroll to `element` and put `card` (position: fixed) beside, below or above it. */
-export function placeCardBy(card, element) {
-  card.style.maxHeight = ""; // measured at its own size, before any shrinking for a former stop
+/** Scroll to `element` and put `card` (position: fixed) beside, below or above it. With
+ * `scroll` false (the page was scrolled, by the learner or by content growing above), the card
+ * keeps its side and follows the element where it now is. */
+export function placeCardBy(card, element, { scroll = true } = {}) {
+  const gap = 12;
+  let side = card.dataset.side;
+  if (scroll || !side) {
+    card.style.maxHeight = ""; // measured at its own size, before any shrinking for a former stop
+    const box = element.getBoundingClientRect();
+    const size = card.getBoundingClientRect();
+    const place = placeCard({
+      target: { left: box.left, top: box.top + scrollY, width: box.width, height: box.height },
+      card: { width: size.width, height: size.height },
+      view: { width: document.documentElement.clientWidth, height: innerHeight },
+      pageHeight: document.documentElement.scrollHeight,
+      gap,
+    });
+    scrollTo({ top: place.scrollY, behavior: "instant" });
+    card.style.maxHeight = place.height ? `${place.height}px` : "";
+    side = place.side;
+    card.dataset.side = side;
+    card.dataset.left = place.left;
+  }
+  // Where the element is now (the scroll may have landed a pixel off, or been clamped), not
+  // where the arithmetic put it.
   const box = element.getBoundingClientRect();
   const size = card.getBoundingClientRect();
-  const place = placeCard({
-    target: { left: box.left, top: box.top + scrollY, width: box.width, height: box.height },
-    card: { width: size.width, height: size.height },
-    view: { width: document.documentElement.clientWidth, height: innerHeight },
-    pageHeight: document.documentElement.scrollHeight,
-  });
-  scrollTo({ top: place.scrollY, behavior: "instant" });
-  Object.assign(card.style, { left: `${place.left}px`, top: `${place.top}px`, right: "auto", bottom: "auto",
-    maxHeight: place.height ? `${place.height}px` : "" });
-  card.dataset.side = place.side;
-  return place;
+  let left = Number(card.dataset.left);
+  let top;
+  if (side === "right" || side === "left") {
+    left = side === "right" ? box.right + gap : box.left - gap - size.width;
+    top = Math.min(Math.max(gap, box.top), innerHeight - size.height - gap);
+  } else if (side === "below") {
+    top = box.bottom + gap;
+  } else if (side === "above") {
+    top = box.top - gap - size.height;
+  } else {
+    top = gap;
+  }
+  top = Math.min(Math.max(0, top), Math.max(0, innerHeight - size.height));
+  Object.assign(card.style, { left: `${left}px`, top: `${top}px`, right: "auto", bottom: "auto" });
 }
