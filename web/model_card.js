@@ -108,7 +108,7 @@ export function resultNote(prompt, manifest) {
   const check = vocabularyCheck(prompt, manifest);
   if (!check?.unknown.length) return "";
   const these = check.unknown.length === 1 ? "a word" : "words";
-  return `Why this picture looks grey or meaningless: the prompt has ${these} this model never learned ` +
+  return `Why this picture may look grey or meaningless: the prompt has ${these} this model never learned ` +
     `(${quote(check.unknown)}), and a model cannot draw what it never saw.`;
 }
 
