@@ -199,20 +199,66 @@ def test_stop_takes_effect_within_a_step(wasm_page):
     assert after["cancelled"] is True and after["extra"] <= 2
 
 
+STEPS_RULE = "steps must be a whole number from 1 to 1000"
+SEED_RULE = "seed must be a whole number, 0 or more"
+GUIDANCE_RULE = "guidance must be a number, 0 or more (7.5 is usual)"
+# What a message may never show: Python's repr and special values, torch's 20-digit seed limit,
+# class names.
+INTERNALS = ("nan", "''", '""', "18446744073709551615", "None", "got ", "Error", "Scheduler", "Handle", "undefined")
+
+
 @pytest.mark.parametrize("field, value, message", [
-    ("steps", 0, "steps must be"),
-    ("steps", 5000, "steps must be"),
-    ("seed", "abc", "seed must be a whole number"),
-    ("guidance", "nan", "guidance must be a finite number"),
-    ("scheduler", "dpm++", "unknown scheduler"),
+    ("steps", 0, f"{STEPS_RULE}, not “0”"),
+    ("steps", 5000, f"{STEPS_RULE}, not “5000”"),
+    ("steps", "abc", f"{STEPS_RULE}, not “abc”"),
+    ("steps", "", f"{STEPS_RULE}, but it is empty"),
+    ("steps", "2.5", f"{STEPS_RULE}, not “2.5”"),
+    ("steps", "-3", f"{STEPS_RULE}, not “-3”"),
+    ("seed", "abc", f"{SEED_RULE}, not “abc”"),
+    ("seed", "", f"{SEED_RULE}, but it is empty"),
+    ("seed", "-1", f"{SEED_RULE}, not “-1”"),
+    ("seed", "4.5", f"{SEED_RULE}, not “4.5”"),
+    ("seed", str(2**64), f"{SEED_RULE}, and this one is too large"),
+    ("guidance", "abc", f"{GUIDANCE_RULE}, not “abc”"),
+    ("guidance", "", f"{GUIDANCE_RULE}, but it is empty"),
+    ("guidance", "-5", f"{GUIDANCE_RULE}, not “-5”"),
+    ("guidance", "Infinity", f"{GUIDANCE_RULE}, not “Infinity”"),
+    ("scheduler", "dpm++", "unknown scheduler “dpm++”; choose one of: "),
+    ("karras", {"karras": True, "scheduler": "ddim"}, "karras sigmas are not available for DDIM"),
 ])
 def test_bad_input_shows_a_message_by_the_field(wasm_page, field, value, message):
     p = wasm_page.page
-    error = p.evaluate("(s) => window.sdlens.generate(s).then(() => null, (e) => e.message)", {field: value})
-    assert message in error
-    assert message in p.locator(f"#{field}-message").text_content()
+    request = value if isinstance(value, dict) else {field: value}
+    error = p.evaluate("(s) => window.sdlens.generate(s).then(() => null, (e) => e.message)", request)
+    shown = p.locator(f"#{field}-message").text_content()
+    assert error.startswith(message) and shown.startswith(message)
+    assert "error" in p.locator(f"#{field}-message").get_attribute("class")
+    assert not any(bad in shown for bad in INTERNALS), shown
     # Nothing is lost: the page still works.
     assert len(wasm_page.generate(prompt="ok", steps=1)["timings"]["step_ms"]) == 1
+
+
+@pytest.mark.parametrize("typed, kind, words", [
+    ("-5", "error", f"{GUIDANCE_RULE}, not “-5”"),
+    ("abc", "error", f"{GUIDANCE_RULE}, not “abc”"),  # a type=number box reads "abc" as empty
+    ("0.5", "warning", "g ≤ 1 switches guidance off"),
+    ("7.5", "", ""),
+])
+def test_guidance_box_says_error_or_advice_as_typed(wasm_page, typed, kind, words):
+    """An invalid value gets the error, never the g ≤ 1 advice as if it would run."""
+    p = wasm_page.page
+    p.locator("#guidance").fill("")
+    p.locator("#guidance").press_sequentially(typed)
+    message = p.locator("#guidance-message")
+    text = message.text_content()
+    if typed == "abc":
+        assert text == f"{GUIDANCE_RULE}, but it is empty"
+    else:
+        assert text.startswith(words) and (words or text == "")
+    assert ("g ≤ 1" in text) == (kind == "warning")
+    assert (kind or "field-message") in message.get_attribute("class").split()
+    assert not any(bad in text for bad in INTERNALS), text
+    p.locator("#guidance").fill("7.5")
 
 
 def test_scheduler_menu_karras_and_lcm_advice(wasm_page):
@@ -251,7 +297,8 @@ def test_long_prompt_names_dropped_words(wasm_page):
     prompt = " ".join(f"word{i}" for i in range(90))
     wasm_page.generate(prompt=prompt, steps=1)
     text = wasm_page.page.locator("#prompt-message").text_content()
-    assert "dropped: word28 word29" in text and text.rstrip().endswith("word89")
+    # One line with a count and where the cut starts, not all 62 words.
+    assert text == "The prompt is longer than 77 tokens: the last 62 words are dropped (from “word28 word29 word30 word31 …”)."
 
 
 def test_model_picker_and_external_data(wasm_page, models_dir, cpython):

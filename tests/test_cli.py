@@ -80,7 +80,9 @@ def test_long_prompt_warns_with_dropped_words(capsys, tiny_model_dir, tmp_path):
     code, _, err = run(capsys, "generate", LONG_PROMPT, "--model", str(tiny_model_dir), "--steps", "1",
                        "--out", str(tmp_path / "o.png"))
     assert code == 0
-    assert "warning: prompt is longer than 77 tokens; dropped: word28 word29" in err
+    # one line with a count and where the cut starts, not every dropped word
+    assert "warning: The prompt is longer than 77 tokens: the last 72 words are dropped (from “word28 word29 word30 word31 …”)." in err
+    assert "word99" not in err
 
 
 @pytest.mark.parametrize(
@@ -89,16 +91,16 @@ def test_long_prompt_warns_with_dropped_words(capsys, tiny_model_dir, tmp_path):
         (["--steps", "0"], "steps must be"),
         (["--steps", "1001"], "steps must be"),
         (["--steps", "ten"], "steps must be"),
-        (["--guidance", "nan"], "guidance must be a finite number"),
-        (["--guidance", "inf"], "guidance must be a finite number"),
-        (["--guidance", "-1"], "guidance must be a finite number"),
-        (["--guidance", "lots"], "guidance must be a number"),
+        (["--guidance", "nan"], "guidance must be a number, 0 or more (7.5 is usual), not “nan”"),
+        (["--guidance", "inf"], "guidance must be a number, 0 or more (7.5 is usual), not “inf”"),
+        (["--guidance", "-1"], "guidance must be a number, 0 or more (7.5 is usual), not “-1”"),
+        (["--guidance", "lots"], "guidance must be a number, 0 or more (7.5 is usual), not “lots”"),
         (["--scheduler", "dpm++"], "pndm, ddim, euler, euler_a, dpmpp_2m, unipc, lms, heun, ddpm, lcm"),
         (["--scheduler", "ddim", "--karras"], "karras sigmas are not available for DDIM"),
         (["--scheduler", "lcm", "--steps", "51"], "LCM allows at most 50 steps"),
-        (["--seed", "abc"], "seed must be a whole number"),
-        (["--seed", "-1"], "seed must be a whole number"),
-        (["--seed", str(2**64)], "seed must be a whole number"),
+        (["--seed", "abc"], "seed must be a whole number, 0 or more, not “abc”"),
+        (["--seed", "-1"], "seed must be a whole number, 0 or more, not “-1”"),
+        (["--seed", str(2**64)], "seed must be a whole number, 0 or more, and this one is too large"),
         (["--variant", "int4"], "no int4 variant"),
     ],
 )

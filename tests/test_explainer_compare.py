@@ -152,6 +152,14 @@ def test_guidance_sweep(page):
     pixels = p.evaluate("""() => [...document.querySelectorAll('#sweep-images canvas')].map((c) =>
         Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data.slice(0, 4096)))""")
     assert all(len(set(px)) > 10 for px in pixels) and pixels[0] != pixels[2]
+    # An even grid: the same width and the same step between images, whatever the captions say.
+    boxes = p.evaluate("""() => [...document.querySelectorAll('#sweep-images figure')].map((f) => {
+        const r = f.getBoundingClientRect(); const c = f.querySelector('canvas').getBoundingClientRect();
+        return {x: r.x, y: r.y, w: r.width, cx: c.x, cw: c.width}; })""")
+    assert len({round(b["w"], 1) for b in boxes}) == 1 and len({round(b["cw"], 1) for b in boxes}) == 1
+    assert len({b["y"] for b in boxes}) == 1
+    steps = [round(b["cx"] - a["cx"], 1) for a, b in zip(boxes, boxes[1:])]
+    assert len(set(steps)) == 1 and steps[0] > boxes[0]["cw"], steps
     p.fill("#sweep-values", "1, x")
     p.click("#sweep-run")
     assert "not a guidance value" in p.locator("#sweep-message").text_content()

@@ -183,9 +183,71 @@ def test_held_out_pairs_come_from_the_manifest(page):
     both_widths(p, "#starters", "starters")
 
 
+CARD_AND_TARGET = """() => { const box = (el) => { const r = el.getBoundingClientRect();
+        return {top: r.top, bottom: r.bottom, left: r.left, right: r.right}; };
+    return {card: box(document.getElementById('tour-card')), target: box(document.querySelector('.tour-target')),
+            view: {width: document.documentElement.clientWidth, height: innerHeight}}; }"""
+
+
+def assert_card_clear_of_target(p, stop):
+    """The card and the element it points at do not overlap, and both are on screen."""
+    # A view may still be growing as its stop appears: the card moves off it within a moment.
+    clear = CARD_AND_TARGET.replace("return {card", "const got = {card").rstrip("}").rstrip() + """;
+        const c = got.card, t = got.target;
+        return !(c.left < t.right && t.left < c.right && c.top < t.bottom && t.top < c.bottom); }"""
+    try:
+        p.wait_for_function(clear, timeout=1500)
+    except Exception:
+        pass  # the assertion below says where they overlap
+    got = p.evaluate(CARD_AND_TARGET)
+    card, target, view = got["card"], got["target"], got["view"]
+    overlap = (card["left"] < target["right"] and target["left"] < card["right"]
+               and card["top"] < target["bottom"] and target["top"] < card["bottom"])
+    assert not overlap, (stop, got)
+    assert 0 <= card["top"] and card["bottom"] <= view["height"] + 1 and 0 <= card["left"] and card["right"] <= view["width"] + 1, (stop, got)
+    assert target["top"] < view["height"] and target["bottom"] > 0, (stop, got)
+
+
+def kept_state(p):
+    """What the learner has on screen: the form, the current run, the picture, the text size."""
+    return p.evaluate("""() => ({prompt: document.getElementById('prompt').value,
+        steps: document.getElementById('steps').value, seed: document.getElementById('seed').value,
+        guidance: document.getElementById('guidance').value,
+        run: JSON.stringify(window.sdlens.store.main.settings),
+        image: (() => { const c = document.getElementById('image');
+            return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data.slice(0, 4096)).join(); })(),
+        large: document.documentElement.classList.contains('projector'),
+        pressed: document.getElementById('text-size').getAttribute('aria-pressed')})""")
+
+
+def walk_tour(p, on_stop):
+    """Start the tour by keyboard and press Enter (Next) through every stop; on_stop(stop) at each."""
+    p.focus("#tour-start")
+    p.keyboard.press("Enter")
+    card = p.locator("#tour-card")
+    visited = []
+    while True:
+        p.wait_for_function("(n) => document.getElementById('tour-card').dataset.ready && "
+                            "document.getElementById('tour-card').dataset.ready !== n",
+                            arg=visited[-1] if visited else "", timeout=TIMEOUT)
+        stop = card.get_attribute("data-ready")
+        visited.append(stop)
+        on_stop(stop)
+        p.keyboard.press("Enter")
+        if card.is_hidden():
+            break
+        assert len(visited) <= 15
+    p.wait_for_function("document.getElementById('tour-card').dataset.restored === 'true'", timeout=TIMEOUT)
+    return visited
+
+
 def test_tour_walks_start_to_end_by_keyboard(page):
     p = page.page
     p.fill("#steps", "4")
+    # The learner's own prompt and run, which the tour borrows the page from.
+    p.evaluate("(s) => window.sdlens.explain(s).then(() => null)", {**SETTINGS, "prompt": "my own red circle", "seed": 11})
+    p.fill("#prompt", "my own words, not yet run")
+    before = kept_state(p)
     p.focus("#tour-start")
     p.keyboard.press("Enter")
     card = p.locator("#tour-card")
@@ -203,7 +265,10 @@ def test_tour_walks_start_to_end_by_keyboard(page):
         assert target.is_visible(), stop
         top = p.evaluate("document.querySelector('.tour-target').getBoundingClientRect().top")
         assert top < 900, stop
+        assert_card_clear_of_target(p, stop)
         assert p.evaluate("document.activeElement.id") == "tour-next", stop
+        if stop == "never-seen":  # the tour's own run, while it lasts
+            assert p.evaluate("window.sdlens.store.main.settings.prompt") == STARTERS[1]
         assert card.locator("#tour-count").text_content().startswith(f"Stop {len(visited)} of ")
         if stop in ("guidance", "never-seen"):
             card.screenshot(path=str(ARTIFACTS / f"lessons-tour-{stop}-1280.png"))
@@ -216,14 +281,86 @@ def test_tour_walks_start_to_end_by_keyboard(page):
     assert {"generate", "tokens", "clip", "guidance", "upscaler", "never-seen"} <= set(visited)
     assert p.evaluate("document.activeElement.id") == "tour-start"  # back where it started
     assert p.locator(".tour-target").count() == 0
-    # The tour generated its run from the held-out starter last.
-    assert p.evaluate("window.sdlens.store.main.settings.prompt") == STARTERS[1]
+    # The learner's prompt, settings, run and picture are back as they were.
+    p.wait_for_function("document.getElementById('tour-card').dataset.restored === 'true'", timeout=TIMEOUT)
+    assert kept_state(p) == before
+    assert p.evaluate("window.sdlens.store.main.settings.prompt") == "my own red circle"
+    shown = p.evaluate("""() => { const c = document.getElementById('image');
+        const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const f = window.sdlens.store.main.final.rgba; return px.length === f.length && px.every((v, i) => v === f[i]); }""")
+    assert shown
+
+
+@pytest.mark.parametrize("width, height", [(1280, 720), (390, 844)])
+def test_tour_card_never_covers_its_target(page, width, height):
+    p = page.page
+    p.set_viewport_size({"width": width, "height": height})
+    try:
+        p.fill("#steps", "4")
+        before = kept_state(p)
+        assert before["large"] is False
+
+        def check(stop):
+            assert_card_clear_of_target(p, stop)
+            p.screenshot(path=str(ARTIFACTS / f"lessons-tour-{width}x{height}-{stop}.png"))
+
+        visited = walk_tour(p, check)
+        assert {"welcome", "prompt", "generate", "tokens", "guidance", "scheduler", "guess", "upscaler", "end"} <= set(visited)
+        assert kept_state(p) == before
+        # With the larger text (A+ in the tour's card), too: and the tour gives back the size it found.
+        p.focus("#tour-start")
+        p.keyboard.press("Enter")
+        p.wait_for_function("document.getElementById('tour-card').dataset.ready === 'welcome'")
+        p.click("#tour-large")
+        assert p.get_attribute("#tour-large", "aria-pressed") == "true"
+        assert p.get_attribute("#text-size", "aria-pressed") == "true"  # one state, both controls
+        stop = "welcome"
+        for _ in range(4):
+            p.click("#tour-next")
+            p.wait_for_function("(n) => (document.getElementById('tour-card').dataset.ready || n) !== n",
+                                arg=stop, timeout=TIMEOUT)
+            stop = p.get_attribute("#tour-card", "data-ready")
+            assert_card_clear_of_target(p, f"{stop} (A+)")
+        p.screenshot(path=str(ARTIFACTS / f"lessons-tour-{width}x{height}-large-{stop}.png"))
+        p.keyboard.press("Escape")
+        p.wait_for_function("document.getElementById('tour-card').dataset.restored === 'true'", timeout=TIMEOUT)
+        assert kept_state(p) == before  # A+ off again, as the tour found it
+    finally:
+        p.set_viewport_size({"width": 1280, "height": 900})
+
+
+def test_text_size_toggles_from_the_header_by_keyboard(page):
+    p = page.page
+    button = p.locator("header #text-size")
+    assert button.is_visible() and button.get_attribute("aria-pressed") == "false"
+    assert button.text_content().startswith("A+")
+    size = lambda: p.evaluate("parseFloat(getComputedStyle(document.documentElement).fontSize)")  # noqa: E731
+    normal = size()
+    p.focus("header #text-size")
+    p.keyboard.press("Enter")
+    assert button.get_attribute("aria-pressed") == "true" and size() > normal
+    assert button.text_content().startswith("A−")
+    shot(p, "header", "text-size-large")
+    p.keyboard.press("Space")
+    assert button.get_attribute("aria-pressed") == "false" and size() == normal
+    # The tour started with A+ on leaves it on.
+    p.keyboard.press("Enter")
+    p.focus("#tour-start")
+    p.keyboard.press("Enter")
+    p.wait_for_function("document.getElementById('tour-card').dataset.ready === 'welcome'")
+    p.keyboard.press("Escape")
+    p.wait_for_function("document.getElementById('tour-card').dataset.restored === 'true'", timeout=TIMEOUT)
+    assert button.get_attribute("aria-pressed") == "true" and size() > normal
+    p.focus("header #text-size")
+    p.keyboard.press("Enter")
+    assert size() == normal
 
 
 def test_tour_at_phone_width_and_escape_leaves(page):
     p = page.page
     p.set_viewport_size({"width": 390, "height": 844})
     try:
+        before = kept_state(p)
         p.focus("#tour-start")
         p.keyboard.press("Enter")
         p.wait_for_function("document.getElementById('tour-card').dataset.ready === 'welcome'")
@@ -232,8 +369,13 @@ def test_tour_at_phone_width_and_escape_leaves(page):
         box = p.locator("#tour-card").bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= 390
         p.screenshot(path=str(ARTIFACTS / "lessons-tour-390.png"))
+        p.keyboard.press("ArrowRight")  # the stop that generates: Esc while it runs stops the run
+        p.wait_for_function("document.getElementById('tour-card').dataset.stop === 'generate'")
         p.keyboard.press("Escape")
         assert p.locator("#tour-card").is_hidden() and p.evaluate("document.activeElement.id") == "tour-start"
+        p.wait_for_function("document.getElementById('tour-card').dataset.restored === 'true'", timeout=TIMEOUT)
+        after = kept_state(p)
+        assert after == before, (before, after)
     finally:
         p.set_viewport_size({"width": 1280, "height": 900})
 

@@ -162,6 +162,23 @@ def test_words_outside_the_vocabulary_are_named_before_the_run(page, prompt):
         both_widths(page, "#controls label:has(#prompt)", "vocabulary-note")
 
 
+def test_an_off_vocabulary_result_says_why_beside_the_picture(page):
+    p = page.page
+    note = p.locator("#result-vocabulary")
+    generate_from_the_form(p, "a cute puppy on the beach", 2, explain=False)
+    assert note.is_visible()
+    text = note.text_content()
+    assert "grey or meaningless" in text and all(f"“{w}”" in text for w in ("cute", "puppy", "beach"))
+    assert "“on”" not in text and "“the”" not in text  # words it knows are not blamed
+    # beside the result: right under the big picture, on screen with it
+    image, box = p.locator("#image").bounding_box(), note.bounding_box()
+    assert 0 <= box["y"] - (image["y"] + image["height"]) < 40
+    both_widths(page, "#output", "off-vocabulary-result")
+    # the next run, in words it knows, clears it
+    generate_from_the_form(p, RED, 2, explain=False)
+    assert not note.is_visible()
+
+
 def test_another_model_shows_its_own_card(page):
     p = page.page
     p.select_option("#model", "tiny-random")
@@ -217,6 +234,9 @@ def test_every_view_follows_the_current_run(page):
     assert p.evaluate("window.longRun")["cancelled"] is True
     assert "Stopped. Showing the previous run again" in p.locator("#progress-text").text_content()
     assert_everything_shows(p, BLUE, 2)
+    # The form shows the run on screen, not the stopped request's prompt and 300 steps.
+    assert p.input_value("#prompt") == BLUE and p.input_value("#steps") == "2"
+    assert p.input_value("#seed") == p.evaluate("window.sdlens.store.main.settings.seed")
     assert p.locator("#image.pending").count() == 0
 
     # Compare: A is the current run; the progress line is A's, not B's.

@@ -8,8 +8,10 @@ import { mountExplainer } from "./explainer/index.js";
 import { isOn } from "./explainer/compare.js";
 import { RunStore } from "./explainer/store.js";
 import { fillSchedulerSelect, karrasValue, schedulerId, schedulerName, setCatalogue, supportsKarras } from "./schedulers.js";
-import { mountModelCard } from "./model_card.js";
+import { guidanceAdvice } from "./messages.js";
+import { mountModelCard, mountResultNote } from "./model_card.js";
 import { mountPicture, PictureError, toInitImage } from "./picture/index.js";
+import { mountTextSizeButton } from "./text_size.js";
 import { timingParts, timingSummary } from "./timings.js";
 
 const $ = (id) => document.getElementById(id);
@@ -217,23 +219,12 @@ function syncKarras() {
     : "Karras sigmas (ρ = 7): more of the steps at low noise";
 }
 
-/** Guidance is accepted from 0 up, but two ranges deserve a word before a run. */
-export function guidanceAdvice(value, formulaBelowOne = false) {
-  const g = Number(value);
-  if (!Number.isFinite(g)) return "";
-  if (g > 20) return `g = ${g} is far above the usual 1 to 20: expect harsh, over-saturated colours or a broken picture.`;
-  if (g < 1 && formulaBelowOne) {
-    return `g = ${g} with the formula: ε = ε_uncond + ${g}·(ε_cond − ε_uncond)${g === 0 ? ", which ignores the prompt" : ", less than the prompt alone"}.`;
-  }
-  if (g <= 1) return `g ≤ 1 switches guidance off (as in diffusers): the prompt's prediction alone is used, so g = 0 and g = 1 give the same picture.`;
-  return "";
-}
-
+/** The guidance box's word as it is typed: an error for a value no run takes, advice for two ranges. */
 function guidanceNote() {
   const el = $("guidance-message");
-  if (el.className.includes("error")) return; // a check's message stays until the next run
-  el.textContent = guidanceAdvice($("guidance").value, $("formula_below_one").checked);
-  el.className = "field-message warning";
+  const { text, kind } = guidanceAdvice($("guidance").value, $("formula_below_one").checked);
+  el.textContent = text;
+  el.className = `field-message ${kind}`.trim();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -262,7 +253,7 @@ function readForm() {
     negative: $("negative").value,
     seed: $("seed").value.trim(),
     steps: $("steps").value.trim(),
-    guidance: $("guidance").value.trim() === "" ? "nan" : $("guidance").value.trim(),
+    guidance: $("guidance").value.trim(),
     scheduler: $("scheduler").value,
     karras: $("karras").checked && !$("karras").disabled,
     formula_below_one: $("formula_below_one").checked ? "1" : "",
@@ -285,9 +276,7 @@ function writeForm(settings) {
 
 async function warnAboutDroppedWords(settings) {
   const tokens = await call("tokenize", { prompt: settings.prompt });
-  if (tokens.dropped_words.length) {
-    fieldMessage("prompt", `Longer than ${tokens.max_length} tokens; dropped: ${tokens.dropped_words.join(" ")}`, true);
-  }
+  if (tokens.dropped_note) fieldMessage("prompt", tokens.dropped_note, true); // one line, however long
   return tokens;
 }
 
@@ -418,6 +407,8 @@ function restore(key, mainView, what) {
     return;
   }
   showRun(previous);
+  // The picture is the previous run: the form shows its settings, not the stopped request's.
+  if (previous && what === "Stopped") writeForm(previous.settings);
   setProgress(previous ? `${what}. Showing the previous run again: ${state.summary}` : `${what}.`, previous ? 1 : 0);
   if (!previous) {
     state.summary = "";
@@ -465,6 +456,8 @@ async function main() {
     generate({}, { explain: $("explain").checked }).catch(() => {});
   });
   $("stop").addEventListener("click", stop);
+  mountTextSizeButton($("text-size"));
+  mountResultNote(store, $("image"));
   // Guidance: a continuous slider (0 allowed) kept in step with the exact number field.
   $("guidance-slider").addEventListener("input", () => ($("guidance").value = $("guidance-slider").value));
   $("guidance").addEventListener("input", () => {
@@ -538,6 +531,18 @@ window.sdlens = {
   store,
   picture,
   stop,
+  /** What the learner has now (the form, the current run and its progress line), for `bringBack`:
+   * the guided tour keeps it at its start and puts it back when it ends. */
+  keep: () => ({ form: { ...readForm(), karras: $("karras").checked }, run: store.main || null, selected: store.selected, summary: state.summary, timingLine: state.timingLine }),
+  bringBack: (kept) => {
+    store.reinstate("main", kept.run, kept.selected);
+    showRun(kept.run);
+    writeForm(kept.form);
+    state.summary = kept.summary;
+    state.timingLine = kept.timingLine;
+    setProgress(kept.summary, kept.run ? 1 : 0);
+    $("timing").textContent = kept.timingLine;
+  },
   tokenize: (prompt) => modelReady().then(() => call("tokenize", { prompt })),
   get backend() {
     return state.backend;

@@ -101,3 +101,31 @@ export function mountModelCard({ card, prompt, note }) {
     check,
   };
 }
+
+/** The line beside the result when its run was made from words the model never read: the grey or
+ * meaningless picture is what such a prompt gives, not a fault ("" when there is nothing to say). */
+export function resultNote(prompt, manifest) {
+  const check = vocabularyCheck(prompt, manifest);
+  if (!check?.unknown.length) return "";
+  const these = check.unknown.length === 1 ? "a word" : "words";
+  return `Why this picture may look grey or meaningless: the prompt has ${these} this model never learned ` +
+    `(${quote(check.unknown)}), and a model cannot draw what it never saw.`;
+}
+
+/** A note under the big image that follows the current run (the store's "main"): set when a run
+ * made with unknown words is shown, cleared when the next run begins. */
+export function mountResultNote(store, image) {
+  const note = element("p", "vocabulary-note warning result-note");
+  note.id = "result-vocabulary";
+  note.setAttribute("role", "status");
+  note.hidden = true;
+  image.after(note);
+  const show = ({ detail }) => {
+    if (detail.key !== "main") return;
+    const run = store.main;
+    note.textContent = run?.final ? resultNote(run.settings.prompt, run.manifest) : "";
+    note.hidden = !note.textContent;
+  };
+  store.addEventListener("run", show);
+  store.addEventListener("finish", show);
+}

@@ -35,7 +35,7 @@ def cmd_tokenize(args) -> int:
             break
         print(f"{position:>4}      {token_id:>6}  {token}")
     if enc.dropped_words:
-        print(f"dropped (past {enc.max_length} tokens): {' '.join(enc.dropped_words)}")
+        print(enc.dropped_note())
     return 0
 
 
@@ -65,10 +65,9 @@ def cmd_generate(args) -> int:
     settings = pipeline.checked(settings)
 
     for label, text in (("prompt", settings.prompt), ("negative prompt", settings.negative)):
-        dropped = pipeline.tokenizer.encode(text).dropped_words
-        if dropped:
-            print(f"warning: {label} is longer than {pipeline.tokenizer.max_length} tokens; "
-                  f"dropped: {' '.join(dropped)}", file=sys.stderr)
+        note = pipeline.tokenizer.encode(text).dropped_note(label)
+        if note:
+            print(f"warning: {note}", file=sys.stderr)
 
     scheduler = pipeline.scheduler(settings)  # a bad scheduler, Karras setting or step count fails here
     print(f"model {model.name} ({args.variant}), backend {runtime.backend}")

@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import math
 
-from .errors import SdlensError
+from .errors import SdlensError, as_typed
+
+GUIDANCE_RULE = "guidance must be a number, 0 or more (7.5 is usual)"
 
 
 def check_guidance(scale) -> float:
+    """A guidance scale as a float ≥ 0 (also from text such as "7.5"), or SdlensError."""
     try:
         value = float(scale)
     except (TypeError, ValueError):
-        raise SdlensError(f"guidance must be a number, got {scale!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise SdlensError(f"guidance must be a finite number ≥ 0, got {scale}")
+        value = math.nan
+    if not math.isfinite(value) or value < 0:  # "nan" and "inf" are numbers only to Python
+        raise SdlensError(f"{GUIDANCE_RULE}, {as_typed(scale)}")
     return value
 
 
@@ -42,7 +45,7 @@ def check_flag(value, name: str) -> bool:
         return True
     if text in ("", "0", "false", "no", "off"):
         return False
-    raise SdlensError(f"{name} must be true or false, got {value!r}")
+    raise SdlensError(f"{name} must be true or false, {as_typed(value)}")
 
 
 def guide(ops, eps_uncond, eps_cond, scale: float):

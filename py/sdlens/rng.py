@@ -22,7 +22,7 @@ import random
 import struct
 from typing import Sequence
 
-from .errors import SdlensError
+from .errors import SdlensError, as_typed
 
 SEED_MAX = 2**64 - 1
 _F24 = 2.0**-24
@@ -38,14 +38,17 @@ def _to_f32(x: float) -> float:
 
 def check_seed(seed) -> int:
     """A seed as torch accepts it for ``manual_seed``: an integer in 0 … 2**64-1."""
+    typed = seed
     if isinstance(seed, bool) or not isinstance(seed, int):
         try:
-            text = str(seed).strip()
-            seed = int(text, 10)
+            seed = int(str(seed).strip(), 10)
         except ValueError:
-            raise SdlensError(f"seed must be a whole number from 0 to {SEED_MAX}, got {seed!r}") from None
-    if not 0 <= seed <= SEED_MAX:
-        raise SdlensError(f"seed must be a whole number from 0 to {SEED_MAX}, got {seed}")
+            raise SdlensError(f"seed must be a whole number, 0 or more, {as_typed(typed)}") from None
+    if seed < 0:
+        raise SdlensError(f"seed must be a whole number, 0 or more, {as_typed(typed)}")
+    if seed > SEED_MAX:  # torch's limit, 2**64 - 1: twenty digits nobody reads, so not quoted
+        raise SdlensError("seed must be a whole number, 0 or more, and this one is too large "
+                          "(at most 2⁶⁴ − 1, about 18 billion billion)")
     return seed
 
 

@@ -234,6 +234,16 @@ class Encoding:
     def truncated(self) -> bool:
         return bool(self.dropped_words)
 
+    def dropped_note(self, label: str = "prompt") -> str:
+        """The truncation in one line, however long the prompt: how many words were cut and where
+        the cut starts ("" when nothing was). A 500-word prompt gets one line, not 431 words."""
+        n = len(self.dropped_words)
+        if not n:
+            return ""
+        start = " ".join(self.dropped_words[:4]) + (" …" if n > 4 else "")
+        words = "the last word is" if n == 1 else f"the last {n} words are"
+        return f"The {label} is longer than {self.max_length} tokens: {words} dropped (from “{start}”)."
+
     @property
     def attention_mask(self) -> list[int]:
         return [1] * self.length + [0] * (self.max_length - self.length)

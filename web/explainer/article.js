@@ -29,7 +29,7 @@ export function mountArticle(container, store) {
       <h4>1. Words become numbers</h4>
       <p>The computer cannot read, so the tokenizer cuts “${esc(s.prompt)}” into pieces it knows, called tokens.
       Your prompt became <b>${t.length - 2}</b> tokens. With a start and an end token that makes ${t.length}; the other
-      <b>${padding}</b> of the ${t.max_length} places are padding. ${t.dropped_words.length ? `These words did not fit and were ignored: <b>${esc(t.dropped_words.join(" "))}</b>.` : ""}
+      <b>${padding}</b> of the ${t.max_length} places are padding. ${t.dropped_note ? `<b>${esc(t.dropped_note)}</b>` : ""}
       The text encoder then turns every token into a list of ${run.textShape[2]} numbers that capture its meaning in context.</p>
       <h4>2. From noise to a picture, one step at a time</h4>
       <p>The picture starts as pure random noise: ${c}×${h}×${w} numbers drawn from seed <b>${esc(s.seed)}</b>.

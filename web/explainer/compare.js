@@ -35,7 +35,7 @@ export function formSettings() {
     negative: value("negative"),
     seed: value("seed").trim(),
     steps: value("steps").trim(),
-    guidance: guidance === "" ? "nan" : guidance,
+    guidance,
     scheduler: value("scheduler"),
     karras: Boolean($("karras")?.checked && !$("karras")?.disabled),
     formula_below_one: $("formula_below_one")?.checked ? "1" : "",

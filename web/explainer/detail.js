@@ -100,7 +100,7 @@ function textPanel(panel, run) {
   if (tokens.dropped_words.length) {
     const dropped = document.createElement("p");
     dropped.className = "warning";
-    dropped.textContent = `Cut off (beyond ${tokens.max_length} tokens): ${tokens.dropped_words.join(" ")}`;
+    dropped.textContent = tokens.dropped_note; // one line with a count, however long the prompt
     panel.append(dropped);
   }
   displayed.text = { ids: tokens.ids.slice(), tokens: tokens.tokens.slice(), length: tokens.length, norms: null };

@@ -69,6 +69,17 @@ export class RunStore extends EventTarget {
     return previous;
   }
 
+  /** Make `run` (a finished run kept elsewhere, or null for none) the run under `key` again, at
+   * step `selected`: the guided tour brings back the learner's run with it. */
+  reinstate(key, run, selected = 0) {
+    this.previous.delete(key);
+    if (run) this.runs.set(key, run);
+    else this.runs.delete(key);
+    if (key === "main") this.selected = Math.max(0, Math.min(selected, (run?.steps.length || 1) - 1));
+    this.emit("run", { key });
+    if (run) this.emit("finish", { key });
+  }
+
   get main() {
     return this.runs.get("main");
   }

@@ -2,9 +2,13 @@
 // Each stop opens the live view it explains, outlines it and scrolls to it; its words quote the
 // run's own numbers. Keyboard: Next/Back (Enter, or → ←), Esc leaves; the tour is a
 // non-modal dialog whose stops are announced to screen readers. "Larger text" suits a projector.
+// The tour borrows the page: when it ends, the learner's prompt, settings, run and text size come
+// back as they were. Its card sits beside, below or above what it points at, never on it.
 
 import { heldOutPairsIn } from "./generalisation.js";
 import { selectedManifest } from "./starters.js";
+import { placeCardBy } from "./tour_place.js";
+import { isLargeText, mountTextSizeButton, setLargeText } from "../text_size.js";
 
 const $ = (id) => document.getElementById(id);
 const esc = (text) => String(text).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
@@ -174,7 +178,7 @@ export function mountTour(button, store) {
   card.setAttribute("aria-describedby", "tour-text");
   card.innerHTML = `
     <div class="tour-head"><span id="tour-count"></span>
-      <button type="button" id="tour-large" aria-pressed="false" title="Larger text, for a projector">A+</button>
+      <button type="button" id="tour-large" aria-pressed="false">A+</button>
       <button type="button" id="tour-exit" aria-label="leave the tour (Esc)">✕</button></div>
     <h3 id="tour-title"></h3>
     <p id="tour-text"></p>
@@ -188,19 +192,33 @@ export function mountTour(button, store) {
   let pending = Promise.resolve();
   let target = null;
 
+  // A view may still grow after its stop is shown (a lesson opening, a picture decoded), or be
+  // pushed down by one above it (the page grows): the card moves with it, never onto it.
+  const resized = new ResizeObserver(() => !card.hidden && target && placeCardBy(card, target));
+  // What no observer reports (a view above that moves it without a resize, an animation): a
+  // look five times a second while the tour is open.
+  setInterval(() => {
+    if (card.hidden || !target) return;
+    const a = card.getBoundingClientRect();
+    const b = target.getBoundingClientRect();
+    if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) placeCardBy(card, target);
+  }, 200);
   function point(element) {
     target?.classList.remove("tour-target");
+    resized.disconnect();
     target = element;
+    delete card.dataset.side;
     if (!element) return;
     element.classList.add("tour-target");
-    element.scrollIntoView({ block: "center", behavior: "instant" });
-    // Keep the card clear of what it points at.
-    const box = element.getBoundingClientRect();
-    card.classList.toggle("top", box.top + box.height / 2 > innerHeight / 2);
+    placeCardBy(card, element);
+    resized.observe(element);
+    resized.observe(document.body);
   }
+  addEventListener("resize", () => !card.hidden && target && placeCardBy(card, target));
+  addEventListener("scroll", () => !card.hidden && target && placeCardBy(card, target, { scroll: false }), { passive: true });
 
   async function go(to) {
-    if (to < 0) return;
+    if (to < 0 || card.hidden) return;
     if (to >= stops.length) return end();
     index = to;
     const stop = stops[index];
@@ -215,6 +233,8 @@ export function mountTour(button, store) {
     get("tour-text").innerHTML = (stop.enter && stop.waiting ? stop.waiting : stop.text)(context);
     const work = (async () => stop.enter?.(context))();
     if (stop.enter) get("tour-status").textContent = "Working…";
+    working = Boolean(stop.enter);
+    work.finally(() => (working = false)).catch(() => {});
     pending = work.then(() => {
       if (stops[index] !== stop) return;
       get("tour-text").innerHTML = stop.text(context);
@@ -233,32 +253,45 @@ export function mountTour(button, store) {
   }
 
   let opener = null;
+  let kept = null; // what the learner had when the tour began: {page, largeText}
+  let working = false; // a stop's work (a run) is under way
   async function start() {
+    if (!card.hidden) return;
     opener = document.activeElement;
+    kept = { page: window.sdlens.keep(), largeText: isLargeText() };
     const manifest = store.main?.manifest || (await selectedManifest());
     context = { manifest, prompt: starterPrompt(manifest, false), heldOutPrompt: starterPrompt(manifest, true) };
     stops = STOPS.filter((s) => !s.when || s.when(context));
+    delete card.dataset.restored;
     card.hidden = false;
     get("tour-next").focus();
     await go(0);
   }
 
-  function end() {
+  async function end() {
+    if (card.hidden) return;
     point(null);
     card.hidden = true;
     index = -1;
     delete card.dataset.stop;
+    delete card.dataset.ready;
     (opener && document.contains(opener) ? opener : button).focus();
+    // A run the tour started is stopped; then the learner's page comes back as it was.
+    if (working) window.sdlens.stop();
+    await pending.catch(() => {});
+    if (kept) {
+      window.sdlens.bringBack(kept.page);
+      setLargeText(kept.largeText);
+      kept = null;
+    }
+    card.dataset.restored = "true";
   }
 
   // Next waits for the stop's work (a run being generated) before moving on.
   get("tour-next").addEventListener("click", () => pending.then(() => go(index + 1)));
   get("tour-back").addEventListener("click", () => pending.then(() => go(index - 1)));
   get("tour-exit").addEventListener("click", end);
-  get("tour-large").addEventListener("click", () => {
-    const large = document.documentElement.classList.toggle("projector");
-    get("tour-large").setAttribute("aria-pressed", String(large));
-  });
+  mountTextSizeButton(get("tour-large"));
   card.addEventListener("keydown", (event) => {
     // Keys inside the tour are the tour's: they must not also scrub the timeline or close a panel.
     if (event.key === " ") return event.stopPropagation(); // Space presses the focused button, nothing else

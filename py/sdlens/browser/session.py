@@ -226,7 +226,7 @@ def _code_error(err: CodeError) -> dict:
 
 def _encoding_dict(enc) -> dict:
     return {"ids": enc.ids, "tokens": enc.tokens, "length": enc.length,
-            "max_length": enc.max_length, "dropped_words": enc.dropped_words,
+            "max_length": enc.max_length, "dropped_words": enc.dropped_words, "dropped_note": enc.dropped_note(),
             "words": enc.words, "word_ids": enc.word_ids}
 
 

@@ -14,7 +14,7 @@ call belongs to and why it is made.
 
 from __future__ import annotations
 
-from ..errors import SdlensError
+from ..errors import SdlensError, as_typed
 from .base import KARRAS_SUMMARY, MAX_STEPS, Call, Scheduler, StepResult, as_bool
 from .ddim import DDIMScheduler
 from .ddpm import DDPMScheduler
@@ -65,7 +65,7 @@ def scheduler_class(name) -> type[Scheduler]:
     """A scheduler class by its id, in any capitalisation ("DDIM", "Euler_A"), or SdlensError."""
     cls = SCHEDULERS.get(str(name).strip().lower()) if name is not None else None
     if cls is None:
-        raise SdlensError(f"unknown scheduler {name!r}; choose one of: {', '.join(SCHEDULERS)}")
+        raise SdlensError(f"unknown scheduler “{name}”; choose one of: {', '.join(SCHEDULERS)}")
     return cls
 
 
@@ -80,7 +80,7 @@ def check_karras(value) -> bool | None:
         return True
     if text in ("0", "false", "no", "off"):
         return False
-    raise SdlensError(f"karras must be true or false, got {value!r}")
+    raise SdlensError(f"karras must be true or false, {as_typed(value)}")
 
 
 def make_scheduler(name: str, config: dict | None = None, karras: bool | None = None) -> Scheduler:
@@ -95,8 +95,8 @@ def make_scheduler(name: str, config: dict | None = None, karras: bool | None = 
         if karras and not cls.supports_karras:
             labels = ", ".join(SCHEDULERS[n].label for n in KARRAS_SCHEDULERS)
             raise SdlensError(
-                f"karras sigmas are not available for {cls.label} (diffusers' {cls.__name__} has no "
-                f"use_karras_sigmas); they work with {labels}"
+                f"karras sigmas are not available for {cls.label} (diffusers has none for it either); "
+                f"they work with {labels}"
             )
         config["use_karras_sigmas"] = karras
     return cls(config)

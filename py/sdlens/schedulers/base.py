@@ -26,7 +26,7 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from ..errors import SdlensError
+from ..errors import SdlensError, as_typed
 
 Tensor = Any
 
@@ -218,7 +218,7 @@ def check_steps(num_inference_steps, max_steps: int) -> int:
         except ValueError:
             n = None
     if not isinstance(n, int) or not 1 <= n <= max_steps:
-        raise SdlensError(f"steps must be a whole number from 1 to {max_steps}, got {num_inference_steps!r}")
+        raise SdlensError(f"steps must be a whole number from 1 to {max_steps}, {as_typed(num_inference_steps)}")
     return n
 
 
