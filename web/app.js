@@ -3,9 +3,8 @@
 
 import { contextNote } from "./context_note.js";
 import { drawRgba } from "./explainer/colormaps.js";
-import { attentionOf } from "./explainer/attention.js";
-import { mountExplainer } from "./explainer/index.js";
-import { isOn } from "./explainer/compare.js";
+import { firstVisit, onPageClock, startupMarks } from "./first_visit.js";
+import { keepFocusAndShortcut } from "./form_keys.js";
 import { RunStore } from "./explainer/store.js";
 import { fillSchedulerSelect, karrasValue, schedulerId, schedulerName, setCatalogue, supportsKarras } from "./schedulers.js";
 import { mountModelCard } from "./model_card.js";
@@ -15,6 +14,12 @@ const $ = (id) => document.getElementById(id);
 export const store = new RunStore();
 const params = new URLSearchParams(location.search);
 const preference = params.get("backend") || "auto"; // auto | webgpu | wasm
+// The explainer's views load after the first paint (they are most of the page's modules); the
+// worker, Pyodide and the model files do not wait for them.
+const explainerModule = new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve)))
+  .then(() => import("./explainer/index.js"));
+/** A form value that means "on" (as compare.js's isOn, which loads with the explainer). */
+const isOn = (value) => value === true || ["1", "true", "yes", "on"].includes(String(value ?? "").toLowerCase());
 
 // ---------------------------------------------------------------------------------------------
 // The worker, as promises
@@ -24,6 +29,7 @@ let nextId = 0;
 const pending = new Map();
 let onWorkerEvent = () => {};
 
+/** A fresh worker; it starts Pyodide at once ("init"), and state.init settles when Python is up. */
 function startWorker() {
   worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
   worker.onmessage = ({ data }) => {
@@ -34,6 +40,17 @@ function startWorker() {
     else resolve(data.value);
   };
   worker.onerror = (event) => showError(`The worker failed: ${event.message || "unknown error"}`);
+  state.init = call("init").then((info) => {
+    state.gpu = info.gpu;
+    state.interrupt = info.interrupt;
+    setCatalogue(info.schedulers);
+    fillSchedulerSelect($("scheduler"));
+    if (startupMarks.python === undefined) {
+      startupMarks.worker = onPageClock(info.marks.worker);
+      startupMarks.python = onPageClock(info.marks.python);
+    }
+    return info;
+  });
 }
 
 function call(type, payload = {}) {
@@ -146,10 +163,12 @@ async function loadModel(modelId) {
       for (const { reject } of pending.values()) reject(new Error("the model was switched before this finished"));
       pending.clear();
       startWorker();
-      await call("init");
     }
     setProgress(`Loading ${model.name}…`, 0);
-    const loaded = await call("load", { modelId, manifestUrl: model.manifest, preference, threads: params.get("threads"), variant: params.get("variant") });
+    // Sent at once: the worker downloads the files and creates the sessions while Pyodide boots.
+    const loading = call("load", { modelId, manifestUrl: model.manifest, preference, threads: params.get("threads"), variant: params.get("variant") });
+    await state.init; // the scheduler menu, which the model's defaults choose from
+    const loaded = await loading;
     state.modelId = modelId;
     state.preview = loaded.preview;
     $("previews-note").hidden = false;
@@ -159,6 +178,10 @@ async function loadModel(modelId) {
         (loaded.preview.width < loaded.manifest.defaults.width
           ? ` at ${loaded.preview.width}×${loaded.preview.height} (a quick preview; the final image is the VAE's).` : ".");
     state.loadTimings = loaded.timings;
+    if (startupMarks.files === undefined) {
+      startupMarks.files = onPageClock(loaded.timings.marks.files);
+      startupMarks.sessions = onPageClock(loaded.timings.marks.sessions);
+    }
     state.backend = loaded.backend;
     state.manifest = loaded.manifest;
     showBackend(loaded.backend);
@@ -355,6 +378,7 @@ async function generate(request, { explain = false, runKey = null, show = true, 
     if (mainView) {
       drawRgba($("image"), result);
       $("image").classList.remove("pending");
+      startupMarks.firstImage ??= performance.now();
     }
     const marks = { started, loaded, asked, answered, finished: performance.now() };
     const timings = { ...result.timings, parts: timingParts(result.timings, marks, state.backend.ep), wall_ms: marks.finished - started };
@@ -374,7 +398,7 @@ async function generate(request, { explain = false, runKey = null, show = true, 
       backend: state.backend.label,
       timings,
       settings: result.settings,
-      attention: explain && state.runKey ? attentionOf(store.runs.get(state.runKey)) : undefined,
+      attention: explain && state.runKey ? (await import("./explainer/attention.js")).attentionOf(store.runs.get(state.runKey)) : undefined,
       modified_code: result.modified_code,
       scheduler_name: result.scheduler_name,
       unet_calls: result.unet_calls,
@@ -438,13 +462,18 @@ async function registerServiceWorker() {
 }
 
 async function main() {
+  startupMarks.module = performance.now();
   const note = contextNote();
   $("context-note").textContent = note;
   $("context-note").hidden = !note;
+  // The worker first: Pyodide's boot is the longest part of a first visit.
+  startWorker();
+  setProgress("Starting Python (Pyodide)…", null);
   $("controls").addEventListener("submit", (event) => {
     event.preventDefault();
     generate({}, { explain: $("explain").checked }).catch(() => {});
   });
+  keepFocusAndShortcut($("controls"), $("generate"));
   $("stop").addEventListener("click", stop);
   // Guidance: a continuous slider (0 allowed) kept in step with the exact number field.
   $("guidance-slider").addEventListener("input", () => ($("guidance").value = $("guidance-slider").value));
@@ -459,24 +488,32 @@ async function main() {
     $("seed").value = String(BigInt(words[0]) * 4294967296n + BigInt(words[1]));
   });
   $("model").addEventListener("change", () => loadModel($("model").value).catch((err) => showError(err.message)));
-
-  await registerServiceWorker();
-  await fillModels();
-  startWorker();
-  setProgress("Starting Python (Pyodide)…", null);
-  const info = await call("init");
-  state.gpu = info.gpu;
-  state.interrupt = info.interrupt;
-  setCatalogue(info.schedulers);
-  fillSchedulerSelect($("scheduler"));
   $("scheduler").addEventListener("change", syncKarras);
+
+  await fillModels();
   // A link that names a model starts with that one, rather than downloading the default first.
   const linked = state.models.find((m) => m.id === params.get("model"));
   await loadModel((linked || state.models.find((m) => m.default)).id);
+  startupMarks.loaded = performance.now();
+  const explainer = await explainerModule;
+  explainer.mountExplainer(store);
+  startupMarks.mounted = performance.now();
+  // With no link, the model's first starter prompt runs by itself (first_visit.js).
+  await firstVisit({
+    link: explainer.readLink(),
+    manifest: state.manifest,
+    backend: state.backend,
+    form: readForm(),
+    run: () => generate({}, { explain: $("explain").checked }),
+    offer: (text) => setProgress(text, 1),
+  });
+  // The offline copy (the service worker caches the app's files) once the first picture is shown.
+  await registerServiceWorker();
 }
 
+// Settles once the model is loaded, the explainer is mounted and a first visit's own run is done,
+// so that automation (window.sdlens.generate) never meets that run still going.
 const ready = main();
-ready.then(() => mountExplainer(store)).catch(() => {});
 ready.catch((err) => {
   showError(err.message);
   setProgress("Not ready.", 0);
@@ -514,8 +551,10 @@ window.sdlens = {
   get backend() {
     return state.backend;
   },
-  /** The last model load: {download_ms, sessions_ms} (for the benchmarks). */
+  /** The last model load: {download_ms, sessions_ms, marks} (for the benchmarks). */
   get loadTimings() {
     return state.loadTimings;
   },
+  /** When each part of the page's start-up ended, in ms since the page was opened (the benchmarks). */
+  startup: startupMarks,
 };
