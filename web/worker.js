@@ -45,8 +45,9 @@ async function startPython() {
   const { loadPyodide } = await import("./vendor/pyodide/pyodide.mjs");
   pyodide = await loadPyodide({ indexURL: appUrl("vendor/pyodide/") });
   if (typeof WebAssembly.Suspending !== "function") {
-    throw new Error("this browser lacks WebAssembly JavaScript Promise Integration (JSPI); " +
-      "use Chrome or Edge 137+, Firefox 153+ or Safari 27+");
+    // The pipeline's Python waits for onnxruntime's promises through JSPI (py/sdlens/browser).
+    throw new Error("This browser cannot run the model: it lacks WebAssembly JavaScript Promise Integration " +
+      "(JSPI). Open the page in Chrome or Edge 137 or newer, Firefox 153 or newer (ESR too), or Safari 27 or newer.");
   }
   for (const [file, text] of await sources) {
     const path = PY_ROOT + file;
