@@ -45,7 +45,13 @@ const inWords = (s) => (s < 90 ? `${Math.round(s)} seconds` : `${Math.round(s / 
  * settings; `run()` generates from the form; `offer(text)` shows the offer. `?autorun=0` keeps
  * the page idle (for tests that need a page where nothing has run).
  */
-export async function firstVisit({ link, manifest, backend, form, run, offer, search = location.search }) {
+export async function firstVisit(page) {
+  startupMarks.firstVisit = await decide(page);
+  return startupMarks.firstVisit;
+}
+
+/** What a first visit does: "ran", "offered", or why it did nothing ("link", "off", "no prompt"). */
+async function decide({ link, manifest, backend, form, run, offer, search = location.search }) {
   if (new URLSearchParams(search).get("autorun") === "0") return "off";
   if (link.settings.prompt || link.compare) return "link"; // the link's run (links.js) is the first one
   if (!form.prompt.trim()) return "no prompt";

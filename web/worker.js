@@ -140,6 +140,9 @@ async function loadModel({ modelId, manifestUrl, preference, threads, variant })
     const [first, ...rest] = manifest.components[component].variants[backend.variant].files.map((f) => f.path);
     await runtime.preload(first, rest);
   }
+  // The small tensor-math graphs every run uses (guidance, a scheduler's update, concat/split of
+  // the batch, the final RGB bytes): made now, not during the first run.
+  for (const op of ["concat_2", "split_2", "combine_1", "combine_2", "combine_3", "to_rgb"]) await runtime.op(op);
   let sessionsMs = performance.now() - sessionsStarted;
   marks.sessions = now();
   await boot.python;
