@@ -116,6 +116,7 @@ STARTUP_PARTS = [
     ("loaded", "model ready (Python session)"),
     ("mounted", "explainer views loaded and mounted"),
     ("firstImage", "first image drawn"),
+    ("pictures", "each step's x̂₀ picture decoded (after it)"),
 ]
 
 
@@ -156,8 +157,8 @@ def first_visits(args) -> None:
     for key in median:
         if key.startswith("part:"):
             print(f"    {key[5:]:<60} {median[key] / 1000:6.2f} s")
-    print(f"  page open → first image (as the test driver saw it): {median['outer_s']:6.2f} s "
-          f"(each: {', '.join(f'{v['outer_s']:.2f}' for v in visits)})")
+    each = ", ".join(f"{v['outer_s']:.2f}" for v in visits)
+    print(f"  page open → first image (as the test driver saw it): {median['outer_s']:6.2f} s (each: {each})")
 
 
 def bench_browser(args) -> None:

@@ -3,7 +3,7 @@
 
 import { contextNote } from "./context_note.js";
 import { drawRgba } from "./explainer/colormaps.js";
-import { firstVisit, onPageClock, startupMarks } from "./first_visit.js";
+import { decodeStepPictures, firstVisit, onPageClock, startupMarks } from "./first_visit.js";
 import { keepFocusAndShortcut } from "./form_keys.js";
 import { RunStore } from "./explainer/store.js";
 import { fillSchedulerSelect, karrasValue, schedulerId, schedulerName, setCatalogue, supportsKarras } from "./schedulers.js";
@@ -137,7 +137,9 @@ function addPreview(event) {
   drawRgba(canvas, event.preview);
   const caption = document.createElement("figcaption");
   caption.textContent = `t=${Math.round(event.timestep)}`;
-  figure.title = event.preview.source === "linear" ? state.preview?.label : `x̂₀ decoded by ${state.preview?.label}`;
+  const linear = state.preview?.kind === "linear" ? state.preview.label
+    : "a linear latent→RGB map (an approximation, until this step's x̂₀ is decoded)";
+  figure.title = event.preview.source === "linear" ? linear : `x̂₀ decoded by ${state.preview?.label}`;
   figure.append(canvas, caption);
   $("previews").append(figure);
 }
@@ -319,7 +321,7 @@ async function warnAboutDroppedWords(settings) {
  * alone; `explain` keeps a side run's tensors in the store under `runKey`. If a run is stopped or
  * fails, the previous current run comes back, whole.
  */
-async function generate(request, { explain = false, runKey = null, show = true, label = null, code = null } = {}) {
+async function generate(request, { explain = false, runKey = null, show = true, label = null, code = null, picturesLater = false } = {}) {
   if (state.running) throw new Error("a generation is already running; press Stop first");
   const started = performance.now();
   const modelId = request.model || readForm().model || state.models.find((m) => m.default).id;
@@ -365,7 +367,10 @@ async function generate(request, { explain = false, runKey = null, show = true, 
     begun = stored;
     setProgress(`${state.runLabel ? `${state.runLabel}: ` : ""}Encoding the prompt…`, null);
     const asked = performance.now();
-    const result = await call("generate", { settings, explain, code });
+    // Each step's x̂₀ picture after the final image (a first visit's run): only an explained run
+    // keeps the x̂₀ they are decoded from.
+    const later = picturesLater && explain && stored && state.preview?.kind !== "linear";
+    const result = await call("generate", { settings, explain, code, pictures: !later });
     const answered = performance.now();
     if (result.code_error) {
       // the catch below brings the previous run back
@@ -390,6 +395,15 @@ async function generate(request, { explain = false, runKey = null, show = true, 
     if (mainView) {
       state.timingLine = timings.parts.map((p) => `${p.label} ${p.text}`).join(" · ");
       $("timing").textContent = state.timingLine;
+    }
+    if (later) {
+      setProgress(`${summary} Decoding each step's picture…`, 1);
+      const run = store.runs.get(key);
+      await decodeStepPictures(run, (step) => call("decode", { latent: step.tensors.x0, shape: step.shape }));
+      if (mainView) showRun(run);
+      store.emit("pictures", { key });
+      startupMarks.pictures ??= performance.now();
+      setProgress(mainView ? summary : state.summary || summary, 1);
     }
     return {
       width: result.width,
@@ -504,7 +518,7 @@ async function main() {
     manifest: state.manifest,
     backend: state.backend,
     form: readForm(),
-    run: () => generate({}, { explain: $("explain").checked }),
+    run: () => generate({}, { explain: $("explain").checked, picturesLater: true }),
     offer: (text) => setProgress(text, 1),
   });
   // The offline copy (the service worker caches the app's files) once the first picture is shown.

@@ -38,6 +38,20 @@ export function estimateSeconds(manifest, backend, form) {
   return unet + WASM_VAE_DECODE_S * (pixels / (512 * 512)) * threads;
 }
 
+/**
+ * Each step's x̂₀ picture, decoded after the final image is shown: a first visit's run skips them
+ * while it runs (on the default model they were 40 % of its time: `python -m tests.bench browser`)
+ * and shows the linear latent→RGB map meanwhile. `decode(step)` is the worker's decode, the same
+ * decoder the step strip uses, so each picture equals the one a normal run shows.
+ */
+export async function decodeStepPictures(run, decode) {
+  for (const step of run.steps) {
+    if (step.preview.source !== "linear" || !step.tensors?.x0) continue;
+    const { width, height, rgba, by } = await decode(step);
+    step.preview = { width, height, rgba, source: by };
+  }
+}
+
 const inWords = (s) => (s < 90 ? `${Math.round(s)} seconds` : `${Math.round(s / 60)} minutes`);
 
 /**

@@ -174,7 +174,7 @@ async function loadModel({ modelId, manifestUrl, preference, threads, variant })
   return { modelId, backend, manifest, preview: { kind: preview.kind, label: preview.label, width: preview.width, height: preview.height }, timings, notKept: kept };
 }
 
-async function generate({ settings, explain = false, code = null }) {
+async function generate({ settings, explain = false, code = null, pictures = true }) {
   stopRequested = false;
   const { session, manifest } = loaded;
   const { width, height } = loaded.preview; // of each step's picture (a preview decoder's may be smaller)
@@ -191,7 +191,7 @@ async function generate({ settings, explain = false, code = null }) {
   const pySettings = pyodide.toPy(settings);
   const pyCode = code ? pyodide.toPy(code) : undefined; // (JavaScript null would reach Python as JsNull)
   if (interrupt) interrupt[0] = 0; // a Stop pressed after the last run must not hit this one
-  const js = fromPython(await session.generate.callPromising(pySettings, onStep, shouldStop, explain, pyCode));
+  const js = fromPython(await session.generate.callPromising(pySettings, onStep, shouldStop, explain, pyCode, pictures));
   if (interrupt) interrupt[0] = 0;
   pySettings.destroy();
   pyCode?.destroy();
