@@ -142,8 +142,8 @@ def first_visits(args) -> None:
             page.goto(f"http://localhost:{httpd.server_address[1]}/?backend={args.backend}")
             page.wait_for_function("window.sdlens?.startup?.firstImage", timeout=300_000, polling=20)
             outer = time.perf_counter() - opened
-            marks = page.evaluate("window.sdlens.startup")
             run = page.evaluate("window.sdlens.ready.then(() => window.sdlens.store.main.timings)")
+            marks = page.evaluate("window.sdlens.startup")
             visits.append({**marks, "outer_s": outer, "run_ms": run["wall_ms"],
                            **{f"part:{part['label']}": part["ms"] for part in run["parts"]}})
             browser.close()
@@ -152,7 +152,8 @@ def first_visits(args) -> None:
     print(f"first visit, default model, {args.backend.upper()}, {os.cpu_count()} cores, median of {len(visits)} "
           f"fresh browsers (each part: when it ended, from page open; they overlap):")
     for key, label in STARTUP_PARTS:
-        print(f"  {label:<48} {median[key] / 1000:6.2f} s")
+        if key in median:
+            print(f"  {label:<48} {median[key] / 1000:6.2f} s")
     print(f"  the first run itself (explained), from the page's first run call: {median['run_ms'] / 1000:6.2f} s, of it:")
     for key in median:
         if key.startswith("part:"):
