@@ -399,8 +399,16 @@ async function generate(request, { explain = false, runKey = null, show = true, 
     if (later) {
       setProgress(`${summary} Decoding each step's picture…`, 1);
       const run = store.runs.get(key);
+      const decodeStarted = performance.now();
       await decodeStepPictures(run, (step) => call("decode", { latent: step.tensors.x0, shape: step.shape }));
-      if (mainView) showRun(run);
+      if (mainView) {
+        showRun(run);
+        // Not part of the run's time (the image was shown first): said after it, instead of "0 ms".
+        const after = `then each step's picture (x̂₀, by ${state.preview.label}), after the image, ` +
+          `${Math.round(performance.now() - decodeStarted)} ms`;
+        state.timingLine = [...timings.parts.filter((p) => p.key !== "previews").map((p) => `${p.label} ${p.text}`), after].join(" · ");
+        $("timing").textContent = state.timingLine;
+      }
       store.emit("pictures", { key });
       startupMarks.pictures ??= performance.now();
       setProgress(mainView ? summary : state.summary || summary, 1);
