@@ -169,6 +169,7 @@ async function loadModel(modelId) {
     setProgress(`Loading ${model.name}…`, 0);
     // Sent at once: the worker downloads the files and creates the sessions while Pyodide boots.
     const loading = call("load", { modelId, manifestUrl: model.manifest, preference, threads: params.get("threads"), variant: params.get("variant") });
+    loading.catch(() => {}); // where Python fails to start, that is the message (below), not this
     await state.init; // the scheduler menu, which the model's defaults choose from
     const loaded = await loading;
     state.modelId = modelId;
