@@ -7,7 +7,9 @@ share of each sdlens step spent in Python outside the UNet's ONNX run.
 browser: on the tiny model in headless Chromium (WASM backend), the per-step time against native
 onnxruntime (`sdlens generate`'s runtime), the share of a browser step spent in Pyodide's Python,
 cold start (page open → first image), warm start (a second generation), and the cost of keeping
-every step's tensors for the explainer.
+every step's tensors for the explainer; then a first visit on the default model (models/shapes): page
+open → the first picture the page draws by itself, with when each part of the start-up ended
+(median of --visits fresh browsers).
 
 serve: a classroom at once: 30 concurrent clients download the default model's browser files
 (what the page fetches on WASM: the tokenizer and the fp32 graphs) from `python serve.py` over
@@ -102,7 +104,67 @@ def bench_pipeline(args) -> None:
           f"median {statistics.median(python_share) * 100:.1f}%, max {max(python_share) * 100:.1f}%")
 
 
+# The start-up's parts, in the order they end (web/first_visit.js's startupMarks). Pyodide boots
+# while the model files download and their sessions are created, so the parts overlap: each is
+# reported as the time it ended, from page open.
+STARTUP_PARTS = [
+    ("module", "HTML + the page's modules run"),
+    ("worker", "worker started"),
+    ("files", "model files (download, sha256, Cache Storage)"),
+    ("sessions", "onnxruntime sessions created"),
+    ("python", "Pyodide booted, py/sdlens imported"),
+    ("loaded", "model ready (Python session)"),
+    ("mounted", "explainer views loaded and mounted"),
+    ("firstImage", "first image drawn"),
+    ("pictures", "each step's x̂₀ picture decoded (after it)"),
+]
+
+
+def first_visits(args) -> None:
+    """Page open → first image on the default model, as a first visit sees it: a fresh browser
+    profile, no link, the page runs the first starter prompt by itself (explained, as by default)."""
+    import threading
+
+    from playwright.sync_api import sync_playwright
+
+    import serve
+
+    from .test_browser import CHROMIUM, FLAGS
+
+    httpd = serve.make_server("127.0.0.1", 0, serve.ROOT / "models", quiet=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    visits = []
+    with sync_playwright() as p:
+        for _ in range(args.visits):
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+            page = browser.new_context().new_page()
+            opened = time.perf_counter()
+            page.goto(f"http://localhost:{httpd.server_address[1]}/?backend={args.backend}")
+            page.wait_for_function("window.sdlens?.startup?.firstImage", timeout=300_000, polling=20)
+            outer = time.perf_counter() - opened
+            run = page.evaluate("window.sdlens.ready.then(() => window.sdlens.store.main.timings)")
+            marks = page.evaluate("window.sdlens.startup")
+            visits.append({**marks, "outer_s": outer, "run_ms": run["wall_ms"],
+                           **{f"part:{part['label']}": part["ms"] for part in run["parts"]}})
+            browser.close()
+    httpd.shutdown()
+    median = {key: statistics.median(v[key] for v in visits) for key in visits[0] if key != "firstRun"}
+    print(f"first visit, default model, {args.backend.upper()}, {os.cpu_count()} cores, median of {len(visits)} "
+          f"fresh browsers (each part: when it ended, from page open; they overlap):")
+    for key, label in STARTUP_PARTS:
+        if key in median:
+            print(f"  {label:<48} {median[key] / 1000:6.2f} s")
+    print(f"  the first run itself (explained), from the page's first run call: {median['run_ms'] / 1000:6.2f} s, of it:")
+    for key in median:
+        if key.startswith("part:"):
+            print(f"    {key[5:]:<60} {median[key] / 1000:6.2f} s")
+    each = ", ".join(f"{v['outer_s']:.2f}" for v in visits)
+    print(f"  page open → first image (as the test driver saw it): {median['outer_s']:6.2f} s (each: {each})")
+
+
 def bench_browser(args) -> None:
+    if args.first_visit_only:
+        return first_visits(args)
     import threading
 
     from playwright.sync_api import sync_playwright
@@ -148,6 +210,7 @@ def bench_browser(args) -> None:
             browser.close()
         httpd.shutdown()
 
+    first_visits(args)
     browser_steps = [ms / 1000 for r in runs for ms in r["step_ms"]]
     python_share = [py / ms for r in runs for py, ms in zip(r["step_python_ms"], r["step_ms"])]
     ours, ref = statistics.median(browser_steps) * 1000, statistics.median(native_steps) * 1000
@@ -370,12 +433,15 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--guidance", type=float, default=7.5)
     p.add_argument("--scheduler", default="ddim")
-    b = commands.add_parser("browser", help="the browser app vs native onnxruntime on the tiny model")
+    b = commands.add_parser("browser", help="the browser app vs native onnxruntime on the tiny model, and a "
+                                            "first visit on the default model")
     b.add_argument("--steps", type=int, default=20)
     b.add_argument("--repeats", type=int, default=5)
     b.add_argument("--guidance", type=float, default=7.5)
     b.add_argument("--scheduler", default="ddim")
     b.add_argument("--backend", default="wasm", choices=["wasm", "webgpu"])
+    b.add_argument("--visits", type=int, default=5, help="fresh browsers for the first-visit figures (median)")
+    b.add_argument("--first-visit-only", action="store_true", help="only the first-visit figures")
     s = commands.add_parser("serve", help="30 concurrent clients downloading the default model from serve.py")
     s.add_argument("--clients", type=int, default=30)
     s.add_argument("--schemes", default="http,https", help="http, https (--lan) or both")

@@ -208,8 +208,10 @@ def bench_full_size_browser(model_dir, threads=(1, 2), variants=(None,), steps=N
         with big_memory_lock():
             for variant in variants:
                 for n in threads:
-                    # the page starts on the model the query names (not on the folder's default one)
-                    query = f"?backend=wasm&threads={n}&model={model_dir.name}" + (f"&variant={variant}" if variant else "")
+                    # the page starts on the model the query names (not on the folder's default one);
+                    # autorun=0: `ready` is the load alone, with no first-visit run in it
+                    query = (f"?backend=wasm&threads={n}&model={model_dir.name}&autorun=0"
+                             + (f"&variant={variant}" if variant else ""))
                     b = browser_run(url, query, {**request, "model": model_dir.name}, repeats, explain)
                     results.append({"threads": n, **b})
                     print(_line(b, n), flush=True)

@@ -122,6 +122,59 @@ def generate_from_the_form(p, prompt, steps, explain):
 
 
 # ---------------------------------------------------------------------------------------------
+# 0. A first visit shows the model working; the keyboard reaches Generate
+
+
+def test_a_first_visit_runs_the_starter_by_itself(page):
+    """Nothing was pressed: the page ran the model's first starter prompt, explained, and shows it."""
+    p = page.page
+    manifest = json.loads((DEFAULT_MODEL / "manifest.json").read_text())
+    assert p.evaluate("window.sdlens.startup.firstVisit") == "ran"
+    main = p.evaluate("window.sdlens.store.main.settings")
+    assert main["prompt"] == manifest["starter_prompts"][0] == p.locator("#prompt").input_value()
+    assert int(main["steps"]) == manifest["defaults"]["steps"]
+    assert p.evaluate("window.sdlens.store.main.steps.length") == manifest["defaults"]["steps"]
+    assert (image_pixels(p) == main_final(p)).all()
+    assert not p.locator("#generate").is_disabled()
+
+
+def test_a_link_runs_its_own_settings_and_not_the_starter(browser, server):  # noqa: F811
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        linked = Page(context, server, f"?backend=wasm&prompt={BLUE.replace(' ', '+')}&seed=5&steps=3").ready()
+        p = linked.page
+        assert p.evaluate("window.sdlens.startup.firstVisit") == "link"
+        assert p.evaluate("window.sdlens.startup.firstRun") is None  # the starter never started
+        p.wait_for_function("window.sdlens.store.main?.final", timeout=TIMEOUT)
+        settings = p.evaluate("window.sdlens.store.main.settings")
+        assert (settings["prompt"], settings["seed"], settings["steps"]) == (BLUE, "5", "3")
+        assert linked.errors == []
+    finally:
+        context.close()
+
+
+def test_ctrl_enter_generates_from_the_prompt_and_focus_stays(page):
+    p = page.page
+    p.fill("#prompt", RED)
+    p.fill("#steps", "2")
+    p.locator("#prompt").focus()
+    p.keyboard.press("Control+Enter")
+    done(p)
+    assert p.evaluate("window.sdlens.store.main.settings.prompt") == RED  # no new line was typed
+    assert p.evaluate("document.activeElement.id") == "prompt"
+    p.fill("#steps", "1")
+    p.locator("#seed").focus()
+    p.keyboard.press("Meta+Enter")  # Cmd+Enter on a Mac
+    done(p)
+    assert p.evaluate("window.sdlens.store.main.steps.length") == 1
+    assert p.evaluate("document.activeElement.id") == "seed"
+    p.locator("#generate").click()  # disabled while it runs, then focused again
+    done(p)
+    assert p.evaluate("document.activeElement.id") == "generate"
+    p.fill("#steps", "25")
+
+
+# ---------------------------------------------------------------------------------------------
 # 1. The model card and words the model never read
 
 

@@ -20,6 +20,12 @@ export class OrtRuntime {
     this.openFile = openFile;
     this.ops = new Map();
     this.live = new Set(); // GPU tensors handed to Python, freed when Python drops them
+    this.preloaded = new Map(); // path → session created before Python asked for it
+  }
+
+  /** Create a graph's session ahead of time (while Pyodide boots); load() hands it over once. */
+  async preload(path, externalData = []) {
+    this.preloaded.set(path, await this.create(path, externalData));
   }
 
   sessionOptions() {
@@ -31,6 +37,12 @@ export class OrtRuntime {
   }
 
   async load(path, externalData = []) {
+    const session = this.preloaded.get(path);
+    this.preloaded.delete(path);
+    return session || this.create(path, externalData);
+  }
+
+  async create(path, externalData = []) {
     const options = this.sessionOptions();
     const bytes = await this.openFile(path);
     if (externalData.length) {

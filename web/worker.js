@@ -20,6 +20,7 @@ let stopRequested = false;
 const interrupt = self.crossOriginIsolated ? new Int32Array(new SharedArrayBuffer(4)) : null;
 
 const post = (message) => self.postMessage(message);
+const workerStarted = performance.timeOrigin + performance.now();
 
 /** A Python result as plain JavaScript; the Python proxy is freed (proxies are not garbage collected). */
 function fromPython(proxy) {
@@ -37,15 +38,18 @@ channel.port1.onmessage = () => waiting.shift()();
 const yieldToEvents = () => new Promise((resolve) => { waiting.push(resolve); channel.port2.postMessage(null); });
 const shouldStop = async () => { await yieldToEvents(); return stopRequested; };
 
+/** Pyodide with py/sdlens in its file system; the Python files are fetched while it boots. */
 async function startPython() {
+  const sources = fetchJson("api/python.json").then((files) =>
+    Promise.all(files.map(async (file) => [file, await (await fetch(`py/${file}`)).text()])));
   const { loadPyodide } = await import("./vendor/pyodide/pyodide.mjs");
   pyodide = await loadPyodide({ indexURL: appUrl("vendor/pyodide/") });
   if (typeof WebAssembly.Suspending !== "function") {
-    throw new Error("this browser lacks WebAssembly JavaScript Promise Integration (JSPI); use Chrome or Edge 137+");
+    // The pipeline's Python waits for onnxruntime's promises through JSPI (py/sdlens/browser).
+    throw new Error("This browser cannot run the model: it lacks WebAssembly JavaScript Promise Integration " +
+      "(JSPI). Open the page in Chrome or Edge 137 or newer, Firefox 153 or newer (ESR too), or Safari 27 or newer.");
   }
-  const files = await fetchJson("api/python.json");
-  for (const file of files) {
-    const text = await (await fetch(`py/${file}`)).text();
+  for (const [file, text] of await sources) {
     const path = PY_ROOT + file;
     pyodide.FS.mkdirTree(path.slice(0, path.lastIndexOf("/")));
     pyodide.FS.writeFile(path, text);
@@ -53,6 +57,13 @@ async function startPython() {
   pyodide.runPython(`import sys; sys.path.insert(0, "${PY_ROOT}")`);
   pyodide.runPython("import sdlens.browser.session");
 }
+
+// Started by the first message ("init"), and awaited only where Python or the adapter is needed:
+// the page sends "load" at once, so the model files download and onnxruntime's sessions are
+// created while Pyodide boots.
+let started = null; // {gpu: Promise, python: Promise}
+const startUp = () => (started ??= { gpu: probeWebGPU(), python: startPython() });
+const now = () => performance.timeOrigin + performance.now(); // comparable with the page's clock
 
 async function loadOrt(ep, threads) {
   if (ort) return ort;
@@ -88,7 +99,10 @@ function neededFiles(manifest, variant, extra = []) {
 let f16Check = null; // the fp16 self-check's result, once per worker (one adapter)
 
 async function loadModel({ modelId, manifestUrl, preference, threads, variant }) {
+  const boot = startUp();
+  const marks = { load: now() };
   const manifest = await fetchJson(manifestUrl);
+  gpu = await boot.gpu;
   const device = { ...probeDevice(), isolated: self.crossOriginIsolated, requested: threads ? Number(threads) : null, variant };
   let backend = chooseBackend(manifest, gpu, preference, device);
   await loadOrt(backend.ep, backend.threads);
@@ -98,39 +112,66 @@ async function loadModel({ modelId, manifestUrl, preference, threads, variant })
   }
   backend.threads = ort.env.wasm.numThreads;
   post({ type: "backend", backend }); // the badge tells the choice while the files download
-  const Session = pyodide.pyimport("sdlens.browser.session").BrowserSession;
   const base = new URL(manifestUrl, self.location.href);
-  // Which decoder draws the per-step pictures decides whether a preview decoder is downloaded.
-  const previewPlan = fromPython(pyodide.pyimport("sdlens.browser.preview").StepPreview.plan(JSON.stringify(manifest), backend.variant, backend.ep));
-  const needed = neededFiles(manifest, backend.variant, previewPlan.files);
-  const started = performance.now();
-  const cached = await ensureCached(base, needed, (progress) => post({ type: "download", ...progress }));
-  const downloadMs = performance.now() - started;
-  const notKept = cached.notKept.length
-    ? { files: cached.notKept.length, bytes: cached.notKept.reduce((sum, f) => sum + f.bytes, 0), reason: cached.notKept[0].reason }
-    : null;
+  const needed = neededFiles(manifest, backend.variant);
   // Each graph's files are read back from the cache only while its session is created, then
   // dropped: onnxruntime keeps its own copy, and the page holds no second one.
-  const byPath = new Map(needed.map((entry) => [entry.path, entry]));
+  const byPath = new Map();
   const openFile = async (path) => {
     if (!byPath.has(path)) throw new ModelFileError(`model file ${path} is not in the manifest`);
     return readCached(base, byPath.get(path));
   };
   const runtime = new OrtRuntime(ort, backend, openFile);
+  const downloadStarted = performance.now();
+  const notKept = [];
+  const download = async (entries) => {
+    for (const entry of entries) byPath.set(entry.path, entry);
+    const cached = await ensureCached(base, entries, (progress) => post({ type: "download", ...progress }));
+    notKept.push(...cached.notKept);
+  };
+  await download(needed);
+  let downloadMs = performance.now() - downloadStarted;
+  marks.files = now();
+  // The sessions, created now (while Python may still be booting) so the first Generate does not
+  // pay for them; the pipeline's graphs take them over by path (OrtRuntime.load).
+  const sessionsStarted = performance.now();
+  post({ type: "sessions", total: 3 });
+  for (const component of ["text_encoder", "unet", "vae_decoder"]) {
+    const [first, ...rest] = manifest.components[component].variants[backend.variant].files.map((f) => f.path);
+    await runtime.preload(first, rest);
+  }
+  // The small tensor-math graphs every run uses (guidance, a scheduler's update, concat/split of
+  // the batch, the final RGB bytes): made now, not during the first run.
+  for (const op of ["concat_2", "split_2", "combine_1", "combine_2", "combine_3", "to_rgb"]) await runtime.op(op);
+  let sessionsMs = performance.now() - sessionsStarted;
+  marks.sessions = now();
+  await boot.python;
+  marks.python = now();
+  // Which decoder draws the per-step pictures decides whether a preview decoder is downloaded.
+  const previewPlan = fromPython(pyodide.pyimport("sdlens.browser.preview").StepPreview.plan(JSON.stringify(manifest), backend.variant, backend.ep));
+  if (previewPlan.files.length) {
+    const extraStarted = performance.now();
+    await download(previewPlan.files);
+    downloadMs += performance.now() - extraStarted;
+  }
   const tokenizerFile = manifest.tokenizer.file;
   const tokenizerJson = await tokenizerText(tokenizerFile.path, await readCached(base, tokenizerFile));
+  const Session = pyodide.pyimport("sdlens.browser.session").BrowserSession;
   const session = Session(JSON.stringify(manifest), tokenizerJson, runtime, backend.variant, backend.ep);
-  // Create the sessions now, so the first Generate does not pay for it.
-  const sessionsStarted = performance.now();
-  post({ type: "sessions", total: 3 + (previewPlan.files.length ? 1 : 0) });
+  const adoptStarted = performance.now();
   const graph = session.pipeline.graph;
   for (const component of ["text_encoder", "unet", "vae_decoder"]) await graph.callPromising(component);
   graph.destroy();
   await session.preview.prepare.callPromising();
+  sessionsMs += performance.now() - adoptStarted;
   const preview = fromPython(session.preview_info());
   loaded = { modelId, manifest, backend, session, runtime, preview, base, byPath, encoder: null };
-  const timings = { download_ms: downloadMs, sessions_ms: performance.now() - sessionsStarted };
-  return { modelId, backend, manifest, preview: { kind: preview.kind, label: preview.label, width: preview.width, height: preview.height }, timings, notKept };
+  marks.ready = now();
+  const timings = { download_ms: downloadMs, sessions_ms: sessionsMs, marks };
+  const kept = notKept.length
+    ? { files: notKept.length, bytes: notKept.reduce((sum, f) => sum + f.bytes, 0), reason: notKept[0].reason }
+    : null;
+  return { modelId, backend, manifest, preview: { kind: preview.kind, label: preview.label, width: preview.width, height: preview.height }, timings, notKept: kept };
 }
 
 /**
@@ -152,7 +193,7 @@ async function ensureEncoder() {
   await loaded.encoder;
 }
 
-async function generate({ settings, explain = false, code = null }) {
+async function generate({ settings, explain = false, code = null, pictures = true }) {
   stopRequested = false;
   if (settings.init_image) await ensureEncoder();
   const { session, manifest } = loaded;
@@ -170,7 +211,7 @@ async function generate({ settings, explain = false, code = null }) {
   const pySettings = pyodide.toPy(settings);
   const pyCode = code ? pyodide.toPy(code) : undefined; // (JavaScript null would reach Python as JsNull)
   if (interrupt) interrupt[0] = 0; // a Stop pressed after the last run must not hit this one
-  const js = fromPython(await session.generate.callPromising(pySettings, onStep, shouldStop, explain, pyCode));
+  const js = fromPython(await session.generate.callPromising(pySettings, onStep, shouldStop, explain, pyCode, pictures));
   if (interrupt) interrupt[0] = 0;
   pySettings.destroy();
   pyCode?.destroy();
@@ -205,13 +246,13 @@ function rgbToRgba(rgb, pixels) {
 
 const handlers = {
   async init() {
-    const started = performance.now();
-    gpu = await probeWebGPU();
-    await startPython();
+    const boot = startUp();
+    gpu = await boot.gpu;
+    await boot.python;
     if (interrupt) pyodide.setInterruptBuffer(interrupt);
     // The scheduler menu comes from the Python classes, the one place their names are written.
     const schedulers = fromPython(pyodide.pyimport("sdlens.browser.session").schedulers());
-    return { gpu, pythonMs: performance.now() - started, interrupt, schedulers };
+    return { gpu, interrupt, schedulers, marks: { worker: workerStarted, python: now() } };
   },
   load: loadModel,
   generate,

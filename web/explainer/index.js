@@ -1,4 +1,5 @@
-// The explainer: mounted under the generator once the page is ready. Each view is a module that
+// The explainer: loaded after the page's first paint (app.js imports it dynamically) and mounted
+// under the generator once the model is loaded. Each view is a module that
 // draws from the run store (store.js) and follows the selected timestep.
 
 import { mountArticle } from "./article.js";
@@ -12,7 +13,7 @@ import { mountExpand } from "./expand.js";
 import { mountForward } from "./forward.js";
 import { mountGeneralisation } from "./generalisation.js";
 import { drawGuidanceGeometry } from "./guidance_geometry.js";
-import { applyLinkSettings, mountLinks } from "./links.js";
+import { applyLinkSettings, mountLinks, readLink } from "./links.js";
 import { mountOverview } from "./overview.js";
 import { mountSave } from "./save.js";
 import { mountStarters } from "./starters.js";
@@ -20,6 +21,8 @@ import { mountSweep } from "./sweep.js";
 import { mountSkippedSteps } from "./skipped_steps.js";
 import { mountTimeline } from "./timeline.js";
 import { mountTour } from "./tour.js";
+
+export { readLink }; // app.js: a link's own run replaces the first visit's
 
 export function mountExplainer(store) {
   const $ = (id) => document.getElementById(id);

@@ -96,11 +96,13 @@ class BrowserSession:
         return {"rgb": self.runtime.to_rgb8(self.pipeline.decode(latent)), "width": shape[3] * scale,
                 "height": shape[2] * scale, "by": "vae"}
 
-    def generate(self, settings: dict, on_step, should_stop, explain: bool = False, code=None) -> dict:
+    def generate(self, settings: dict, on_step, should_stop, explain: bool = False, code=None,
+                 pictures: bool = True) -> dict:
         """Run; after each step call on_step(info, tensors, picture). `tensors` holds x̂0 only, or
         with `explain` every tensor of the step (x_t, ε parts, x̂0, and the per-token attention maps
         when the model has them), as JavaScript Float32Arrays; `picture` is x̂0 decoded to RGB bytes
-        (a Uint8Array), or None where the page draws it."""
+        (a Uint8Array), or None where the page draws it. `pictures=False` decodes no step's x̂0
+        (the page decodes them after the final image, with decode(): a first visit's run)."""
         s = self._settings(settings)
         # Reading the maps back costs a copy per step, so only an explained run asks for them.
         attention = explain and self.pipeline.has_attention()
@@ -127,7 +129,7 @@ class BrowserSession:
             # Python's share of the step: its time less the time spent waiting for onnxruntime-web.
             step_python_seconds.append(max(trace.seconds - (runtime.waited_seconds - waited[0]), 0.0))
             preview_started = time.perf_counter()
-            rgb = self.preview.rgb(trace.pred_original)
+            rgb = self.preview.rgb(trace.pred_original) if pictures else None
             picture = None
             if rgb is not None:
                 picture = js.Uint8Array.new(len(rgb))

@@ -1,0 +1,40 @@
+// Firefox ESR (Debian's, as schools have it) opens the page with no link, headless, over WebDriver
+// BiDi: the first visit must run the starter prompt by itself; then one generate from the form's
+// API. Prints one JSON line: each run's settings and pixels (RGB as base64), the backend and any
+// page errors. Run by tests/test_firefox.py:
+//   node tests/web/firefox_first_visit.mjs URL '{"prompt": …}'   (URL of `python serve.py`)
+import puppeteer from "puppeteer-core";
+
+const [url, generateJson] = process.argv.slice(2);
+const executablePath = process.env.SDLENS_FIREFOX || "/usr/bin/firefox-esr";
+
+const browser = await puppeteer.launch({ browser: "firefox", executablePath, headless: true, protocolTimeout: 600_000 });
+try {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on("pageerror", (err) => errors.push(String(err?.message || err)));
+  page.on("console", (message) => message.type() === "error" && errors.push(message.text()));
+  await page.goto(`${url}/?backend=wasm`);
+  // The first visit's own run: nothing here asks for it.
+  await page.waitForFunction("window.sdlens?.startup?.firstImage", { timeout: 600_000, polling: 100 });
+  const result = await page.evaluate(async (request) => {
+    await window.sdlens.ready;
+    const rgb = (rgba) => {
+      const out = new Uint8Array((rgba.length / 4) * 3);
+      for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) out.set(rgba.subarray(i, i + 3), j);
+      let text = "";
+      for (const byte of out) text += String.fromCharCode(byte);
+      return btoa(text);
+    };
+    const main = window.sdlens.store.main;
+    const first = { settings: main.settings, width: main.final.width, height: main.final.height, rgb: rgb(main.final.rgba) };
+    const drawn = document.getElementById("image");
+    const canvas = drawn.getContext("2d").getImageData(0, 0, drawn.width, drawn.height).data;
+    const generated = await window.sdlens.generate(request);
+    const second = { settings: generated.settings, width: generated.width, height: generated.height, rgb: rgb(generated.rgba) };
+    return { first, second, canvasMatches: rgb(canvas) === first.rgb, backend: window.sdlens.backend, userAgent: navigator.userAgent };
+  }, JSON.parse(generateJson));
+  console.log(JSON.stringify({ ...result, errors }));
+} finally {
+  await browser.close();
+}
