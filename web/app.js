@@ -5,7 +5,7 @@ import { contextNote } from "./context_note.js";
 import { drawRgba } from "./explainer/colormaps.js";
 import { attentionOf } from "./explainer/attention.js";
 import { mountExplainer } from "./explainer/index.js";
-import { isOn } from "./explainer/compare.js";
+import { isOn } from "./explainer/settings.js";
 import { RunStore } from "./explainer/store.js";
 import { fillSchedulerSelect, karrasValue, schedulerId, schedulerName, setCatalogue, supportsKarras } from "./schedulers.js";
 import { mountModelCard } from "./model_card.js";

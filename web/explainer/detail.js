@@ -4,7 +4,7 @@
 import { attentionView } from "./attention.js";
 import { schedulerName } from "../schedulers.js";
 import { drawRgba, drawValues, figure, legend, maxAbs } from "./colormaps.js";
-import { isOn } from "./compare.js";
+import { isOn } from "./settings.js";
 import { COMPONENTS, shapes } from "./overview.js";
 
 const d3 = globalThis.d3;
