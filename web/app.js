@@ -2,13 +2,13 @@
 // automation. All computing happens in the worker (worker.js); this thread only draws.
 
 import { contextNote } from "./context_note.js";
-import { drawRgba } from "./explainer/colormaps.js";
 import { attentionOf } from "./explainer/attention.js";
 import { mountExplainer } from "./explainer/index.js";
 import { isOn } from "./explainer/settings.js";
 import { RunStore } from "./explainer/store.js";
 import { fillSchedulerSelect, karrasValue, schedulerId, schedulerName, setCatalogue, supportsKarras } from "./schedulers.js";
 import { mountModelCard } from "./model_card.js";
+import { mountStage } from "./stage/stage.js";
 import { timingParts, timingSummary } from "./timings.js";
 
 const $ = (id) => document.getElementById(id);
@@ -49,6 +49,8 @@ function call(type, payload = {}) {
 
 const state = { models: [], modelId: null, loading: null, running: false, backend: null, summary: "", timingLine: "" };
 const modelCard = mountModelCard({ card: $("model-card"), prompt: $("prompt"), note: $("prompt-vocabulary") });
+// The picture, the step strip and the folded settings follow the store (stage/stage.js).
+mountStage({ store, previewLabel: () => state.preview?.label });
 
 function setProgress(text, fraction) {
   $("progress-text").textContent = text;
@@ -100,30 +102,8 @@ onWorkerEvent = (event) => {
     const call = event.calls > 1 ? `, UNet call ${event.call + 1} of ${event.calls}` : "";
     setProgress(`${who}Step ${event.step + 1} of ${event.steps}${call}: ${event.ms.toFixed(0)} ms`,
       (event.step + (event.call + 1) / event.calls) / event.steps);
-    if (state.mainView) addPreview(event);
   }
 };
-
-/** The generator's image and step strip show `run` (the current run), or nothing. */
-function showRun(run) {
-  const image = $("image");
-  image.classList.remove("pending");
-  if (run?.final) drawRgba(image, run.final);
-  else image.getContext("2d").clearRect(0, 0, image.width, image.height);
-  $("previews").replaceChildren();
-  for (const step of run?.final ? run.steps : []) addPreview(step);
-}
-
-function addPreview(event) {
-  const figure = document.createElement("figure");
-  const canvas = document.createElement("canvas");
-  drawRgba(canvas, event.preview);
-  const caption = document.createElement("figcaption");
-  caption.textContent = `t=${Math.round(event.timestep)}`;
-  figure.title = event.preview.source === "linear" ? state.preview?.label : `x̂₀ decoded by ${state.preview?.label}`;
-  figure.append(canvas, caption);
-  $("previews").append(figure);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Models
@@ -212,6 +192,8 @@ function syncKarras() {
   box.closest("label").title = box.disabled
     ? `${schedulerName($("scheduler").value)} has no Karras sigmas`
     : "Karras sigmas (ρ = 7): more of the steps at low noise";
+  // The reason a control is greyed out is written beside it, not only in a tooltip.
+  $("karras-reason").textContent = box.disabled ? `(greyed out: ${schedulerName($("scheduler").value)} has no Karras sigmas)` : "";
 }
 
 /** Guidance is accepted from 0 up, but two ranges deserve a word before a run. */
@@ -332,11 +314,7 @@ async function generate(request, { explain = false, runKey = null, show = true, 
     if (mainView) await warnAboutDroppedWords(settings);
     state.mainView = mainView;
     state.runLabel = mainView ? null : label || (key === "compare" ? "Run B" : "Side run");
-    if (mainView) {
-      $("previews").replaceChildren();
-      $("image").classList.add("pending"); // the last picture stays, faded, until this one is done
-      $("timing").textContent = ""; // the breakdown below the progress line is this run's, once it is done
-    }
+    if (mainView) $("timing").textContent = ""; // the breakdown below the progress line is this run's, once it is done
     state.runKey = stored ? key : null;
     if (stored) store.begin(key, settings, state.manifest, state.backend, { explained: explain });
     begun = stored;
@@ -351,10 +329,6 @@ async function generate(request, { explain = false, runKey = null, show = true, 
     if (result.cancelled) {
       restore(key, mainView, "Stopped");
       return { cancelled: true };
-    }
-    if (mainView) {
-      drawRgba($("image"), result);
-      $("image").classList.remove("pending");
     }
     const marks = { started, loaded, asked, answered, finished: performance.now() };
     const timings = { ...result.timings, parts: timingParts(result.timings, marks, state.backend.ep), wall_ms: marks.finished - started };
@@ -398,7 +372,6 @@ function restore(key, mainView, what) {
     setProgress(state.summary || `${what}.`, state.summary ? 1 : 0);
     return;
   }
-  showRun(previous);
   setProgress(previous ? `${what}. Showing the previous run again: ${state.summary}` : `${what}.`, previous ? 1 : 0);
   if (!previous) {
     state.summary = "";
