@@ -256,6 +256,7 @@ export function mountCompare(container, store) {
     /** A starter pair was put in: say where B went, and bring this view into sight. */
     announce() {
       status("A starter pair: A is in the prompt box above, B is in this field. Press Compare to run both.");
+      container.closest("details")?.setAttribute("open", ""); // (its fold under the stage)
       container.scrollIntoView({ behavior: "smooth", block: "start" });
       el("compare-run").focus({ preventScroll: true });
       const field = inputs[choice.mode];

@@ -193,6 +193,8 @@ export function mountTour(button, store) {
     target = element;
     if (!element) return;
     element.classList.add("tour-target");
+    // A stop inside a fold (the panel's "all numbers", a view under the stage) opens it first.
+    for (let fold = element.closest("details"); fold; fold = fold.parentElement?.closest("details")) fold.open = true;
     element.scrollIntoView({ block: "center", behavior: "instant" });
     // Keep the card clear of what it points at.
     const box = element.getBoundingClientRect();

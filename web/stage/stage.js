@@ -8,7 +8,9 @@
 // What #image shows is recorded in window.sdlens.debug.displayed.stage, for the tests.
 
 import { drawRgba } from "../explainer/colormaps.js";
+import { DECODERS, decodeTensor } from "../explainer/decoded.js";
 import { mountFold } from "./fold.js";
+import { mountFolds } from "./folds.js";
 import { mountStrip } from "./strip.js";
 
 const $ = (id) => document.getElementById(id);
@@ -21,8 +23,6 @@ function record(entry) {
   window.sdlensStage = entry; // (also before the explainer is mounted)
 }
 
-const DECODERS = { vae: "the VAE", preview_decoder: "the preview decoder (TAESD)" };
-
 export function mountStage({ store, previewLabel }) {
   const image = $("image");
   const caption = $("stage-caption");
@@ -34,21 +34,11 @@ export function mountStage({ store, previewLabel }) {
 
   mountStrip($("previews"), store, previewLabel);
   mountFold($("more-settings"));
+  mountFolds(store);
 
   const running = () => !$("stop").disabled;
   const lastIndex = (run) => run.steps.length - 1;
   const hasLatents = (run) => Boolean(run?.steps[0]?.tensors?.latent);
-
-  /** x_t of a step through the worker's decoder, once per step and run. */
-  function decodeLatent(run, step) {
-    run.decodedLatents ||= new Map();
-    if (!run.decodedLatents.has(step.index)) {
-      const request = window.sdlens.decode(step.tensors.latent, step.shape);
-      request.catch(() => run.decodedLatents.delete(step.index));
-      run.decodedLatents.set(step.index, request);
-    }
-    return run.decodedLatents.get(step.index);
-  }
 
   function byWhom(step) {
     return step.preview.source === "linear"
@@ -101,7 +91,7 @@ export function mountStage({ store, previewLabel }) {
     }
     if (wantsLatent) {
       caption.textContent = `${where}: x_t, the noisy latent the model holds now, decoding…`;
-      decodeLatent(run, step).then((picture) => {
+      decodeTensor(run, step, "latent").then((picture) => {
         if (ticket !== drawing) return;
         drawRgba(image, picture);
         caption.textContent = `${where}: x_t, the noisy latent the model holds now, decoded by ${DECODERS[picture.by] || picture.by}.`;
