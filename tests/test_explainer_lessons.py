@@ -170,6 +170,7 @@ def test_held_out_pairs_come_from_the_manifest(page):
         assert f"{colour} {shape}" in para
     assert "generalisation" in para
     # Ask for the held-out pair: the paragraph says this prompt is one of them.
+    p.evaluate("document.getElementById('starter-menu').open = true")  # (a starter closes its menu)
     marked.click()
     p.evaluate("() => window.sdlens.explain({prompt: document.getElementById('prompt').value}).then(() => null)")
     assert "Your prompt, “a red star in the center, white background”, asks for a red star" in \
@@ -180,6 +181,7 @@ def test_held_out_pairs_come_from_the_manifest(page):
         const final = window.sdlens.store.main.final.rgba;
         return shown.length === final.length && shown.every((v, i) => v === final[i]); }""")
     both_widths(p, "#generalisation", "generalisation")
+    p.evaluate("document.getElementById('starter-menu').open = true")  # (a starter closes its menu)
     both_widths(p, "#starters", "starters")
 
 

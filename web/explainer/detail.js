@@ -230,7 +230,7 @@ function refinerPanel(panel, run, store, decode) {
   const pictures = tensorPictures(run, step, guided);
   const oneLine = document.createElement("p");
   oneLine.className = "formula update-line";
-  oneLine.textContent = (guided ? `ε = ε_uncond + ${g}·(ε_cond − ε_uncond), then ` : "ε = ε_cond (guidance off), then ") +
+  oneLine.textContent = (guided ? `ε = ε_uncond + g·(ε_cond − ε_uncond) with g = ${g}, then ` : `ε = ε_cond (guidance g = ${g} is off), then `) +
     schedulerFormula(coefficients);
   const few = fewRows(coefficients, coefficientLabel, fmt);
   const all = allNumbers();

@@ -5,7 +5,7 @@ const d3 = globalThis.d3;
 
 export const COMPONENTS = [
   { id: "text", title: "Text Representation Generator", parts: "tokenizer → text encoder" },
-  { id: "refiner", title: "Image Representation Refiner", parts: "UNet noise predictor + guidance + scheduler" },
+  { id: "refiner", title: "Image Representation Refiner", parts: "UNet + guidance + scheduler" },
   { id: "upscaler", title: "Image Upscaler", parts: "VAE decoder" },
 ];
 

@@ -33,7 +33,8 @@ export function mountStage({ store, previewLabel }) {
   let playAfterRun = false;
 
   mountStrip($("previews"), store, previewLabel);
-  mountFold($("more-settings"));
+  const fold = mountFold($("more-settings"));
+  store.addEventListener("run", () => fold.summarise()); // a run writes its settings into the form
   mountFolds(store);
 
   const running = () => !$("stop").disabled;
