@@ -171,7 +171,7 @@ def test_save_png_and_webm(page):
         p.click("#save-webm")
     data = open(info.value.path(), "rb").read()
     assert info.value.suggested_filename.endswith(".webm") and data[:4] == b"\x1a\x45\xdf\xa3" and len(data) > 200
-    shot(page, "#output", "save")
+    shot(page, ".stage-side", "save")
 
 
 def test_address_bar_follows_the_run(page):

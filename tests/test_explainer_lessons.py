@@ -107,6 +107,8 @@ def test_guidance_arrows_are_the_projection_of_the_steps_tensors(page, index):
     caption = p.locator("#guidance-geometry figcaption").text_content()
     assert f"g = {g}" in caption and f"{shown['push']:.2f}"[:3] in caption
     if index == 3:
+        # (level 3 folds inside the refiner's panel: one click opens it)
+        p.evaluate("document.getElementById('guidance-geometry').closest('details').open = true")
         both_widths(p, "#guidance-geometry", "guidance-geometry")
 
 

@@ -7,7 +7,7 @@
 // trajectories projected to 2-D (PCA), and the distance between the two latents at each step.
 
 import { drawRgba } from "./colormaps.js";
-import { COLOURS, distances, drawDistance, drawProjection, umapProjection } from "./compare_charts.js";
+import { COLOURS, distances, drawDistance, drawProjection, matchingStep, umapProjection } from "./compare_charts.js";
 import { dot } from "./projection.js";
 import { formSettings, isOn, loadD3 } from "./settings.js";
 import { DESCRIPTIONS } from "./umap.js";
@@ -15,7 +15,7 @@ import { fillSchedulerSelect, parseSchedulerChoice, schedulerName } from "../sch
 
 const $ = (id) => document.getElementById(id);
 // (re-exported for older importers and the tests: the charts and the form live in their own modules)
-export { COLOURS, distances, formSettings, isOn, loadD3 };
+export { COLOURS, distances, formSettings, isOn, loadD3, matchingStep };
 const MODES = { prompt: "prompt", scheduler: "scheduler", steps: "steps" }; // mode → the setting it changes
 const SETTING_KEYS = ["prompt", "negative", "seed", "steps", "guidance", "scheduler", "karras", "formula_below_one", "model"];
 
@@ -271,14 +271,6 @@ export function mountCompare(container, store) {
 
 // ---------------------------------------------------------------------------------------------
 // Drawing
-
-/** The step of `run` at the same fraction of the run as step `index` of a run of `count` steps. */
-export function matchingStep(index, count, run) {
-  const n = run.steps.length;
-  if (!n) return null;
-  const fraction = count > 1 ? index / (count - 1) : 1;
-  return run.steps[Math.min(n - 1, Math.round(fraction * (n - 1)))];
-}
 
 async function draw(container, store) {
   const a = store.runs.get("main");

@@ -7,6 +7,14 @@ import { umap2 } from "./umap.js";
 
 export const COLOURS = { main: "#4e79a7", compare: "#f28e2b" }; // Tableau 10 blue/orange: colour-blind safe
 
+/** The step of `run` at the same fraction of the run as step `index` of a run of `count` steps. */
+export function matchingStep(index, count, run) {
+  const n = run.steps.length;
+  if (!n) return null;
+  const fraction = count > 1 ? index / (count - 1) : 1;
+  return run.steps[Math.min(n - 1, Math.round(fraction * (n - 1)))];
+}
+
 const runIds = new WeakMap();
 let nextRunId = 0;
 const runId = (run) => (runIds.has(run) ? runIds.get(run) : (runIds.set(run, ++nextRunId), nextRunId));
