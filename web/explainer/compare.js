@@ -299,7 +299,7 @@ async function draw(container, store) {
   const method = container.querySelector("#compare-method").value;
   container.querySelector("#compare-method-note").textContent = DESCRIPTIONS[method];
   if (method === "umap") await umapProjection(a, b, space);
-  drawProjection(d3, container.querySelector("#compare-projection"), store, a, b, selected, space, method);
+  drawProjection(d3, container.querySelector("#compare-projection"), store, a, b, selected, space, method, describe);
   drawDistance(d3, container.querySelector("#compare-distance"), store, a, b, selected, space);
 }
 

@@ -76,7 +76,8 @@ export async function umapProjection(a, b, space) {
   return umapCache.value;
 }
 
-export function drawProjection(d3, svg, store, a, b, selected, space, method = "pca") {
+/** `describe(run, other)` names a run in the legend (compare.js's words for what differs). */
+export function drawProjection(d3, svg, store, a, b, selected, space, method = "pca", describe = () => "") {
   const result = method === "umap" ? umapCache.value : project(a, b, space);
   if (!result) {
     d3.select(svg).selectAll("*").remove();
@@ -123,10 +124,10 @@ export function drawProjection(d3, svg, store, a, b, selected, space, method = "
     group.append("text").attr("class", "start-label").attr("x", x(pts[0][0]) + 7).attr("y", y(pts[0][1]) - 7)
       .text("start"); // the same noise: the two labels coincide unless the scheduler scales it
   }
-  legend(root, a, b, width);
+  legend(root, a, b, width, describe);
 }
 
-function legend(root, a, b, width = SIZE.width) {
+function legend(root, a, b, width = SIZE.width, describe = () => "") {
   // About 6 px a character at 11 px: a long prompt is cut to the chart's width (whole in its tooltip).
   const room = Math.max(12, Math.floor((width - SIZE.margin.left - 30) / 6));
   const fit = (text) => (text.length > room ? `${text.slice(0, room - 1)}…` : text);
