@@ -51,8 +51,13 @@ class Page:
         context.on("request", lambda r: self.origins.add(_origin(r.url)))  # the worker's and SW's too
         self.page.goto(f"{server.url}/{query}")
 
-    def ready(self):
+    def ready(self, unfold=True):
+        """Wait for the page; with `unfold`, open what the stage folds away (More settings, the
+        starter menu, the views under the stage), as a teacher who looked at everything would, so
+        that tests reach every field. tests/test_stage.py checks the folded page itself."""
         self.page.evaluate("window.sdlens.ready")
+        if unfold:
+            self.page.evaluate("document.querySelectorAll('#more-settings, #starter-menu, details.fold').forEach((d) => (d.open = true))")
         return self
 
     def generate(self, **settings):

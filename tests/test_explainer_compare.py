@@ -179,7 +179,7 @@ def test_save_png_and_webm(page):
         p.click("#save-webm")
     data = open(info.value.path(), "rb").read()
     assert info.value.suggested_filename.endswith(".webm") and data[:4] == b"\x1a\x45\xdf\xa3" and len(data) > 200
-    shot(page, "#output", "save")
+    shot(page, ".stage-side", "save")
 
 
 def test_address_bar_follows_the_run(page):
@@ -192,11 +192,13 @@ def test_address_bar_follows_the_run(page):
 def test_starter_prompts(page):
     p = page.page
     assert p.locator("#starters button.starter.prompt").all_text_contents() == STARTERS
+    p.evaluate("document.getElementById('starter-menu').open = true")  # (a starter closes its menu)
     p.locator("#starters button.starter.pair").click()
     assert p.locator("#prompt").input_value() == "a red circle"
     assert p.locator("#compare-prompt").input_value() == "a green circle"
     assert p.locator("#compare-mode").input_value() == "prompt"
     assert p.locator("#compare-diff-b mark.diff-word").all_text_contents() == ["green"]
+    p.evaluate("document.getElementById('starter-menu').open = true")  # (a starter closes its menu)
     p.locator("#starters button.starter.prompt").first.click()
     assert p.locator("#prompt").input_value() == STARTERS[0]
     shot(page, "#controls", "starters")

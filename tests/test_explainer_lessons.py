@@ -107,6 +107,8 @@ def test_guidance_arrows_are_the_projection_of_the_steps_tensors(page, index):
     caption = p.locator("#guidance-geometry figcaption").text_content()
     assert f"g = {g}" in caption and f"{shown['push']:.2f}"[:3] in caption
     if index == 3:
+        # (level 3 folds inside the refiner's panel: one click opens it)
+        p.evaluate("document.getElementById('guidance-geometry').closest('details').open = true")
         both_widths(p, "#guidance-geometry", "guidance-geometry")
 
 
@@ -170,6 +172,7 @@ def test_held_out_pairs_come_from_the_manifest(page):
         assert f"{colour} {shape}" in para
     assert "generalisation" in para
     # Ask for the held-out pair: the paragraph says this prompt is one of them.
+    p.evaluate("document.getElementById('starter-menu').open = true")  # (a starter closes its menu)
     marked.click()
     p.evaluate("() => window.sdlens.explain({prompt: document.getElementById('prompt').value}).then(() => null)")
     assert "Your prompt, “a red star in the center, white background”, asks for a red star" in \
@@ -180,6 +183,7 @@ def test_held_out_pairs_come_from_the_manifest(page):
         const final = window.sdlens.store.main.final.rgba;
         return shown.length === final.length && shown.every((v, i) => v === final[i]); }""")
     both_widths(p, "#generalisation", "generalisation")
+    p.evaluate("document.getElementById('starter-menu').open = true")  # (a starter closes its menu)
     both_widths(p, "#starters", "starters")
 
 

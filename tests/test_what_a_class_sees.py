@@ -282,7 +282,8 @@ def test_every_view_follows_the_current_run(page):
     p.set_checked("#explain", True)
     p.evaluate("() => { window.longRun = window.sdlens.explain({prompt: 'a green star', steps: 300}); }")
     p.wait_for_function("document.getElementById('progress-text').textContent.startsWith('Step 2 ')", timeout=TIMEOUT)
-    assert p.locator("#image.pending").count() == 1  # the old picture is faded while another is made
+    # The stage shows the new run's steps as they come (x̂₀, live), not the old picture
+    assert p.evaluate("window.sdlens.debug.displayed.stage")["kind"] == "x0"
     p.click("#stop")
     assert p.evaluate("window.longRun")["cancelled"] is True
     assert "Stopped. Showing the previous run again" in p.locator("#progress-text").text_content()
@@ -326,6 +327,7 @@ def test_a_bad_b_value_is_named_by_b_and_a_is_kept(page):
 def test_a_starter_pair_shows_where_b_went(page):
     p = page.page
     p.evaluate("window.scrollTo(0, 0)")
+    p.evaluate("document.getElementById('starter-menu').open = true")  # (a starter closes its menu)
     p.locator("#starters button.starter.pair").first.click()
     p.wait_for_timeout(1200)  # the smooth scroll
     assert p.evaluate("document.activeElement.id") == "compare-run"
@@ -341,6 +343,7 @@ def test_a_starter_pair_shows_where_b_went(page):
 def test_space_presses_a_focused_button_and_drives_the_timeline_only_from_it(page):
     p = page.page
     playing = "document.getElementById('tl-play').textContent.includes('pause')"
+    p.evaluate("document.getElementById('starter-menu').open = true")  # (a starter closes the menu)
     starter = p.locator("#starters button.starter.prompt").nth(1)
     starter.focus()
     p.keyboard.press(" ")
@@ -458,4 +461,4 @@ def test_where_the_time_went_adds_up(page):
     assert parts[5]["ms"] > 0 and parts[5]["label"] == "decoding each step's picture (x̂₀, by the VAE)"
     timing = p.locator("#timing").text_content()
     assert all(x["label"] in timing for x in parts)
-    both_widths(page, "#output", "progress")
+    both_widths(page, "#status-area", "progress")

@@ -2,14 +2,15 @@
 // automation. All computing happens in the worker (worker.js); this thread only draws.
 
 import { contextNote } from "./context_note.js";
-import { drawRgba } from "./explainer/colormaps.js";
 import { decodeStepPictures, firstVisit, onPageClock, startupMarks } from "./first_visit.js";
 import { keepFocusAndShortcut } from "./form_keys.js";
 import { RunStore } from "./explainer/store.js";
+import { isOn } from "./explainer/settings.js";
 import { fillSchedulerSelect, karrasValue, schedulerId, schedulerName, setCatalogue, supportsKarras } from "./schedulers.js";
 import { guidanceAdvice } from "./messages.js";
 import { mountModelCard, mountResultNote } from "./model_card.js";
 import { mountPicture, PictureError, toInitImage } from "./picture/index.js";
+import { mountStage } from "./stage/stage.js";
 import { mountTextSizeButton } from "./text_size.js";
 import { timingParts, timingSummary } from "./timings.js";
 
@@ -21,8 +22,6 @@ const preference = params.get("backend") || "auto"; // auto | webgpu | wasm
 // worker, Pyodide and the model files do not wait for them.
 const explainerModule = new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve)))
   .then(() => import("./explainer/index.js"));
-/** A form value that means "on" (as compare.js's isOn, which loads with the explainer). */
-const isOn = (value) => value === true || ["1", "true", "yes", "on"].includes(String(value ?? "").toLowerCase());
 
 // ---------------------------------------------------------------------------------------------
 // The worker, as promises
@@ -71,6 +70,8 @@ const state = { models: [], modelId: null, loading: null, running: false, backen
 const modelCard = mountModelCard({ card: $("model-card"), prompt: $("prompt"), note: $("prompt-vocabulary") });
 // "Start from a picture" (img2img): its picture and strength join the form's settings when switched on.
 const picture = mountPicture($("start-picture"), { target: () => state.manifest?.defaults, steps: () => $("steps").value });
+// The picture, the step strip and the folded settings follow the store (stage/stage.js).
+mountStage({ store, previewLabel: () => state.preview?.label, previewKind: () => state.preview?.kind });
 
 function setProgress(text, fraction) {
   $("progress-text").textContent = text;
@@ -122,32 +123,8 @@ onWorkerEvent = (event) => {
     const call = event.calls > 1 ? `, UNet call ${event.call + 1} of ${event.calls}` : "";
     setProgress(`${who}Step ${event.step + 1} of ${event.steps}${call}: ${event.ms.toFixed(0)} ms`,
       (event.step + (event.call + 1) / event.calls) / event.steps);
-    if (state.mainView) addPreview(event);
   }
 };
-
-/** The generator's image and step strip show `run` (the current run), or nothing. */
-function showRun(run) {
-  const image = $("image");
-  image.classList.remove("pending");
-  if (run?.final) drawRgba(image, run.final);
-  else image.getContext("2d").clearRect(0, 0, image.width, image.height);
-  $("previews").replaceChildren();
-  for (const step of run?.final ? run.steps : []) addPreview(step);
-}
-
-function addPreview(event) {
-  const figure = document.createElement("figure");
-  const canvas = document.createElement("canvas");
-  drawRgba(canvas, event.preview);
-  const caption = document.createElement("figcaption");
-  caption.textContent = `t=${Math.round(event.timestep)}`;
-  const linear = state.preview?.kind === "linear" ? state.preview.label
-    : "a linear latent→RGB map (an approximation, until this step's x̂₀ is decoded)";
-  figure.title = event.preview.source === "linear" ? linear : `x̂₀ decoded by ${state.preview?.label}`;
-  figure.append(canvas, caption);
-  $("previews").append(figure);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Models
@@ -243,6 +220,8 @@ function syncKarras() {
   box.closest("label").title = box.disabled
     ? `${schedulerName($("scheduler").value)} has no Karras sigmas`
     : "Karras sigmas (ρ = 7): more of the steps at low noise";
+  // The reason a control is greyed out is written beside it, not only in a tooltip.
+  $("karras-reason").textContent = box.disabled ? `(greyed out: ${schedulerName($("scheduler").value)} has no Karras sigmas)` : "";
 }
 
 /** The guidance box's word as it is typed: an error for a value no run takes, advice for two ranges. */
@@ -354,11 +333,7 @@ async function generate(request, { explain = false, runKey = null, show = true, 
     if (mainView) await warnAboutDroppedWords(settings);
     state.mainView = mainView;
     state.runLabel = mainView ? null : label || (key === "compare" ? "Run B" : "Side run");
-    if (mainView) {
-      $("previews").replaceChildren();
-      $("image").classList.add("pending"); // the last picture stays, faded, until this one is done
-      $("timing").textContent = ""; // the breakdown below the progress line is this run's, once it is done
-    }
+    if (mainView) $("timing").textContent = ""; // the breakdown below the progress line is this run's, once it is done
     state.runKey = stored ? key : null;
     if (stored) store.begin(key, settings, state.manifest, state.backend, { explained: explain });
     begun = stored;
@@ -377,14 +352,10 @@ async function generate(request, { explain = false, runKey = null, show = true, 
       restore(key, mainView, "Stopped");
       return { cancelled: true };
     }
-    if (mainView) {
-      drawRgba($("image"), result);
-      $("image").classList.remove("pending");
-      startupMarks.firstImage ??= performance.now();
-    }
     const marks = { started, loaded, asked, answered, finished: performance.now() };
     const timings = { ...result.timings, parts: timingParts(result.timings, marks, state.backend.ep), wall_ms: marks.finished - started };
-    if (stored) store.finish(key, { ...result, timings });
+    if (stored) store.finish(key, { ...result, timings }); // the stage draws the finished image
+    if (mainView) startupMarks.firstImage ??= performance.now();
     begun = false;
     const summary = timingSummary(timings, state.backend.ep, Number(result.settings.steps));
     if (mainView) state.summary = summary;
@@ -399,7 +370,6 @@ async function generate(request, { explain = false, runKey = null, show = true, 
       const decodeStarted = performance.now();
       await decodeStepPictures(run, (step) => call("decode", { latent: step.tensors.x0, shape: step.shape }));
       if (mainView) {
-        showRun(run);
         // Not part of the run's time (the image was shown first): said after it, instead of "0 ms".
         const after = `then each step's picture (x̂₀, by ${state.preview.label}), after the image, ` +
           `${Math.round(performance.now() - decodeStarted)} ms`;
@@ -453,7 +423,6 @@ function restore(key, mainView, what) {
     setProgress(state.summary || `${what}.`, state.summary ? 1 : 0);
     return;
   }
-  showRun(previous);
   // The picture is the previous run: the form shows its settings, not the stopped request's.
   if (previous && what === "Stopped") writeForm(previous.settings);
   setProgress(previous ? `${what}. Showing the previous run again: ${state.summary}` : `${what}.`, previous ? 1 : 0);
@@ -595,8 +564,7 @@ window.sdlens = {
    * the guided tour keeps it at its start and puts it back when it ends. */
   keep: () => ({ form: { ...readForm(), karras: $("karras").checked }, run: store.main || null, selected: store.selected, summary: state.summary, timingLine: state.timingLine }),
   bringBack: (kept) => {
-    store.reinstate("main", kept.run, kept.selected);
-    showRun(kept.run);
+    store.reinstate("main", kept.run, kept.selected); // the stage and its strip follow the store
     writeForm(kept.form);
     state.summary = kept.summary;
     state.timingLine = kept.timingLine;

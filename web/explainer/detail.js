@@ -5,8 +5,9 @@ import { attentionView } from "./attention.js";
 import { displayed } from "./displayed.js";
 import { schedulerName } from "../schedulers.js";
 import { drawRgba, drawValues, figure, legend, maxAbs } from "./colormaps.js";
-import { isOn } from "./compare.js";
+import { isOn } from "./settings.js";
 import { COMPONENTS, shapes } from "./overview.js";
+import { allNumbers, fewRows, tensorPictures, timeValue } from "./detail_short.js";
 
 const d3 = globalThis.d3;
 
@@ -40,7 +41,8 @@ function channelStrip(title, tensor, shape, scale) {
   return row;
 }
 
-const fmt = (x) => (Math.abs(x) >= 100 ? x.toFixed(1) : Math.abs(x) >= 1 ? x.toFixed(3) : x.toPrecision(3));
+// Whole numbers (timesteps) as integers: "961", not "961.0".
+const fmt = (x) => (Number.isInteger(x) ? String(x) : Math.abs(x) >= 100 ? x.toFixed(1) : Math.abs(x) >= 1 ? x.toFixed(3) : x.toPrecision(3));
 
 // -- Text ----------------------------------------------------------------------------------------
 
@@ -96,7 +98,8 @@ function textPanel(panel, run) {
   const more = document.createElement("p");
   more.className = "note";
   more.textContent = `… and ${Math.max(0, tokens.max_length - tokens.length - 2)} more padding tokens (id ${tokens.ids[tokens.max_length - 1]}).`;
-  panel.append(intro, key, list, more);
+  const glance = glanceRow(panel);
+  glance.first.append(intro, list, more);
   if (tokens.dropped_words.length) {
     const dropped = document.createElement("p");
     dropped.className = "warning";
@@ -109,6 +112,11 @@ function textPanel(panel, run) {
     panel.append(notExplained("the text encoder's output"));
     return;
   }
+  // Short: the prompt's own rows of the encoder's output, each labelled with its token.
+  glance.second.append(labelledHeatmap(run, emb, Math.min(n, tokens.length + 1)));
+  const all = allNumbers("all 77 rows, each token's vector length, how tokens are written");
+  panel.append(all.details);
+  all.body.append(key);
   // Embedding heatmap: tokens down, dimensions across; and each token's vector length.
   const { fig, canvas } = figure(`text encoder output: ${n} tokens (down) × ${hidden} dimensions (across)`, "heatmap");
   drawValues(canvas, emb, hidden, n, { signed: true, scale: maxAbs(emb) });
@@ -118,8 +126,45 @@ function textPanel(panel, run) {
   row.className = "row-pics";
   fig.append(legend(true, maxAbs(emb))); // the heatmap's own scale, under it (not by the bar chart)
   row.append(fig, normFig);
-  panel.append(row);
+  all.body.append(row);
   displayed.text.norms = norms;
+}
+
+/** Two columns for what a panel shows at a glance (one column on a narrow screen). */
+function glanceRow(panel) {
+  const row = document.createElement("div");
+  row.className = "glance";
+  const first = document.createElement("div");
+  const second = document.createElement("div");
+  row.append(first, second);
+  panel.append(row);
+  return { first, second };
+}
+
+/** The first `rows` rows of the text encoder's output (the prompt's tokens and one padding), each
+ * row labelled with its token, on the whole output's colour scale. */
+function labelledHeatmap(run, emb, rows) {
+  const [, , hidden] = run.textShape;
+  const scale = maxAbs(emb);
+  const { fig, canvas, cap } = figure("", "heatmap labelled-heatmap");
+  cap.textContent = `text encoder output for your prompt's tokens: one row of ${hidden} numbers per token ` +
+    `(the ${run.tokens.max_length - rows} padding rows after these are in “all numbers”)`;
+  drawValues(canvas, emb.subarray(0, rows * hidden), hidden, rows, { signed: true, scale });
+  const grid = document.createElement("div");
+  grid.className = "heat-rows";
+  grid.style.setProperty("--rows", rows);
+  const labels = document.createElement("ol");
+  labels.className = "row-labels";
+  for (let i = 0; i < rows; i++) {
+    const view = tokenView(run.tokens, i);
+    const li = document.createElement("li");
+    li.textContent = i === 0 ? "⟨start⟩" : i === run.tokens.length - 1 ? "⟨end⟩" : i >= run.tokens.length ? "⟨pad⟩" : view.text;
+    labels.append(li);
+  }
+  grid.append(labels, canvas);
+  fig.prepend(grid);
+  fig.append(legend(true, scale));
+  return fig;
 }
 
 /** What a run made with "Explain every step" off cannot show, and how to get it. */
@@ -180,16 +225,30 @@ function refinerPanel(panel, run, store, decode) {
     panel.append(why);
   }
 
+  // Short by default: one picture per tensor, the update in one line, the rows a class needs.
+  // Every channel and coefficient is one click away, under "all numbers".
+  const pictures = tensorPictures(run, step, guided);
+  const oneLine = document.createElement("p");
+  oneLine.className = "formula update-line";
+  oneLine.textContent = (guided ? `ε = ε_uncond + g·(ε_cond − ε_uncond) with g = ${g}, then ` : `ε = ε_cond (guidance g = ${g} is off), then `) +
+    schedulerFormula(coefficients);
+  const few = fewRows(coefficients, coefficientLabel, fmt);
+  const all = allNumbers();
+  // At a glance, side by side on a wide screen: the step's pictures and update | where each word acts.
+  const glance = glanceRow(panel);
+  glance.first.append(pictures, oneLine, few);
+  panel.append(all.details);
+  const full = all.body;
   // No "x_t as colours" picture: a linear map from latent channels to RGB does not fit this VAE
   // (its pictures turn grey-green while the image is a red disc), so the channels speak for x_t.
-  panel.append(channelStrip("x_t: the noisy latent going in", tensors.latent, shape, maxAbs(tensors.latent)));
+  full.append(channelStrip("x_t: the noisy latent going in", tensors.latent, shape, maxAbs(tensors.latent)));
 
   if (guided) {
-    panel.append(channelStrip("ε_uncond: noise predicted without your prompt", tensors.eps_uncond, shape, scale));
-    panel.append(channelStrip("ε_cond: noise predicted with your prompt", tensors.eps_cond, shape, scale));
-    panel.append(channelStrip("ε_cond − ε_uncond: what your prompt adds", diff, shape, maxAbs(diff)));
+    full.append(channelStrip("ε_uncond: noise predicted without your prompt", tensors.eps_uncond, shape, scale));
+    full.append(channelStrip("ε_cond: noise predicted with your prompt", tensors.eps_cond, shape, scale));
+    full.append(channelStrip("ε_cond − ε_uncond: what your prompt adds", diff, shape, maxAbs(diff)));
   } else {
-    panel.append(channelStrip("ε: noise predicted with your prompt (guidance off: one pass)", tensors.eps_cond, shape, scale));
+    full.append(channelStrip("ε: noise predicted with your prompt (guidance off: one pass)", tensors.eps_cond, shape, scale));
   }
   const formula = document.createElement("p");
   formula.className = "formula";
@@ -208,8 +267,8 @@ function refinerPanel(panel, run, store, decode) {
     : `The formula ε_uncond + g·(ε_cond − ε_uncond) would give ε_uncond at g = 0 and ignore the prompt, but at ` +
       "g ≤ 1 this app, like diffusers, skips it and uses your prompt's prediction alone. So g = 0 and g = 1 give " +
       "the same image.";
-  panel.append(formula, belowOne);
-  panel.append(channelStrip("ε: the guided noise the scheduler uses", tensors.eps_guided, shape, scale));
+  full.append(formula, belowOne);
+  full.append(channelStrip("ε: the guided noise the scheduler uses", tensors.eps_guided, shape, scale));
 
   const update = document.createElement("div");
   update.className = "scheduler";
@@ -226,10 +285,10 @@ function refinerPanel(panel, run, store, decode) {
     tr.dataset.name = name;
     tr.title = name; // the scheduler's own name for it, for the curious
     tr.insertCell().textContent = symbol;
-    tr.insertCell().textContent = name === "order" ? String(value) : fmt(value);
+    tr.insertCell().textContent = name === "order" ? String(value) : timeValue(name, value, fmt);
     tr.insertCell().textContent = meaning;
   }
-  panel.append(update);
+  full.append(update);
 
   const x0Row = document.createElement("div");
   x0Row.className = "strip";
@@ -239,15 +298,16 @@ function refinerPanel(panel, run, store, decode) {
   const x0 = figure(`decoded by ${by} (${c}×${h}×${w} → 3×${shown ? shown.height : h * run.manifest.vae_scale_factor}×` +
     `${shown ? shown.width : w * run.manifest.vae_scale_factor})`);
   x0Row.append(x0.fig);
-  panel.append(x0Row);
+  full.append(x0Row);
   decode(run, step).then((image) => drawRgba(x0.canvas, image));
-  panel.append(attentionView(run, store, "refiner", decode));
+  glance.second.append(attentionView(run, store, "refiner", decode));
 
   displayed.refiner = {
     index: store.selected, guidance: g, timestep: step.timestep,
     eps_uncond: guided ? Array.from(tensors.eps_uncond) : null,
     eps_cond: Array.from(tensors.eps_cond), eps_guided: Array.from(tensors.eps_guided),
     difference: guided ? Array.from(diff) : null, coefficients: { ...coefficients },
+    pictures: pictures.shown, // [{name, by}]: the short view's picture of each tensor, and its decoder
   };
 }
 
@@ -353,15 +413,27 @@ function upscalerPanel(panel, run) {
   p.textContent = `The refiner's last latent (${s.latent}) is divided by the VAE's scaling factor ${factor.toFixed(3)} ` +
     `(that is, multiplied by ${(1 / factor).toFixed(3)}) and decoded by the VAE into the image (${s.image}): each ` +
     `latent cell becomes ${f}×${f} pixels.`;
-  panel.append(p);
-  if (run.latents) panel.append(channelStrip(`final latent, ${c}×${h}×${w}`, run.latents, shape, maxAbs(run.latents)));
-  else panel.append(notExplained("the final latent"));
+  const glance = glanceRow(panel);
+  glance.first.append(p);
   const { fig, canvas } = figure(`decoded image, ${s.image} (shown enlarged)`, "result");
   drawRgba(canvas, run.final);
-  panel.append(fig);
+  glance.second.append(fig);
+  const all = allNumbers("the final latent's channels");
+  panel.append(all.details);
+  if (run.latents) all.body.append(channelStrip(`final latent, ${c}×${h}×${w}`, run.latents, shape, maxAbs(run.latents)));
+  else panel.append(notExplained("the final latent"));
 }
 
 // -- the panel itself ----------------------------------------------------------------------------
+
+/** The refiner's level 3 (guidance as arrows) folds away like the text panel's CLIP lesson. */
+function levelThree(body) {
+  const details = document.createElement("details");
+  details.className = "level3";
+  details.innerHTML = "<summary>Level 3: guidance as arrows, in the latent's own space</summary>";
+  body.append(details);
+  return details;
+}
 
 export function mountDetail(container, store) {
   let open = null;
@@ -394,7 +466,7 @@ export function mountDetail(container, store) {
     if (open === "refiner") refinerPanel(body, run, store, decode);
     if (open === "upscaler") upscalerPanel(body, run);
     // Other modules' additions read the run's tensors: a run made with "Explain every step" off has none.
-    if (run.explained) for (const draw of extensions[open]) draw(body, run, store);
+    if (run.explained) for (const draw of extensions[open]) draw(open === "refiner" ? levelThree(body) : body, run, store);
   }
 
   function show(id) {

@@ -20,15 +20,15 @@ export function subBlocks(id, run) {
   const blocks = {
     text: [
       { name: "Tokenizer", note: `words → ${tokens} token ids`, shows: "ol.tokens" },
-      { name: "Text encoder", note: m ? `ids → ${tokens}×${m.text_hidden_size} numbers` : "ids → vectors", shows: ".row-pics" },
+      { name: "Text encoder", note: m ? `ids → ${tokens}×${m.text_hidden_size} numbers` : "ids → vectors", shows: ".labelled-heatmap" },
     ],
     refiner: [
-      { name: "UNet", note: g > 1 ? "predicts the noise ε, twice" : "predicts the noise ε", shows: (panel) => [...panel.querySelectorAll(".strip")].find((row) => row.querySelector("h4")?.textContent.startsWith("ε")) },
-      { name: "Guidance", note: g > 1 ? `ε = ε_u + ${g}·(ε_c − ε_u)` : `g = ${g ?? "?"}: off`, shows: "#guidance-geometry" },
-      { name: "Scheduler", note: `x_t → x_t−1 (${run?.settings.scheduler ?? "…"})`, shows: ".scheduler" },
+      { name: "UNet", note: g > 1 ? "predicts the noise ε, twice" : "predicts the noise ε", shows: ".tensor-pictures" },
+      { name: "Guidance", note: g > 1 ? `ε = ε_u + ${g}·(ε_c − ε_u)` : `g = ${g ?? "?"}: off`, shows: ".update-line" },
+      { name: "Scheduler", note: `x_t → x_t−1 (${run?.settings.scheduler ?? "…"})`, shows: ".few-rows" },
     ],
     upscaler: [
-      { name: "VAE decoder", note: m ? `${latent} → 3×${m.defaults.height}×${m.defaults.width}` : "latent → pixels", shows: "figure.pic" },
+      { name: "VAE decoder", note: m ? `${latent} → 3×${m.defaults.height}×${m.defaults.width}` : "latent → pixels", shows: "figure.pic.result" },
     ],
   };
   return blocks[id];
@@ -50,6 +50,7 @@ export function mountExpand(overview, detail, store) {
     const target = typeof shows === "function" ? shows(detail) : detail.querySelector(shows);
     if (!target) return;
     if (target.tagName === "DETAILS") target.open = true;
+    for (let fold = target.closest("details"); fold; fold = fold.parentElement?.closest("details")) fold.open = true;
     target.scrollIntoView({ block: "center", behavior: "smooth" });
     target.classList.add("flash");
     setTimeout(() => target.classList.remove("flash"), 1200);
@@ -60,9 +61,25 @@ export function mountExpand(overview, detail, store) {
     const blocks = subBlocks(id, run);
     const title = COMPONENT_TITLES[id] || id;
     box.setAttribute("aria-label", `${title}, opened: its parts`);
-    box.innerHTML = `<div class="expanded-head"><h3></h3><button type="button" class="expanded-back">⟵ overview (Esc)</button></div>
+    box.innerHTML = `<div class="expanded-head"><h3 class="sr-only"></h3><button type="button" class="expanded-back">⟵ overview (Esc)</button></div>
       <ol class="sub-blocks"></ol><p class="sub-loop" hidden></p>`;
     box.querySelector("h3").textContent = title;
+    // The other two parts stay on the stage, in small, in the order data flows: one click opens one.
+    const parts = document.createElement("ol");
+    parts.className = "expanded-parts";
+    parts.setAttribute("aria-label", "the model's three parts");
+    for (const c of COMPONENTS) {
+      const li = document.createElement("li");
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "expanded-part";
+      b.textContent = c.title;
+      if (c.id === id) b.setAttribute("aria-current", "true");
+      else b.addEventListener("click", () => overview.querySelector(`g.component[data-id="${c.id}"]`)?.dispatchEvent(new MouseEvent("click")));
+      li.append(b);
+      parts.append(li);
+    }
+    box.querySelector(".expanded-head h3").after(parts); // (the parts row, the open one marked, is the heading people see)
     box.querySelector(".expanded-back").addEventListener("click", () => detail.querySelector(".close")?.click());
     const list = box.querySelector(".sub-blocks");
     blocks.forEach((b) => {

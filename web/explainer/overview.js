@@ -5,7 +5,7 @@ const d3 = globalThis.d3;
 
 export const COMPONENTS = [
   { id: "text", title: "Text Representation Generator", parts: "tokenizer → text encoder" },
-  { id: "refiner", title: "Image Representation Refiner", parts: "UNet noise predictor + guidance + scheduler" },
+  { id: "refiner", title: "Image Representation Refiner", parts: "UNet + guidance + scheduler" },
   { id: "upscaler", title: "Image Upscaler", parts: "VAE decoder" },
 ];
 
@@ -26,6 +26,7 @@ export function shapes(manifest) {
 const LAYOUTS = {
   wide: {
     viewBox: [900, 200],
+    top: 35, // nothing is drawn above the arrows' labels: the stage keeps that height for the picture
     boxes: [{ x: 105, y: 45, w: 200, h: 90 }, { x: 365, y: 45, w: 230, h: 90 }, { x: 655, y: 45, w: 150, h: 90 }],
     arrows: [[15, 90, 105, 90], [305, 90, 365, 90], [595, 90, 655, 90], [805, 90, 895, 90]],
     label: (x1, y1, x2, y2) => ({ x: (x1 + x2) / 2, y: y1 - 10, anchor: "middle", room: x2 - x1 }),
@@ -62,7 +63,7 @@ export function mountOverview(container, store, onOpen) {
     svg = d3.select(container).select("svg");
     if (svg.empty()) svg = d3.select(container).append("svg");
     svg.selectAll("*").remove();
-    svg.attr("viewBox", `0 0 ${layout.viewBox.join(" ")}`).attr("role", "img")
+    svg.attr("viewBox", `0 ${layout.top || 0} ${layout.viewBox[0]} ${layout.viewBox[1] - (layout.top || 0)}`).attr("role", "img")
       .classed("narrow", narrowQuery.matches).classed("wide", !narrowQuery.matches)
       .attr("aria-label", "Stable Diffusion: text representation, image representation refiner, image upscaler");
     const boxes = layout.boxes.map((b, i) => ({ ...b, ...COMPONENTS[i] }));

@@ -63,6 +63,7 @@ function starterButton(text, onClick, kind = "prompt") {
 
 /** Put a prompt (and a second one to compare it with) into the form. */
 function fill(prompt, compare) {
+  $("starter-menu")?.removeAttribute("open"); // the menu closes on a choice, like any menu
   const field = $("prompt");
   field.value = prompt;
   field.dispatchEvent(new Event("input", { bubbles: true }));

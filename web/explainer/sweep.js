@@ -2,7 +2,7 @@
 // the knob that trades variety for obedience to the prompt; seeing one image per value, all from
 // the same noise, shows what it does better than any description.
 
-import { formSettings, isOn } from "./compare.js";
+import { formSettings, isOn } from "./settings.js";
 import { drawRgba } from "./colormaps.js";
 
 export const DEFAULT_VALUES = "0, 1, 3, 7.5, 15";

@@ -34,19 +34,25 @@ export function mountTimeline(container, store) {
     clearInterval(timer);
     timer = null;
     play.textContent = "▶ play";
+    delete play.dataset.playing;
   };
   const togglePlay = () => {
     if (timer) return stopPlaying();
     if (!steps()) return;
     if (store.selected >= steps() - 1) store.select(0);
     play.textContent = "❚❚ pause";
+    play.dataset.playing = "1";
+    // One step every 100 ms, as the original Diffusion Explainer: the picture on the stage follows.
     timer = setInterval(() => {
       if (store.selected >= steps() - 1) return stopPlaying();
       store.select(store.selected + 1);
-    }, 400);
+    }, 100);
   };
 
-  slider.addEventListener("input", () => store.select(Number(slider.value)));
+  slider.addEventListener("input", () => {
+    stopPlaying(); // a hand on the slider takes over from play
+    store.select(Number(slider.value));
+  });
   container.querySelector("#tl-back").addEventListener("click", () => store.select(store.selected - 1));
   container.querySelector("#tl-forward").addEventListener("click", () => store.select(store.selected + 1));
   play.addEventListener("click", togglePlay);

@@ -210,6 +210,8 @@ export function mountTour(button, store) {
     delete card.dataset.side;
     if (!element) return;
     element.classList.add("tour-target");
+    // A stop inside a fold (the panel's "all numbers", a view under the stage) opens it first.
+    for (let fold = element.closest("details"); fold; fold = fold.parentElement?.closest("details")) fold.open = true;
     placeCardBy(card, element);
     resized.observe(element);
     resized.observe(document.body);
