@@ -4,7 +4,7 @@
 // backend (one ops.combine) and drawn by the same decoder as every other latent on the page.
 
 import { drawRgba } from "./colormaps.js";
-import { displayed } from "./detail.js";
+import { displayed } from "./displayed.js";
 import { skippedSteps } from "./skipped_steps.js";
 
 const d3 = globalThis.d3;
