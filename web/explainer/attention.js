@@ -179,9 +179,8 @@ function content(run, store, where, decode, pick, stretch) {
     ? "Each step, every image position shares out one unit of attention over the prompt's tokens. " +
       "Coloured: where the chosen word pulled, averaged over all steps; plain grey: little attention. " +
       "Every word of this run is drawn on the same scale."
-    : `In each cross-attention layer, every one of the ${h}×${w} latent positions spreads one unit of attention ` +
-      `over the ${tokenCount} token vectors. The map shows the share the chosen word got (for the pass with your ` +
-      `prompt; averaged over heads and layers), on one scale for every word of this run and every step.`;
+    : `Each of the ${h}×${w} latent positions shares out one unit of attention over the ${tokenCount} tokens: the map ` +
+      `is the chosen word's share (your prompt's pass, averaged over heads and layers), on one scale for the whole run.`;
   const row = document.createElement("div");
   row.className = "row-pics";
   const step = store.step();
@@ -216,8 +215,22 @@ function content(run, store, where, decode, pick, stretch) {
   picked.className = "attention-choice";
   picked.textContent = `“${choice.label}”` + (choice.positions.length > 1 ? ` (mean of tokens ${choice.positions.join(", ")})` : ` (token ${choice.positions[0]})`);
   const about = special ? [specialNote(choice, run.tokens, budget)] : [];
-  return [heading, intro, chips(words, run.tokens, pick), picked, row, legend, ...about, ...notes, budgetNote(budget),
+  // In the Refiner's short view, the step's own note stays in sight (it says when a map is near
+  // uniform) and the rest of the numbers are one click away, so the opened part fits two screens.
+  const [first, ...rest] = notes;
+  const more = where === "refiner" ? [first, foldedNotes([...rest, budgetNote(budget)])] : [...notes, budgetNote(budget)];
+  return [heading, intro, chips(words, run.tokens, pick), picked, row, legend, ...about, ...more,
           ...(special ? [] : [stretchToggle(stretch)])];
+}
+
+/** Notes behind a one-line "the numbers" summary. */
+function foldedNotes(notes) {
+  const fold = document.createElement("details");
+  fold.className = "attention-numbers";
+  const summary = document.createElement("summary");
+  summary.textContent = "More numbers: the average over all steps, and where attention goes";
+  fold.append(summary, ...notes);
+  return fold;
 }
 
 /** What an explained run exposes (`window.sdlens.explain(…).attention`): the maps of every step,

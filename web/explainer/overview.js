@@ -26,7 +26,7 @@ export function shapes(manifest) {
 const LAYOUTS = {
   wide: {
     viewBox: [900, 200],
-    top: 35, // nothing is drawn above the arrows' labels: the stage keeps that height for the picture
+    top: 62, // nothing is drawn above the arrows' labels: the stage keeps that height for the picture
     boxes: [{ x: 105, y: 45, w: 200, h: 90 }, { x: 365, y: 45, w: 230, h: 90 }, { x: 655, y: 45, w: 150, h: 90 }],
     arrows: [[15, 90, 105, 90], [305, 90, 365, 90], [595, 90, 655, 90], [805, 90, 895, 90]],
     label: (x1, y1, x2, y2) => ({ x: (x1 + x2) / 2, y: y1 - 10, anchor: "middle", room: x2 - x1 }),

@@ -16,7 +16,7 @@ export { PictureError, toInitImage };
 export function mountPicture(container, { target, steps }) {
   container.innerHTML = `
     <details class="start-picture" id="picture-details">
-      <summary>Start from a picture <span class="picture-summary" id="picture-summary">(img2img: optional)</span></summary>
+      <summary>Start from a picture <span class="picture-summary" id="picture-summary">(img2img)</span></summary>
       <label class="check"><input type="checkbox" id="picture-on"> Start this run from the picture below, not from pure noise</label>
       <div class="picture-source" id="picture-drop">
         <label class="picture-file-button">Choose a picture…
@@ -68,7 +68,7 @@ export function mountPicture(container, { target, steps }) {
   const updateStrength = () => {
     $("strength-value").textContent = $("strength").value;
     $("strength-line").textContent = strengthLine(steps(), $("strength").value);
-    $("picture-summary").textContent = on.checked ? `(on, strength ${$("strength").value})` : "(img2img: optional)";
+    $("picture-summary").textContent = on.checked ? `(on, strength ${$("strength").value})` : "(img2img)";
     $("sketch-undo").disabled = !pad.canUndo;
   };
 
