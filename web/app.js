@@ -5,9 +5,8 @@ import { contextNote } from "./context_note.js";
 import { decodeStepPictures, firstVisit, onPageClock, startupMarks } from "./first_visit.js";
 import { keepFocusAndShortcut } from "./form_keys.js";
 import { RunStore } from "./explainer/store.js";
-import { isOn } from "./explainer/settings.js";
-import { fillSchedulerSelect, karrasValue, schedulerId, schedulerName, setCatalogue, supportsKarras } from "./schedulers.js";
-import { guidanceAdvice } from "./messages.js";
+import { fillSchedulerSelect, karrasValue, schedulerId, setCatalogue } from "./schedulers.js";
+import { applyDefaults, clearFieldMessages, fieldMessage, followForm, guidanceNote, readForm, syncKarras, writeForm } from "./form.js";
 import { mountModelCard, mountResultNote } from "./model_card.js";
 import { mountPicture, PictureError, toInitImage } from "./picture/index.js";
 import { mountStage } from "./stage/stage.js";
@@ -70,6 +69,8 @@ const state = { models: [], modelId: null, loading: null, running: false, backen
 const modelCard = mountModelCard({ card: $("model-card"), prompt: $("prompt"), note: $("prompt-vocabulary") });
 // "Start from a picture" (img2img): its picture and strength join the form's settings when switched on.
 const picture = mountPicture($("start-picture"), { target: () => state.manifest?.defaults, steps: () => $("steps").value });
+followForm(() => modelCard.check());
+followForm((settings) => picture.reflect(settings));
 // The picture, the step strip and the folded settings follow the store (stage/stage.js).
 mountStage({ store, previewLabel: () => state.preview?.label, previewKind: () => state.preview?.kind });
 
@@ -196,87 +197,6 @@ async function loadModel(modelId) {
   } finally {
     if (state.loading?.promise === promise) state.loading = null;
   }
-}
-
-function applyDefaults(defaults) {
-  $("steps").value = defaults.steps;
-  $("guidance").value = defaults.guidance;
-  $("guidance-slider").value = defaults.guidance;
-  setScheduler(defaults.scheduler, Boolean(defaults.karras));
-  guidanceNote();
-}
-
-/** Choose a scheduler (any capitalisation of its id) and, where given, the Karras setting. */
-function setScheduler(id, karras = null) {
-  $("scheduler").value = schedulerId(id);
-  if (karras !== null) $("karras").checked = karras;
-  syncKarras();
-}
-
-/** The Karras box applies only where the scheduler has Karras sigmas (as in diffusers). */
-function syncKarras() {
-  const box = $("karras");
-  box.disabled = !supportsKarras($("scheduler").value);
-  box.closest("label").title = box.disabled
-    ? `${schedulerName($("scheduler").value)} has no Karras sigmas`
-    : "Karras sigmas (ρ = 7): more of the steps at low noise";
-  // The reason a control is greyed out is written beside it, not only in a tooltip.
-  $("karras-reason").textContent = box.disabled ? `(greyed out: ${schedulerName($("scheduler").value)} has no Karras sigmas)` : "";
-}
-
-/** The guidance box's word as it is typed: an error for a value no run takes, advice for two ranges. */
-function guidanceNote() {
-  const el = $("guidance-message");
-  const { text, kind } = guidanceAdvice($("guidance").value, $("formula_below_one").checked);
-  el.textContent = text;
-  el.className = `field-message ${kind}`.trim();
-}
-
-// ---------------------------------------------------------------------------------------------
-// Validation next to each field
-
-const FIELDS = ["prompt", "seed", "steps", "guidance", "scheduler", "karras", "strength", "init_image"];
-
-function clearFieldMessages() {
-  for (const field of FIELDS) {
-    const el = $(`${field}-message`);
-    el.textContent = "";
-    el.className = "field-message";
-  }
-}
-
-function fieldMessage(field, text, warning = false) {
-  // (a field with no message line of its own, such as a setting only the API sets, uses the prompt's)
-  const el = (field && $(`${field}-message`)) || $("prompt-message");
-  el.textContent = text;
-  el.className = warning ? "field-message warning" : "field-message error";
-}
-
-function readForm() {
-  return {
-    prompt: $("prompt").value,
-    negative: $("negative").value,
-    seed: $("seed").value.trim(),
-    steps: $("steps").value.trim(),
-    guidance: $("guidance").value.trim(),
-    scheduler: $("scheduler").value,
-    karras: $("karras").checked && !$("karras").disabled,
-    formula_below_one: $("formula_below_one").checked ? "1" : "",
-    model: $("model").value,
-  };
-}
-
-/** Show the settings a run uses in the form, whoever started it (a click, a link or the API). */
-function writeForm(settings) {
-  for (const key of ["prompt", "negative", "seed", "steps", "guidance"]) {
-    if (settings[key] !== undefined && !(key === "guidance" && settings[key] === "nan")) $(key).value = settings[key];
-  }
-  if (settings.scheduler !== undefined) setScheduler(settings.scheduler, karrasValue(settings.karras));
-  if (settings.formula_below_one !== undefined) $("formula_below_one").checked = isOn(settings.formula_below_one);
-  $("guidance-slider").value = $("guidance").value;
-  modelCard.check();
-  guidanceNote();
-  picture.reflect(settings);
 }
 
 async function warnAboutDroppedWords(settings) {

@@ -1,0 +1,93 @@
+// The settings form: reading it, writing a run's settings into it, the scheduler and Karras boxes,
+// and the message line beside each field. app.js runs the form; the views read it through
+// explainer/settings.js.
+
+import { isOn } from "./explainer/settings.js";
+import { guidanceAdvice } from "./messages.js";
+import { karrasValue, schedulerId, schedulerName, supportsKarras } from "./schedulers.js";
+
+const $ = (id) => document.getElementById(id);
+/** What else shows a run's settings (the model card's word check, the picture panel): each is
+ * called with the settings whenever they are written into the form. */
+const followers = [];
+export const followForm = (follower) => followers.push(follower);
+
+export function applyDefaults(defaults) {
+  $("steps").value = defaults.steps;
+  $("guidance").value = defaults.guidance;
+  $("guidance-slider").value = defaults.guidance;
+  setScheduler(defaults.scheduler, Boolean(defaults.karras));
+  guidanceNote();
+}
+
+/** Choose a scheduler (any capitalisation of its id) and, where given, the Karras setting. */
+export function setScheduler(id, karras = null) {
+  $("scheduler").value = schedulerId(id);
+  if (karras !== null) $("karras").checked = karras;
+  syncKarras();
+}
+
+/** The Karras box applies only where the scheduler has Karras sigmas (as in diffusers). */
+export function syncKarras() {
+  const box = $("karras");
+  box.disabled = !supportsKarras($("scheduler").value);
+  box.closest("label").title = box.disabled
+    ? `${schedulerName($("scheduler").value)} has no Karras sigmas`
+    : "Karras sigmas (ρ = 7): more of the steps at low noise";
+  // The reason a control is greyed out is written beside it, not only in a tooltip.
+  $("karras-reason").textContent = box.disabled ? `(greyed out: ${schedulerName($("scheduler").value)} has no Karras sigmas)` : "";
+}
+
+/** The guidance box's word as it is typed: an error for a value no run takes, advice for two ranges. */
+export function guidanceNote() {
+  const el = $("guidance-message");
+  const { text, kind } = guidanceAdvice($("guidance").value, $("formula_below_one").checked);
+  el.textContent = text;
+  el.className = `field-message ${kind}`.trim();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation next to each field
+
+const FIELDS = ["prompt", "seed", "steps", "guidance", "scheduler", "karras", "strength", "init_image"];
+
+export function clearFieldMessages() {
+  for (const field of FIELDS) {
+    const el = $(`${field}-message`);
+    el.textContent = "";
+    el.className = "field-message";
+  }
+}
+
+export function fieldMessage(field, text, warning = false) {
+  // (a field with no message line of its own, such as a setting only the API sets, uses the prompt's)
+  const el = (field && $(`${field}-message`)) || $("prompt-message");
+  el.textContent = text;
+  el.className = warning ? "field-message warning" : "field-message error";
+}
+
+export function readForm() {
+  return {
+    prompt: $("prompt").value,
+    negative: $("negative").value,
+    seed: $("seed").value.trim(),
+    steps: $("steps").value.trim(),
+    guidance: $("guidance").value.trim(),
+    scheduler: $("scheduler").value,
+    karras: $("karras").checked && !$("karras").disabled,
+    formula_below_one: $("formula_below_one").checked ? "1" : "",
+    model: $("model").value,
+  };
+}
+
+/** Show the settings a run uses in the form, whoever started it (a click, a link or the API). */
+export function writeForm(settings) {
+  for (const key of ["prompt", "negative", "seed", "steps", "guidance"]) {
+    if (settings[key] !== undefined && !(key === "guidance" && settings[key] === "nan")) $(key).value = settings[key];
+  }
+  if (settings.scheduler !== undefined) setScheduler(settings.scheduler, karrasValue(settings.karras));
+  if (settings.formula_below_one !== undefined) $("formula_below_one").checked = isOn(settings.formula_below_one);
+  $("guidance-slider").value = $("guidance").value;
+  for (const follower of followers) follower(settings);
+  guidanceNote();
+}
