@@ -96,7 +96,7 @@ def test_steps_and_x0_views_come_from_the_preview_decoder(browser, server, model
         note = p.locator("#previews-note").text_content()
         assert f"at {preview.width}×{preview.height}" in note and "the final image is the VAE's" in note
         ARTIFACTS.mkdir(exist_ok=True)
-        p.locator("#output").screenshot(path=str(ARTIFACTS / "preview-decoder-strip-1280.png"))
+        p.locator(".stage-side").screenshot(path=str(ARTIFACTS / "preview-decoder-strip-1280.png"))
         assert page.errors == [] and page.origins == {server.url}
     finally:
         context.close()

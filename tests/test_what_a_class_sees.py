@@ -226,7 +226,7 @@ def test_an_off_vocabulary_result_says_why_beside_the_picture(page):
     # beside the result: right under the big picture, on screen with it
     image, box = p.locator("#image").bounding_box(), note.bounding_box()
     assert 0 <= box["y"] - (image["y"] + image["height"]) < 40
-    both_widths(page, "#output", "off-vocabulary-result")
+    both_widths(page, ".stage-picture", "off-vocabulary-result")
     # the next run, in words it knows, clears it
     generate_from_the_form(p, RED, 2, explain=False)
     assert not note.is_visible()
