@@ -482,7 +482,8 @@ def test_unknown_setting_is_rejected_and_nothing_is_lost(wasm_page):
         message = p.evaluate(f"""() => window.sdlens.{call}({{prompt: "a cat", strenght: 0.5}})
                                  .then(() => "ran", (err) => err.message)""")
         assert message == "unknown setting 'strenght' (did you mean 'strength'?)"
-    message = p.evaluate("""() => window.sdlens.generate({prompt: "a cat", strength: 0.5})
+    # (init_image: null: not the picture panel's, which the img2img test before this one switched on)
+    message = p.evaluate("""() => window.sdlens.generate({prompt: "a cat", strength: 0.5, init_image: null})
                              .then(() => "ran", (err) => err.message)""")
     assert message.startswith("strength needs a picture")
     message = p.evaluate("""() => window.sdlens.generate({prompt: "a cat", strength: 0.01, steps: 10,
