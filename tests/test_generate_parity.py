@@ -36,17 +36,22 @@ SD15_PNDM_CONFIG = {
 }
 
 
+def diffusers_pipeline(pipeline_class, folder):
+    """A diffusers pipeline class loaded from `folder`, with the fast tokenizer sdlens implements."""
+    from transformers import CLIPTokenizerFast
+
+    pipe = pipeline_class.from_pretrained(folder, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    # sdlens implements the fast tokenizer (tokenizer.json); the slow one may differ on odd unicode.
+    pipe.tokenizer = CLIPTokenizerFast.from_pretrained(folder / "tokenizer")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 @pytest.fixture(scope="module")
 def reference_pipe(tiny_pipeline_dir):
     from diffusers import StableDiffusionPipeline
-    from transformers import CLIPTokenizerFast
 
-    pipe = StableDiffusionPipeline.from_pretrained(
-        tiny_pipeline_dir, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    # sdlens implements the fast tokenizer (tokenizer.json); the slow one may differ on odd unicode.
-    pipe.tokenizer = CLIPTokenizerFast.from_pretrained(tiny_pipeline_dir / "tokenizer")
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return diffusers_pipeline(StableDiffusionPipeline, tiny_pipeline_dir)
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,8 @@ from sdlens.model import Model
 from sdlens.pipeline import Pipeline, Settings
 from sdlens.schedulers import DIFFUSERS_CLASSES, SCHEDULERS
 
+from .test_generate_parity import diffusers_pipeline
+
 DIFFUSERS_SCHEDULERS = {name: cls for cls, name in DIFFUSERS_CLASSES.items()}
 STEPS = 8
 SEED = 7
@@ -43,13 +45,8 @@ def init_image(image: Image.Image) -> dict:
 @pytest.fixture(scope="module")
 def reference_pipe(tiny_pipeline_dir):
     from diffusers import StableDiffusionImg2ImgPipeline
-    from transformers import CLIPTokenizerFast
 
-    pipe = StableDiffusionImg2ImgPipeline.from_pretrained(
-        tiny_pipeline_dir, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    pipe.tokenizer = CLIPTokenizerFast.from_pretrained(tiny_pipeline_dir / "tokenizer")
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return diffusers_pipeline(StableDiffusionImg2ImgPipeline, tiny_pipeline_dir)
 
 
 @pytest.fixture(scope="module")
