@@ -30,7 +30,7 @@ def test_attention_edited_code_and_umap_on_webgpu(browser):  # noqa: F811
     srv = Server(ROOT / "models")
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
-        page = Page(context, srv, "?backend=webgpu").ready()
+        page = Page(context, srv, "?backend=webgpu&autorun=0").ready()
         p = page.page
         assert p.evaluate("window.sdlens.backend.ep") == "webgpu"
         p.set_default_timeout(300_000)
