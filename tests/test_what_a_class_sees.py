@@ -119,6 +119,11 @@ def generate_from_the_form(p, prompt, steps, explain):
     p.set_checked("#explain", explain)
     p.click("#generate")
     done(p)
+    # A run started with Generate plays once on the stage (from 300 ms after it ends), then rests
+    # on the finished image.
+    p.wait_for_timeout(400)
+    p.wait_for_function("window.sdlens.debug.displayed.stage?.kind === 'final' && document.getElementById('tl-play').dataset.playing !== '1'",
+                        timeout=TIMEOUT)
 
 
 # ---------------------------------------------------------------------------------------------
