@@ -252,17 +252,12 @@ def test_tour_walks_start_to_end_by_keyboard(page):
     p.evaluate("(s) => window.sdlens.explain(s).then(() => null)", {**SETTINGS, "prompt": "my own red circle", "seed": 11})
     p.fill("#prompt", "my own words, not yet run")
     before = kept_state(p)
-    p.focus("#tour-start")
-    p.keyboard.press("Enter")
     card = p.locator("#tour-card")
-    assert card.get_attribute("role") == "dialog" and card.locator("[aria-live]").count() == 1
-    visited = []
-    while True:
-        p.wait_for_function("(n) => document.getElementById('tour-card').dataset.ready && "
-                            "document.getElementById('tour-card').dataset.ready !== n",
-                            arg=visited[-1] if visited else "", timeout=TIMEOUT)
-        stop = card.get_attribute("data-ready")
-        visited.append(stop)
+    seen = []
+
+    def check(stop):
+        seen.append(stop)
+        assert card.get_attribute("role") == "dialog" and card.locator("[aria-live]").count() == 1
         # Each stop points at a live view: outlined, on screen, and the focus stays on Next.
         target = p.locator(".tour-target")
         assert target.count() == 1, stop
@@ -273,20 +268,18 @@ def test_tour_walks_start_to_end_by_keyboard(page):
         assert p.evaluate("document.activeElement.id") == "tour-next", stop
         if stop == "never-seen":  # the tour's own run, while it lasts
             assert p.evaluate("window.sdlens.store.main.settings.prompt") == STARTERS[1]
-        assert card.locator("#tour-count").text_content().startswith(f"Stop {len(visited)} of ")
+        assert card.locator("#tour-count").text_content().startswith(f"Stop {len(seen)} of ")
         if stop in ("guidance", "never-seen"):
             card.screenshot(path=str(ARTIFACTS / f"lessons-tour-{stop}-1280.png"))
-        p.keyboard.press("Enter")
-        if card.is_hidden():
-            break
-        assert len(visited) <= 15
+
+    # (walk_tour also waits until the learner's page is restored)
+    visited = walk_tour(p, check)
     assert 8 <= len(visited) <= 15
     assert visited[0] == "welcome" and visited[-1] == "end" and len(set(visited)) == len(visited)
     assert {"generate", "tokens", "clip", "guidance", "upscaler", "never-seen"} <= set(visited)
     assert p.evaluate("document.activeElement.id") == "tour-start"  # back where it started
     assert p.locator(".tour-target").count() == 0
     # The learner's prompt, settings, run and picture are back as they were.
-    p.wait_for_function("document.getElementById('tour-card').dataset.restored === 'true'", timeout=TIMEOUT)
     assert kept_state(p) == before
     assert p.evaluate("window.sdlens.store.main.settings.prompt") == "my own red circle"
     shown = p.evaluate("""() => { const c = document.getElementById('image');
