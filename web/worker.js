@@ -290,13 +290,26 @@ const handlers = {
   },
 };
 
+// The handlers that run onnxruntime sessions take turns. Two runs in flight at once (a stage
+// decode arriving during a generate, say) interleave on one device through JSPI, and on WebGPU
+// one of them then reads a buffer whose mapping the other is still waiting for ("Failed to
+// download data from buffer"). Tokenizing and checking settings are plain Python and need no turn.
+const USES_ORT = new Set(["load", "generate", "encode", "decode", "forward"]);
+let turn = Promise.resolve();
+function inTurn(work) {
+  const result = turn.then(work);
+  turn = result.catch(() => {});
+  return result;
+}
+
 self.onmessage = async ({ data }) => {
   if (data.type === "stop") {
     stopRequested = true;
     return;
   }
   try {
-    const value = await handlers[data.type](data);
+    const handler = handlers[data.type];
+    const value = await (USES_ORT.has(data.type) ? inTurn(() => handler(data)) : handler(data));
     post({ type: "reply", id: data.id, value });
   } catch (err) {
     const message = String(err?.message || err).split("\n").filter(Boolean);
