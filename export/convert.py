@@ -154,10 +154,10 @@ def convert(src: str, out: Path, variants: list[str], force: bool = False, name:
             if taesd is not None:
                 bar.set_postfix_str(PREVIEW)
                 latent_size = description["sample_size"]
-                pool = preview.input_pool(latent_size * description["vae_scale_factor"]) if preview_pool is None \
+                pool = preview.preview_pool(latent_size * description["vae_scale_factor"]) if preview_pool is None \
                     else preview_pool
-                references[PREVIEW] = preview.reference(taesd, latent_size, pool=pool)
-                staged[PREVIEW] = preview.export_fp32(taesd, latent_size, staging / PREVIEW / "model.onnx", pool)
+                references[PREVIEW] = preview.reference(taesd, latent_size)
+                staged[PREVIEW] = preview.export_fp32(taesd, latent_size, staging / PREVIEW / "model.onnx")
                 preview_info = preview.describe(taesd, preview_decoder, pool)
                 components.append(PREVIEW)
                 del taesd

@@ -12,9 +12,14 @@ ends in `x.mul(2).sub(1)`.
 
 A preview need not have the final image's size: the strip shows thumbnails and the explainer's x̂₀
 views a few hundred pixels. At 512² TAESD's full-resolution convolutions cost ~12 % of a UNet
-step (measured natively), so above `PREVIEW_MAX_PX` the graph first averages the latent over
-`input_pool`² cells (recorded in the manifest) and decodes a half-size (or smaller) picture: a
-quarter of the cost, the same picture at a lower resolution.
+step (measured natively), so above `PREVIEW_MAX_PX` the runtime first averages the latent over
+`preview_pool`² cells (recorded in the manifest; `runtime.pool`) and the graph decodes a half-size
+(or smaller) picture: a quarter of the cost, the same picture at a lower resolution. The graph
+itself decodes at any size, so the same file is also the *fast final decoder*: the whole latent
+in, a full-size picture out (sdlens.fast_decoder).
+
+Models exported before that baked the averaging into the graph and recorded `input_pool`; their
+preview decoder still draws previews, but cannot draw a full-size picture.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ OUTPUT = "sample"
 PREVIEW_MAX_PX = 256
 
 
-def input_pool(image_px: int) -> int:
+def preview_pool(image_px: int) -> int:
     """The power of two the latent is averaged down by, so that the preview is at most about
     PREVIEW_MAX_PX wide: 1 up to 511 px, 2 at 512–1023 px (SD 1.5, SD 2.1 at 768), and so on."""
     pool = 1
@@ -54,7 +59,8 @@ def load_preview_decoder(src: str):
 
 
 def decode(taesd, latent, pool: int = 1):
-    """What the exported graph computes: TAESD's decoder, on the latent averaged over pool² cells."""
+    """A preview as PyTorch computes it: TAESD's decoder, on the latent averaged over pool² cells
+    (the runtime's pool, then the exported graph)."""
     import torch
 
     if pool > 1:
@@ -65,7 +71,7 @@ def decode(taesd, latent, pool: int = 1):
 class _Decode:
     """The decoder alone, as the graph to export (diffusers' decode returns a dataclass)."""
 
-    def __new__(cls, taesd, pool: int = 1):
+    def __new__(cls, taesd):
         import torch
 
         class Decode(torch.nn.Module):
@@ -74,7 +80,7 @@ class _Decode:
                 self.taesd = taesd
 
             def forward(self, latent_sample):
-                return decode(self.taesd, latent_sample, pool)
+                return decode(self.taesd, latent_sample)
 
         return Decode().eval()
 
@@ -93,7 +99,7 @@ def check_fits(taesd, latent_channels: int, vae_scale_factor: int) -> None:
                           f"{vae_scale_factor}×")
 
 
-def export_fp32(taesd, latent_size: int, out: Path, pool: int = 1) -> Path:
+def export_fp32(taesd, latent_size: int, out: Path) -> Path:
     """TorchScript-based ONNX export at opset 18 (as optimum uses), batch and size dynamic."""
     import torch
 
@@ -101,21 +107,21 @@ def export_fp32(taesd, latent_size: int, out: Path, pool: int = 1) -> Path:
     example = torch.zeros(1, taesd.config.latent_channels, latent_size, latent_size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(_Decode(taesd, pool), (example,), str(out), input_names=[INPUT], output_names=[OUTPUT],
+        torch.onnx.export(_Decode(taesd), (example,), str(out), input_names=[INPUT], output_names=[OUTPUT],
                           dynamic_axes={INPUT: {0: "batch", 2: "height", 3: "width"},
                                         OUTPUT: {0: "batch", 2: "image_height", 3: "image_width"}},
                           opset_version=18, dynamo=False)
     return out
 
 
-def reference(taesd, latent_size: int, seed: int = 0, pool: int = 1):
+def reference(taesd, latent_size: int, seed: int = 0):
     """(feeds, PyTorch output) on random latents of SD's scaled range, for the parity check."""
     import torch
 
     g = torch.Generator().manual_seed(seed)
     latent = torch.randn(1, taesd.config.latent_channels, latent_size, latent_size, generator=g)
     with torch.no_grad():
-        expected = decode(taesd, latent, pool)
+        expected = decode(taesd, latent)
     return {INPUT: latent.numpy()}, expected.numpy()
 
 
@@ -126,5 +132,5 @@ def describe(taesd, src: str, pool: int = 1) -> dict:
         "source": src,
         "scaling_factor": float(taesd.config.scaling_factor),
         "output_range": [-1.0, 1.0],
-        "input_pool": pool,  # the picture is the image's size / input_pool
+        "preview_pool": pool,  # previews: the runtime averages the latent over pool² cells first
     }

@@ -61,6 +61,19 @@ def split2() -> onnx.ModelProto:
                   [_tensor("x")], [_tensor("a"), _tensor("b")])
 
 
+def pool(factor: int) -> onnx.ModelProto:
+    """y = x averaged over factor×factor cells of its last two axes (a latent, before the preview
+    decoder draws it small: sdlens.fast_decoder). The CPython runtime's numpy equals it within float
+    rounding (onnxruntime adds a cell's values in an order of its own)."""
+    return _model(f"pool_{factor}", [helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[factor, factor],
+                                                      strides=[factor, factor])],
+                  [_tensor("x")], [_tensor("y")])
+
+
+#: the pooling factors a preview may ask for (export.preview.preview_pool: 2 at 512–1023 px, 4 above)
+POOLS = (2, 4)
+
+
 def to_rgb() -> onnx.ModelProto:
     """VAE output (1, 3, H, W) in [-1, 1] → (1, H, W, 3) pixel values 0…255, rounded half to even
     like numpy and torch: round(clip(x / 2 + 0.5, 0, 1) * 255)."""
@@ -104,6 +117,7 @@ def all_graphs() -> dict[str, onnx.ModelProto]:
     graphs = {f"combine_{n}.onnx": combine(n) for n in range(1, MAX_TERMS + 1)}
     graphs.update({"concat_2.onnx": concat2(), "split_2.onnx": split2(), "to_rgb.onnx": to_rgb(),
                    "f16_check.onnx": f16_check()})
+    graphs.update({f"pool_{k}.onnx": pool(k) for k in POOLS})
     return graphs
 
 

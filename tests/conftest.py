@@ -29,3 +29,22 @@ def tiny_model_dir(tiny_pipeline_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("models") / "tiny-random"
     convert(str(tiny_pipeline_dir), out, ALL_VARIANTS, quiet=True)
     return out
+
+
+#: the preview's averaging that 512² and larger models get (export.preview.preview_pool), forced at 64²
+TAESD_POOL = 2
+
+
+@pytest.fixture(scope="session")
+def taesd_models_dir(tiny_pipeline_dir, tmp_path_factory) -> Path:
+    """A models/ folder holding "tiny-taesd": the tiny pipeline (fp32, int8) with a random-weight TAESD
+    as its preview and fast decoder, previews averaged over TAESD_POOL² cells as at full size."""
+    from export.convert import convert
+
+    from .test_export import write_taesd
+
+    folder = tmp_path_factory.mktemp("preview-models")
+    taesd = write_taesd(tmp_path_factory.mktemp("taesd") / "taesd-4x", upsamplings=2)
+    convert(str(tiny_pipeline_dir), folder / "tiny-taesd", ["fp32", "int8"], quiet=True, name="tiny-taesd",
+            default_model=True, preview_decoder=str(taesd), preview_pool=TAESD_POOL)
+    return folder

@@ -392,21 +392,26 @@ def test_latent_rgb_map_previews_colours(tiny_pipeline_dir, manifest):
 
 
 def test_preview_pool_sizes():
-    from export.preview import input_pool
+    from export.preview import preview_pool
 
-    assert [input_pool(px) for px in (64, 256, 511, 512, 768, 1023, 1024)] == [1, 1, 1, 2, 2, 2, 4]
+    assert [preview_pool(px) for px in (64, 256, 511, 512, 768, 1023, 1024)] == [1, 1, 1, 2, 2, 2, 4]
 
 
-def test_pooled_preview_decoder_is_taesd_on_the_averaged_latent(tiny_taesd, tmp_path):
-    """The graph averages the latent over 2×2 cells, then decodes: a half-size picture."""
+@pytest.mark.parametrize("pool", [1, 2])
+def test_preview_is_taesd_on_the_averaged_latent(tiny_taesd, tmp_path, pool):
+    """The runtime averages the latent over pool² cells (its pool op), the graph decodes: a picture
+    pool times smaller, as PyTorch draws it; pool 1 is the fast decoder's full-size picture."""
     import torch
 
     from export import preview
+    from sdlens.cpython.runtime import OnnxRuntime
 
     taesd = preview.load_preview_decoder(str(tiny_taesd))
-    path = preview.export_fp32(taesd, 16, tmp_path / "model.onnx", pool=2)
+    path = preview.export_fp32(taesd, 16, tmp_path / "model.onnx")
     latent = np.random.default_rng(0).standard_normal((1, 4, 16, 16)).astype(np.float32)
-    (got,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"latent_sample": latent})
+    runtime = OnnxRuntime()
+    fed = runtime.pool(latent, pool) if pool > 1 else latent
+    (got,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"latent_sample": fed})
     with torch.no_grad():
-        want = taesd.decode(torch.nn.functional.avg_pool2d(torch.from_numpy(latent), 2)).sample.numpy()
-    assert got.shape == (1, 3, 32, 32) and np.abs(got - want).max() < 1e-5
+        want = preview.decode(taesd, torch.from_numpy(latent), pool).numpy()
+    assert got.shape == (1, 3, 64 // pool, 64 // pool) and np.abs(got - want).max() < 1e-5

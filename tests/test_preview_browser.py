@@ -15,14 +15,12 @@ from sdlens.cpython.runtime import OnnxRuntime
 from sdlens.model import Model
 from sdlens.pipeline import Pipeline, Settings
 
-from .conftest import ROOT
+from .conftest import ROOT, TAESD_POOL as POOL
 # `server` serves this module's `models_dir`
 from .test_browser import TOLERANCE, Page, browser, cpython_pixels, server  # noqa: F401  (shared fixtures)
-from .test_export import write_taesd
 
 ARTIFACTS = ROOT / "test-artifacts"
 SETTINGS = dict(prompt="a red circle on the left", negative="", seed=3, steps=3, guidance=7.5, scheduler="ddim")
-POOL = 2  # what 512² and larger models get (export.preview.input_pool); here forced at 64²
 STEPS_JS = """async (s) => {
     const seen = [];
     const listener = ({ detail }) => seen.push({ width: detail.preview.width, height: detail.preview.height,
@@ -35,14 +33,8 @@ STEPS_JS = """async (s) => {
 
 
 @pytest.fixture(scope="module")
-def models_dir(tiny_pipeline_dir, tmp_path_factory):
-    from export.convert import convert
-
-    folder = tmp_path_factory.mktemp("preview-models")
-    taesd = write_taesd(tmp_path_factory.mktemp("taesd") / "taesd-4x", upsamplings=2)
-    convert(str(tiny_pipeline_dir), folder / "tiny-taesd", ["fp32", "int8"], quiet=True, name="tiny-taesd",
-            default_model=True, preview_decoder=str(taesd), preview_pool=POOL)
-    return folder
+def models_dir(taesd_models_dir):
+    return taesd_models_dir
 
 
 def rgb(picture) -> np.ndarray:
@@ -52,7 +44,7 @@ def rgb(picture) -> np.ndarray:
 def test_steps_and_x0_views_come_from_the_preview_decoder(browser, server, models_dir):  # noqa: F811
     model_dir = models_dir / "tiny-taesd"
     manifest = json.loads((model_dir / "manifest.json").read_text())
-    assert manifest["components"]["preview_decoder"]["input_pool"] == POOL
+    assert manifest["components"]["preview_decoder"]["preview_pool"] == POOL
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     fetched = []
     context.on("request", lambda r: fetched.append(r.url))

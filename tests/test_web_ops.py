@@ -46,3 +46,14 @@ def test_to_rgb_rounds_like_diffusers():
     (pixels,) = session("to_rgb.onnx").run(None, {"image": image})
     expected = np.frombuffer(OnnxRuntime().to_rgb8(image), np.uint8).reshape(1, 8, 8, 3)
     np.testing.assert_array_equal(pixels.astype(np.uint8), expected)
+
+
+@pytest.mark.parametrize("factor", web_ops.POOLS)
+def test_pool_averages_cells_as_numpy(factor):
+    """Within float rounding: onnxruntime adds a cell's values in an order of its own."""
+    x = (rng.standard_normal((1, 4, 64, 48)) * 3).astype(np.float32)
+    (got,) = session(f"pool_{factor}.onnx").run(None, {"x": x})
+    want = x.reshape(1, 4, 64 // factor, factor, 48 // factor, factor).astype(np.float64).mean(axis=(3, 5))
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=0, atol=2e-6)
+    np.testing.assert_allclose(OnnxRuntime().pool(x, factor), got, rtol=0, atol=1e-6)

@@ -98,6 +98,11 @@ export class OrtRuntime {
     return [this.track(out.a), this.track(out.b)];
   }
 
+  async pool(tensor, factor) {
+    const session = await this.op(`pool_${factor}`);
+    return this.track((await session.run({ x: tensor })).y);
+  }
+
   async read(tensor) {
     // getData() downloads GPU buffers; CPU tensors answer at once with their own array, so copy:
     // the page may take (transfer) what it reads while the tensor is still in use.

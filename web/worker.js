@@ -211,7 +211,10 @@ async function generate({ settings, explain = false, code = null, pictures = tru
   const pySettings = pyodide.toPy(settings);
   const pyCode = code ? pyodide.toPy(code) : undefined; // (JavaScript null would reach Python as JsNull)
   if (interrupt) interrupt[0] = 0; // a Stop pressed after the last run must not hit this one
-  const js = fromPython(await session.generate.callPromising(pySettings, onStep, shouldStop, explain, pyCode, pictures));
+  // The long parts (text encoder, the picture through the VAE encoder, the final decode) are
+  // announced as they begin, so the page can say what the wait is for.
+  const onPhase = (phase, decoder) => post({ type: "phase", phase, decoder, at: now() });
+  const js = fromPython(await session.generate.callPromising(pySettings, onStep, shouldStop, explain, pyCode, pictures, onPhase));
   if (interrupt) interrupt[0] = 0;
   pySettings.destroy();
   pyCode?.destroy();
@@ -261,6 +264,12 @@ const handlers = {
     const { rgb, width, height, by } = fromPython(await loaded.session.decode.callPromising(latent, shape));
     return { width, height, by, rgba: rgbToRgba(rgb, width * height) };
   },
+  // A run's final latent drawn again by the other decoder ("redraw with the VAE"), no new steps.
+  async redraw({ latent, shape, decoder }) {
+    post({ type: "phase", phase: "decode", decoder: decoder === "fast" ? "the fast decoder (TAESD)" : "the VAE", at: now() });
+    const js = fromPython(await loaded.session.redraw.callPromising(latent, shape, decoder));
+    return { ...js, rgba: rgbToRgba(js.rgb, js.width * js.height), rgb: undefined };
+  },
   // The forward-process view (explainer/forward.js): x_t from a run's x₀ and its own noise.
   async forward({ x0, shape, t, seed, fromPicture }) {
     const forward = pyodide.pyimport("sdlens.browser.forward");
@@ -294,7 +303,7 @@ const handlers = {
 // decode arriving during a generate, say) interleave on one device through JSPI, and on WebGPU
 // one of them then reads a buffer whose mapping the other is still waiting for ("Failed to
 // download data from buffer"). Tokenizing and checking settings are plain Python and need no turn.
-const USES_ORT = new Set(["load", "generate", "encode", "decode", "forward"]);
+const USES_ORT = new Set(["load", "generate", "encode", "decode", "redraw", "forward"]);
 let turn = Promise.resolve();
 function inTurn(work) {
   const result = turn.then(work);

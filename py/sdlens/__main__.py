@@ -47,7 +47,7 @@ def cmd_generate(args) -> int:
 
     model = Model.from_dir(resolve_model_dir(args.model), variant=args.variant)
     request = {k: getattr(args, k) for k in ("prompt", "negative", "seed", "steps", "guidance", "scheduler", "karras",
-                                              "formula_below_one", "strength")}
+                                              "formula_below_one", "strength", "decoder")}
     settings = Settings.from_request(request, model.defaults)
     # The settings' own errors first (a bad seed, a strength without a picture), before any file is read
     replace(settings, init_image=args.init_image).checked()
@@ -116,8 +116,9 @@ def cmd_generate(args) -> int:
     t = result.timings
     mean_step = sum(t["step_seconds"]) / len(t["step_seconds"])
     encode = f"encode {t['encode_seconds'] * 1000:.1f} ms, " if result.start is not None else ""
+    by = " (the fast decoder, TAESD)" if result.decoder == "fast" else ""
     print(f"text {t['text_seconds'] * 1000:.1f} ms, {encode}mean step {mean_step * 1000:.1f} ms, "
-          f"decode {t['decode_seconds'] * 1000:.1f} ms, total {t['total_seconds']:.2f} s")
+          f"decode{by} {t['decode_seconds'] * 1000:.1f} ms, total {t['total_seconds']:.2f} s")
     print(f"wrote {args.out}" + (f" and {len(t['step_seconds'])} frames in {frames}" if frames else ""))
     return 0
 
@@ -166,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
                           "to its size; PNG, JPEG, WebP, …")
     gen.add_argument("--strength", help="with --init-image: how much of the run is redone, above 0 and at most 1; "
                                         "int(steps × strength) of the steps run (default 0.8)")
+    gen.add_argument("--decoder", help="what draws the final picture: vae (the model's own, the default) or fast "
+                                       "(TAESD, the model's preview decoder at full size: much quicker, close)")
     gen.add_argument("--variant", default="fp32", help="precision variant of every component (default fp32)")
     gen.add_argument("--out", default="out.png", help="PNG file for the final image")
     gen.add_argument("--frames", help="folder for a PNG of the predicted clean image at every step")

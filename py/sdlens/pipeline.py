@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from .errors import SdlensError
+from .fast_decoder import FAST, FastDecoder, check_decoder, draws_full_size
 from .formula import FormulaOps
 from .guidance import check_flag, check_guidance, guide, uses_guidance
 from .img2img import (DEFAULT_STRENGTH, InitImage, Start, check_init_image, check_strength, first_step,
@@ -58,10 +59,12 @@ class Settings:
     init_image: Any = None
     #: how much of the run a picture's run redoes, 0 < strength ≤ 1 (only with init_image; default 0.8)
     strength: Any = None
+    #: which decoder draws the final picture: "vae" (the model's own) or "fast" (TAESD, see fast_decoder)
+    decoder: str = "vae"
 
     #: what a request may name; "model" is the page's (it picks the model, not a setting of the run)
     KEYS = ("prompt", "negative", "seed", "steps", "guidance", "scheduler", "karras", "formula_below_one",
-            "init_image", "strength", "model")
+            "init_image", "strength", "decoder", "model")
 
     @classmethod
     def from_request(cls, request: dict, defaults: dict) -> "Settings":
@@ -87,6 +90,7 @@ class Settings:
             formula_below_one=given("formula_below_one", False),
             init_image=request.get("init_image"),
             strength=request.get("strength"),
+            decoder=given("decoder", defaults.get("decoder", "vae")),
         )
 
     def checked(self, width: int | None = None, height: int | None = None) -> "Settings":
@@ -106,7 +110,7 @@ class Settings:
         return Settings(self.prompt, self.negative, check_seed(self.seed), steps,
                         check_guidance(self.guidance), self.scheduler, karras=check_karras(self.karras),
                         formula_below_one=check_flag(self.formula_below_one, "formula_below_one"),
-                        init_image=init_image, strength=strength)
+                        init_image=init_image, strength=strength, decoder=check_decoder(self.decoder))
 
 
 def _unknown_setting(key: str) -> str:
@@ -160,6 +164,8 @@ class Result:
     unet_calls: int = 0
     #: a run from a picture: where it started (the skipped steps are those before start.start_step)
     start: Optional[Start] = None
+    #: which decoder drew the picture: "vae" or "fast" (fast_decoder)
+    decoder: str = "vae"
 
 
 class Pipeline:
@@ -168,6 +174,8 @@ class Pipeline:
         self.runtime = runtime
         self.tokenizer = tokenizer or ClipTokenizer.from_file(model.tokenizer_path())
         self._graphs: dict[str, Any] = {}
+        #: TAESD, made on first use (the browser's step previews share theirs: browser/preview.py)
+        self.fast: FastDecoder | None = None
 
     # -- graphs -------------------------------------------------------------------------------
     def graph(self, component: str):
@@ -220,8 +228,13 @@ class Pipeline:
                                self.model.manifest["vae_scaling_factor"])
         return self.runtime.floats(sample, shape)
 
-    def decode(self, latents):
-        """Latents → image tensor in [-1, 1]. The VAE was trained on latents times scaling_factor."""
+    def decode(self, latents, decoder: str = "vae"):
+        """Latents → image tensor in [-1, 1], by the VAE (trained on latents times scaling_factor)
+        or, with decoder="fast", by TAESD at full size."""
+        if decoder == FAST:
+            if self.fast is None:
+                self.fast = FastDecoder.for_variant(self.model, self.runtime, self.model.variants["unet"])
+            return self.fast.decode(latents)
         scaled = self.runtime.combine([(1.0 / self.model.manifest["vae_scaling_factor"], latents)])
         return self._run("vae_decoder", {"latent_sample": scaled})
 
@@ -233,9 +246,13 @@ class Pipeline:
         should_stop: Callable[[], bool] | None = None,
         attention: bool = False,
         code=None,
+        on_phase: Callable[[str], None] | None = None,
     ) -> Result:
         """With `attention`, each StepTrace carries the step's attention maps (the model must have them).
-        `code` (an `edited.EditedCode`) replaces the guidance function and/or the scheduler's step."""
+        `code` (an `edited.EditedCode`) replaces the guidance function and/or the scheduler's step.
+        `on_phase(name)` is told when each long part begins: "text" (the text encoder), "encode" (a
+        picture through the VAE encoder), "decode" (the final picture); the steps have on_step."""
+        phase = on_phase or (lambda name: None)
         s = self.checked(settings)
         if attention and not self.has_attention():
             raise SdlensError(f"model {self.model.name} has no attention output; add it with "
@@ -250,6 +267,7 @@ class Pipeline:
             code.install(scheduler)  # this run's scheduler object only
         guide_noise = code.guide if code is not None and code.guide else guide
 
+        phase("text")
         encoding = self.tokenizer.encode(s.prompt)
         guided = uses_guidance(s.guidance, s.formula_below_one)
         negative_encoding = self.tokenizer.encode(s.negative) if guided else None
@@ -267,6 +285,7 @@ class Pipeline:
             # first timestep that runs (the forward process, in one jump)
             start_step = first_step(s.steps, s.strength)
             scheduler.set_begin_index(start_step * scheduler.order)
+            phase("encode")
             init_latent = self.encode_image(s.init_image, generator)  # draws its sample first
             noise = ops.floats(generator.randn(shape), shape)
             signal_coef, noise_coef = scheduler.add_noise_coefficients()
@@ -308,8 +327,9 @@ class Pipeline:
                                   call=scheduler.call(index)))
             latents = out.prev_sample
 
+        phase("decode")
         decode_started = time.perf_counter()
-        image = self.decode(latents)
+        image = self.decode(latents, s.decoder)
         rgb = ops.to_rgb8(image)
         finished = time.perf_counter()
         timings = {
@@ -323,7 +343,7 @@ class Pipeline:
         return Result(latents, image, rgb, width, height, encoding, negative_encoding, ops.backend,
                       text_embeddings=cond, timings=timings, scheduler_name=display_name(s.scheduler, scheduler.karras),
                       karras=scheduler.karras, unet_calls=len(scheduler.timesteps) - scheduler.begin_index,
-                      start=start)
+                      start=start, decoder=s.decoder)
 
     def checked(self, settings: Settings) -> Settings:
         """The settings, validated for this model (an init_image at its size, and a model that can
@@ -332,6 +352,9 @@ class Pipeline:
         if s.init_image is not None and not self.has_encoder():
             raise SdlensError(f"model {self.model.name} has no VAE encoder, so it cannot start from a picture; "
                               "choose a model that has one, or remove the picture")
+        if s.decoder == FAST and not draws_full_size(self.model.manifest):
+            raise SdlensError(f"decoder: model {self.model.name} has no fast decoder (TAESD) for full-size pictures; "
+                              "use the VAE (decoder vae), or export the model again with --preview-decoder")
         return s
 
     def scheduler(self, settings: Settings):

@@ -43,6 +43,9 @@ class Runtime(Protocol):
     def split(self, tensor: Tensor) -> list[Tensor]:
         """Split a tensor into its batch items, each keeping a batch axis of 1."""
 
+    def pool(self, tensor: Tensor, factor: int) -> Tensor:
+        """Average over factor×factor cells of the last two axes (a latent drawn small)."""
+
     def read(self, tensor: Tensor) -> list[float]:
         """Copy a tensor's values back to Python as a flat row-major list."""
 

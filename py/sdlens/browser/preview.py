@@ -11,12 +11,15 @@ is (nearly) the final image. Which decoder, from the cheapest that is true to th
 - else nothing here: the page draws x̂₀ through the manifest's linear latent→RGB map and says that
   it is only an approximation (at 512² a VAE decode per step would cost more than the step).
 
-The final image always comes from the real VAE (pipeline.generate).
+The final image comes from the real VAE, unless a run asks for the fast decoder (the same TAESD,
+at full size: sdlens.fast_decoder); this class and the pipeline then share one session.
 """
 
 from __future__ import annotations
 
 import json
+
+from ..fast_decoder import FastDecoder
 
 #: Largest image (in pixels) for which every step is decoded by the full VAE.
 VAE_PREVIEW_MAX_PIXELS = 128 * 128
@@ -46,9 +49,10 @@ def choose(manifest: dict, variant: str, ep: str = "wasm") -> dict:
     width, height = defaults["width"], defaults["height"]
     if decoder:
         # TAESD decodes the UNet's latents as they are (its scaling factor is 1); the manifest
-        # records the factor, so a decoder trained otherwise is still fed right. Its graph may
-        # average the latent down first (input_pool): the picture is then that much smaller.
-        pool = int(decoder.get("input_pool", 1))
+        # records the factor, so a decoder trained otherwise is still fed right. The latent is
+        # averaged down first (preview_pool; older exports did it in the graph, input_pool): the
+        # picture is then that much smaller.
+        pool = int(decoder.get("preview_pool", 1)) * int(decoder.get("input_pool", 1))
         return {"kind": "preview_decoder", "label": "the preview decoder (TAESD)",
                 "entry": _variant_entry(decoder, variant, ep), "scale": 1.0 / float(decoder.get("scaling_factor", 1.0)),
                 "width": width // pool, "height": height // pool}
@@ -65,7 +69,11 @@ class StepPreview:
         plan = choose(pipeline.model.manifest, variant, ep)
         self.kind, self.label, self.entry, self.scale = plan["kind"], plan["label"], plan["entry"], plan["scale"]
         self.width, self.height = plan["width"], plan["height"]  # of each picture (None: the page draws it)
-        self._graph = None
+        self.decoder = None
+        if self.kind == "preview_decoder":
+            # one session for the previews and, when a run asks for it, the fast final picture
+            self.decoder = FastDecoder(pipeline.model, self.runtime, self.entry)
+            pipeline.fast = self.decoder
 
     @staticmethod
     def plan(manifest_json: str, variant: str, ep: str = "wasm") -> dict:
@@ -81,17 +89,13 @@ class StepPreview:
 
     def prepare(self) -> None:
         """Create the preview decoder's session now, so the first step does not wait for it."""
-        if self.kind == "preview_decoder" and self._graph is None:
-            paths = [self.pipeline.model.path(f["path"]) for f in self.entry["files"]]  # as the pipeline's graphs
-            self._graph = self.runtime.load(paths[0], paths[1:])
+        if self.decoder is not None:
+            self.decoder.prepare()
 
     def rgb(self, x0):
         """RGB bytes (height × width × 3) of x̂₀, or None where the page draws the linear map."""
         if self.kind == "vae":
             return self.runtime.to_rgb8(self.pipeline.decode(x0))
-        if self.kind == "preview_decoder":
-            self.prepare()
-            feed = self.runtime.combine([(self.scale, x0)]) if self.scale != 1.0 else x0
-            outputs = self.runtime.run(self._graph, {self.entry["inputs"][0]["name"]: feed})
-            return self.runtime.to_rgb8(outputs[self.entry["outputs"][0]["name"]])
+        if self.decoder is not None:
+            return self.runtime.to_rgb8(self.decoder.decode(x0, self.decoder.preview_pool))
         return None

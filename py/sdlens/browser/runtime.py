@@ -82,6 +82,9 @@ class BrowserRuntime:
     def split(self, tensor):
         return [Handle(self, t) for t in self._wait(self.js.split(tensor.js))]
 
+    def pool(self, tensor, factor):
+        return Handle(self, self._wait(self.js.pool(tensor.js, factor)))
+
     def read(self, tensor):
         return self._wait(self.js.read(tensor.js)).to_py().tolist()
 

@@ -13,6 +13,7 @@ from pyodide.ffi import run_sync, to_js
 
 from ..edited import CodeError, EditedCode, original_source
 from ..errors import SdlensError
+from ..fast_decoder import LABELS as DECODERS, draws_full_size
 from ..img2img import first_step
 from ..model import Model
 from ..pipeline import Cancelled, Pipeline, Settings
@@ -31,9 +32,11 @@ class BrowserSession:
         self.preview = StepPreview(self.pipeline, variant, ep)
 
     def preview_info(self) -> dict:
-        """Which decoder draws the per-step pictures, for the worker (files) and the page (label)."""
+        """Which decoder draws the per-step pictures, for the worker (files) and the page (label),
+        and whether that decoder can also draw the final picture (the `decoder` setting "fast")."""
         return {"kind": self.preview.kind, "label": self.preview.label, "files": self.preview.files,
-                "width": self.preview.width, "height": self.preview.height}
+                "width": self.preview.width, "height": self.preview.height,
+                "fast_final": self.preview.kind == "preview_decoder" and draws_full_size(self.model.manifest)}
 
     def tokenize(self, prompt: str) -> dict:
         return _encoding_dict(self.pipeline.tokenizer.encode(prompt))
@@ -96,8 +99,19 @@ class BrowserSession:
         return {"rgb": self.runtime.to_rgb8(self.pipeline.decode(latent)), "width": shape[3] * scale,
                 "height": shape[2] * scale, "by": "vae"}
 
+    def redraw(self, latent_f32, shape, decoder: str = "vae") -> dict:
+        """A run's final latent drawn again, by the VAE or the fast decoder: {rgb, width, height,
+        decoder, ms}. No denoising: the same latent the run ended with, so the picture is the one a
+        run with that decoder from the start draws."""
+        started = time.perf_counter()
+        latent = self.runtime.floats(latent_f32, tuple(shape))
+        rgb = self.runtime.to_rgb8(self.pipeline.decode(latent, decoder))
+        scale = self.model.manifest["vae_scale_factor"]
+        return {"rgb": rgb, "width": shape[3] * scale, "height": shape[2] * scale, "decoder": decoder,
+                "label": DECODERS[decoder], "ms": (time.perf_counter() - started) * 1000}
+
     def generate(self, settings: dict, on_step, should_stop, explain: bool = False, code=None,
-                 pictures: bool = True) -> dict:
+                 pictures: bool = True, on_phase=None) -> dict:
         """Run; after each step call on_step(info, tensors, picture). `tensors` holds x̂0 only, or
         with `explain` every tensor of the step (x_t, ε parts, x̂0, and the per-token attention maps
         when the model has them), as JavaScript Float32Arrays; `picture` is x̂0 decoded to RGB bytes
@@ -167,8 +181,10 @@ class BrowserSession:
 
         try:
             # should_stop is asynchronous: it lets the worker read its messages (a Stop click) first.
+            # Each long part is announced before it starts, so the page can say what it waits for.
+            phase = (lambda name: on_phase(name, DECODERS[s.decoder])) if on_phase is not None else None
             result = self.pipeline.generate(s, on_step=report, should_stop=lambda: bool(run_sync(should_stop())),
-                                            attention=attention, code=edited)
+                                            attention=attention, code=edited, on_phase=phase)
         except Cancelled:
             return {"cancelled": True}
         except KeyboardInterrupt:  # Stop during edited code (the page's interrupt buffer)
@@ -192,18 +208,24 @@ class BrowserSession:
                 "preview_ms": preview_seconds[0] * 1000,
                 "preview_kind": self.preview.kind,
                 "decode_ms": t["decode_seconds"] * 1000,
+                "decoder": result.decoder,
                 "total_ms": t["total_seconds"] * 1000,
             },
             "settings": {"prompt": s.prompt, "negative": s.negative, "seed": str(s.seed), "steps": s.steps,
                          "guidance": s.guidance, "scheduler": SCHEDULERS[s.scheduler.strip().lower()].name,
-                         "karras": result.karras, "formula_below_one": s.formula_below_one},
+                         "karras": result.karras, "formula_below_one": s.formula_below_one,
+                         "decoder": result.decoder},
             "scheduler_name": result.scheduler_name,
             "unet_calls": result.unet_calls,
             "dropped_words": result.encoding.dropped_words,
             "tokens": _encoding_dict(result.encoding),
             "text_embeddings": runtime.read_f32(result.text_embeddings) if explain else None,
             "text_shape": list(result.text_embeddings.shape),
-            "latents": runtime.read_f32(result.latents) if explain else None,
+            # the final latent: the explainer's, and what "redraw with the VAE" draws again (64 KB at 512²)
+            "latents": runtime.read_f32(result.latents),
+            "latent_shape": list(result.latents.shape),
+            "decoder": result.decoder,
+            "decoder_label": DECODERS[result.decoder],
             "has_attention": self.pipeline.has_attention(),
             "start": _start_dict(result.start, s, runtime),
             "modified_code": sorted(k for k in ("guidance", "step") if edited and code.get(k) is not None),

@@ -48,6 +48,16 @@ class OnnxRuntime:
     def split(self, tensor):
         return [tensor[i : i + 1] for i in range(tensor.shape[0])]
 
+    def pool(self, tensor, factor):
+        # The browser's pool graph (onnx AveragePool) within float rounding: onnxruntime's kernels add a
+        # cell's values in an order of their own (measured: equal to the last bit for 4×4 cells, not 2×2).
+        total = None
+        for dy in range(factor):
+            for dx in range(factor):
+                part = tensor[..., dy::factor, dx::factor]
+                total = part.copy() if total is None else total + part
+        return (total / np.float32(factor * factor)).astype(np.float32, copy=False)
+
     def read(self, tensor):
         return np.asarray(tensor, dtype=np.float32).ravel().tolist()
 
