@@ -458,17 +458,32 @@ def main() -> None:
     f.add_argument("--rebuild", action="store_true", help="rebuild and re-export instead of reusing build/full-size")
     f.add_argument("--skip-browser", action="store_true", help="export, CLI and parity only (e.g. an fp32-only "
                                                                "export for another family's parity)")
+    c = commands.add_parser("components", help="each component's variants at full size: native onnxruntime and "
+                                               "the browser's WASM runtime, per thread count, with parity "
+                                               "(see tests/bench_components.py)")
+    c.add_argument("model_dir")
+    c.add_argument("--threads", default="1,2")
+    c.add_argument("--components", default="text_encoder,unet,vae_decoder,vae_encoder,preview_decoder")
+    c.add_argument("--variants", default="fp32,int8,q4")
+    c.add_argument("--runs", type=int, default=2)
     o = commands.add_parser("op-profile", help="a UNet call's time by op type, native vs the browser's WASM "
                                                "runtime (see tests/bench_op_profile.py)")
     o.add_argument("model_dir")
     o.add_argument("--variant", default="int8")
     o.add_argument("--threads", type=int, default=1)
     o.add_argument("--runs", type=int, default=2)
+    o.add_argument("--component", default="unet", help="unet (default), text_encoder, vae_decoder, vae_encoder, "
+                                                       "preview_decoder")
     args = parser.parse_args()
+    if args.command == "components":
+        from .bench_components import bench_components
+
+        return bench_components(args.model_dir, [int(t) for t in args.threads.split(",")],
+                                args.components.split(","), args.variants.split(","), args.runs)
     if args.command == "op-profile":
         from .bench_op_profile import bench_op_profile
 
-        return bench_op_profile(args.model_dir, args.variant, args.threads, args.runs)
+        return bench_op_profile(args.model_dir, args.variant, args.threads, args.runs, args.component)
     if args.command == "full-size":
         from .bench_full_size import bench_full_size
 

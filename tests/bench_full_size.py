@@ -94,19 +94,36 @@ def run_variant(model_dir: str, variant: str) -> dict:
 
     # the preview decoder's variant the browser takes beside this one, on the backend that takes it at full size
     plan = choose(model.manifest, variant, "wasm" if variant in ("int8", "q4") else "webgpu")
-    preview_seconds = None
+    preview_seconds = fast_seconds = None
+    latent = np.zeros(model.latent_shape(defaults["width"], defaults["height"]), np.float32)
+
+    def timed(session, feeds):
+        session.run(None, feeds)  # the first run sets up; the second is timed
+        t = time.perf_counter()
+        session.run(None, feeds)
+        return time.perf_counter() - t
+
     if plan["kind"] == "preview_decoder":
+        from sdlens.fast_decoder import draws_full_size
+
         session = ort.InferenceSession(str(Path(model_dir) / plan["entry"]["files"][0]["path"]),
                                        providers=["CPUExecutionProvider"])
-        latent = np.zeros(model.latent_shape(defaults["width"], defaults["height"]), np.float32)
-        session.run(None, {"latent_sample": latent})
-        t = time.perf_counter()
-        session.run(None, {"latent_sample": latent})
-        preview_seconds = time.perf_counter() - t
+        pool = int(model.manifest["components"]["preview_decoder"].get("preview_pool", 1))
+        small = latent[:, :, ::pool, ::pool].copy()
+        preview_seconds = timed(session, {"latent_sample": small})
+        if draws_full_size(model.manifest):  # the same graph as the final picture's fast decoder
+            fast_seconds = timed(session, {"latent_sample": latent})
+    encoder_seconds = None
+    if model.has("vae_encoder"):  # img2img: a 512² picture through the VAE encoder
+        session = ort.InferenceSession(str(Path(model_dir) / model.graph("vae_encoder")["files"][0]["path"]),
+                                       providers=["CPUExecutionProvider"])
+        picture = np.zeros((1, 3, defaults["height"], defaults["width"]), np.float32)
+        encoder_seconds = timed(session, {"sample": picture})
     return {"variant": variant, "sessions_s": sessions, "text_s": timings["text_seconds"],
             "unet_step_s": timings["step_onnx_seconds"][0], "step_s": timings["step_seconds"][0],
             "vae_decode_s": timings["decode_seconds"], "preview_s": preview_seconds,
             "preview_px": plan["width"] if plan["kind"] == "preview_decoder" else None,
+            "fast_decode_s": fast_seconds, "vae_encode_s": encoder_seconds,
             "max_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
 
 
@@ -182,13 +199,16 @@ def bench_full_size(args) -> None:
              f"- parity with diffusers, fp32, {steps} {manifest['defaults']['scheduler']} step(s) at guidance "
              f"{manifest['defaults']['guidance']}: max |Δlatents| / max |latents| = {parity:.1e}",
              "",
-             "| variant | sessions | text | UNet step (native ORT) | VAE decode | preview (TAESD) | peak RSS |",
-             "|---|---|---|---|---|---|---|"]
+             "| variant | sessions | text | UNet step (native ORT) | VAE decode | fast decode (TAESD, full size) "
+             "| preview (TAESD) | VAE encode (img2img) | peak RSS |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         preview = f"{r['preview_s']:.2f} s at {r.get('preview_px')}² ({100 * r['preview_s'] / r['unet_step_s']:.0f} % of a step)" \
             if r["preview_s"] is not None else "-"
+        seconds = lambda key: f"{r[key]:.2f} s" if r.get(key) is not None else "-"  # noqa: E731
         lines.append(f"| {r['variant']} | {r['sessions_s']:.1f} s | {r['text_s']:.2f} s | {r['unet_step_s']:.2f} s | "
-                     f"{r['vae_decode_s']:.2f} s | {preview} | {r['max_rss_gib']:.1f} GiB |")
+                     f"{r['vae_decode_s']:.2f} s | {seconds('fast_decode_s')} | {preview} | {seconds('vae_encode_s')} "
+                     f"| {r['max_rss_gib']:.1f} GiB |")
     print("\n".join(lines))
     (BUILD / f"{family}-bench.json").write_text(json.dumps({"made": made, "rows": rows, "parity": parity}, indent=2))
 

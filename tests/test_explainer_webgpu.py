@@ -1,6 +1,6 @@
 """The explainer's newest views on WebGPU, with the committed default model: per-word attention
-maps equal CPython's, guidance edited to `return eps_cond` equals a g = 1 run, and UMAP draws one
-point per step per run. The WASM tests cover each in depth; here each runs once, with few steps,
+maps equal CPython's, guidance edited to `return eps_cond` equals a g = 1 run, UMAP draws one
+point per step per run, and a run from a picture (the VAE encoder on WebGPU) equals CPython's. The WASM tests cover each in depth; here each runs once, with few steps,
 because the only WebGPU adapter here is software (SwiftShader, ~100x slower than WASM)."""
 
 from __future__ import annotations
@@ -62,6 +62,20 @@ def test_attention_edited_code_and_umap_on_webgpu(browser):  # noqa: F811
         p.wait_for_function("document.getElementById('compare-method-note').textContent.startsWith('UMAP')")
         p.wait_for_function("document.querySelectorAll('#compare-projection g.run[data-run=main] circle').length === 2")
         assert p.locator("#compare-projection g.run[data-run=compare] circle").count() == 2
+
+        # 4. A run from a picture (img2img): the VAE encoder runs on WebGPU; the same latents as CPython.
+        picture = p.evaluate("Array.from(window.sdlens.store.main.final.rgba)")
+        img2img = dict(SETTINGS, strength=0.5)
+        p.evaluate("""([s, rgba]) => window.sdlens.explain({...s, init_image: {width: 64, height: 64,
+            rgba: Uint8Array.from(rgba)}}, 'picture').then(() => null)""", [img2img, picture])
+        from sdlens.cpython.runtime import OnnxRuntime
+        from sdlens.model import Model
+        from sdlens.pipeline import Pipeline, Settings
+
+        want = Pipeline(Model.from_dir(str(DEFAULT_MODEL)), OnnxRuntime()).generate(Settings(
+            **img2img, init_image={"width": 64, "height": 64, "rgba": bytes(picture)})).latents
+        assert np.abs(latents(p, "picture").reshape(want.shape) - want).max() <= 1e-3 * np.abs(want).max()
+
         ARTIFACTS.mkdir(exist_ok=True)
         p.locator("#compare-section").screenshot(path=str(ARTIFACTS / "webgpu-umap-compare-1280.png"))
         p.locator("#attention-final").screenshot(path=str(ARTIFACTS / "webgpu-attention-final-1280.png"))
