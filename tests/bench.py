@@ -147,6 +147,7 @@ def first_visits(args) -> None:
             visits.append({**marks, "outer_s": outer, "run_ms": run["wall_ms"],
                            **{f"part:{part['label']}": part["ms"] for part in run["parts"]}})
             browser.close()
+    floor = first_visit_floor(httpd.server_address[1], args.visits)
     httpd.shutdown()
     median = {key: statistics.median(v[key] for v in visits) for key in visits[0] if key != "firstRun"}
     print(f"first visit, default model, {args.backend.upper()}, {os.cpu_count()} cores, median of {len(visits)} "
@@ -160,6 +161,64 @@ def first_visits(args) -> None:
             print(f"    {key[5:]:<60} {median[key] / 1000:6.2f} s")
     each = ", ".join(f"{v['outer_s']:.2f}" for v in visits)
     print(f"  page open → first image (as the test driver saw it): {median['outer_s']:6.2f} s (each: {each})")
+    print(f"the floor (a page that only boots Pyodide in a worker, then makes the model's three WASM sessions; "
+          f"median of {len(floor['each'])} fresh browsers): Pyodide booted {floor['pyodide']:.2f} s, "
+          f"sessions created {floor['sessions']:.2f} s")
+
+
+# The floor under a first visit: a page whose only work is a worker booting Pyodide (the runtime the
+# pipeline's Python needs), then creating onnxruntime-web's WASM sessions for the default model's
+# three graphs. Nothing of sdlens' own runs, so no change to sdlens can make its first image sooner.
+FLOOR_WORKER = """
+const marks = {};
+const started = performance.timeOrigin + performance.now();
+const { loadPyodide } = await import(`${ORIGIN}/vendor/pyodide/pyodide.mjs`);
+await loadPyodide({ indexURL: `${ORIGIN}/vendor/pyodide/` });
+marks.pyodide = performance.timeOrigin + performance.now();
+const ort = await import(`${ORIGIN}/vendor/ort/ort.wasm.min.mjs`);
+ort.env.wasm.wasmPaths = `${ORIGIN}/vendor/ort/`;
+ort.env.wasm.numThreads = 1;
+for (const path of PATHS) {
+  const bytes = new Uint8Array(await (await fetch(`${ORIGIN}/models/${path}`)).arrayBuffer());
+  await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"] });
+}
+marks.sessions = performance.timeOrigin + performance.now();
+postMessage({ started, ...marks });
+"""
+
+
+def first_visit_floor(port: int, visits: int) -> dict:
+    """Median seconds from page open to (a) Pyodide booted in a worker, (b) then the default model's
+    three WASM sessions created, on a page that does nothing else (FLOOR_WORKER)."""
+    import json
+
+    from playwright.sync_api import sync_playwright
+
+    from sdlens.model import Model, resolve_model_dir
+
+    from .test_browser import CHROMIUM, FLAGS
+
+    model_dir = Path(resolve_model_dir(None))
+    model = Model.from_dir(str(model_dir), verify=False)
+    paths = [f"{model_dir.name}/{model.graph(c)['files'][0]['path']}" for c in ("text_encoder", "unet", "vae_decoder")]
+    origin = f"http://localhost:{port}"
+    worker = FLOOR_WORKER.replace("ORIGIN", json.dumps(origin)).replace("PATHS", json.dumps(paths))
+    html = ("<!doctype html><script type=module>const w = new Worker(URL.createObjectURL(new Blob([" + json.dumps(worker)
+            + "], {type: 'text/javascript'})), {type: 'module'}); w.onmessage = (e) => { window.floor = e.data; };"
+            "</script>")
+    results = []
+    with sync_playwright() as p:
+        for _ in range(visits):
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+            page = browser.new_context().new_page()
+            page.route(f"{origin}/__floor.html", lambda route: route.fulfill(body=html, content_type="text/html"))
+            page.goto(f"{origin}/__floor.html")
+            page.wait_for_function("window.floor", timeout=120_000, polling=20)
+            floor = page.evaluate("window.floor")
+            origin_ms = page.evaluate("performance.timeOrigin")
+            results.append({"pyodide": (floor["pyodide"] - origin_ms) / 1000, "sessions": (floor["sessions"] - origin_ms) / 1000})
+            browser.close()
+    return {key: statistics.median(r[key] for r in results) for key in results[0]} | {"each": results}
 
 
 def bench_browser(args) -> None:
