@@ -167,6 +167,22 @@ def browser_run(url: str, query: str, request: dict, repeats: int, explain: bool
                 runs.append({**timings, "steps": page.evaluate("window.benchSteps")})
                 if explain:
                     explained.append(page.evaluate("(s) => window.sdlens.explain(s).then((r) => r.timings)", request))
+            # The final picture by the fast decoder (TAESD at full size), where the model has one, and a
+            # run from a picture (the VAE encoder at full size): 2 steps at strength 0.5 run one.
+            extra = {}
+            # (a model without a full-size TAESD, or without an encoder, says so: the message is kept)
+            try:
+                fast = page.evaluate("(s) => window.sdlens.generate({...s, decoder: 'fast'}).then((r) => r.timings)", request)
+                extra["fast_decode_ms"], extra["fast_wall_s"] = fast["decode_ms"], fast["wall_ms"] / 1000
+            except Exception as err:
+                extra["fast_error"] = str(err).splitlines()[0][:200]
+            try:
+                img2img = page.evaluate("""async (s) => { const r = await window.sdlens.generate(s);
+                    return (await window.sdlens.generate({...s, steps: 2, strength: 0.5,
+                        init_image: {width: r.width, height: r.height, rgba: r.rgba}})).timings; }""", request)
+                extra["encode_ms"], extra["img2img_wall_s"] = img2img["encode_ms"], img2img["wall_ms"] / 1000
+            except Exception as err:
+                extra["img2img_error"] = str(err).splitlines()[0][:200]
             peak = sampler.peak
             started = time.perf_counter()
             page.reload()
@@ -185,6 +201,7 @@ def browser_run(url: str, query: str, request: dict, repeats: int, explain: bool
         "decode_ms": statistics.median(r["decode_ms"] for r in runs), "peak_pss_gib": peak / 2**30,
         "reload_s": reload_s, "reload_download_s": reload["download_ms"] / 1000,
         "plain_wall_s": [r["wall_ms"] / 1000 for r in runs], "explain_wall_s": [r["wall_ms"] / 1000 for r in explained],
+        **extra,
     }
 
 
@@ -241,7 +258,12 @@ def _line(b: dict, n: int) -> str:
             f"text {b['text_ms'] / 1000:.2f} s, UNet step {b['step_ms'] / 1000:.2f} s, preview ({b['preview']}) "
             f"{b['preview_ms'] / 1000:.3f} s = {b['preview_ms'] / b['step_ms'] * 100:.1f} % of a step, "
             f"VAE decode {b['decode_ms'] / 1000:.2f} s; page memory peak {b['peak_pss_gib']:.2f} GiB PSS; "
-            f"reload from cache: ready {b['reload_s']:.1f} s (files {b['reload_download_s']:.1f} s)")
+            f"reload from cache: ready {b['reload_s']:.1f} s (files {b['reload_download_s']:.1f} s); "
+            f"Generate → image {statistics.median(b['plain_wall_s']):.1f} s"
+            + (f"; with the fast decoder (TAESD): decode {b['fast_decode_ms'] / 1000:.2f} s, Generate → image "
+               f"{b['fast_wall_s']:.1f} s" if "fast_decode_ms" in b else f"; fast decoder: {b.get('fast_error', '-')}")
+            + (f"; from a picture: VAE encoder {b['encode_ms'] / 1000:.2f} s, 1 step run, Generate → image "
+               f"{b['img2img_wall_s']:.1f} s" if "encode_ms" in b else f"; from a picture: {b.get('img2img_error', '-')}"))
 
 
 def main() -> None:

@@ -97,7 +97,10 @@ function showBackend(backend) {
   const badge = $("backend-badge");
   badge.textContent = backend.label;
   const threads = backend.ep === "wasm" ? `; ${backend.threads} thread${backend.threads === 1 ? "" : "s"}` : "";
-  badge.title = `${backend.variant}: ${backend.reason}${threads}`;
+  // Each graph's own variant: on WASM a component may run faster in another than the model's.
+  const names = { text_encoder: "text encoder", unet: "UNet", vae_decoder: "VAE decoder" };
+  const each = Object.entries(backend.variants || {}).map(([c, v]) => `${names[c] || c} ${v}`).join(", ");
+  badge.title = `${backend.variant}: ${backend.reason}${threads}${each ? `; ${each}` : ""}`;
   badge.className = `badge ${backend.ep}${backend.ep === "webgpu" && backend.label.endsWith("(software)") ? " software" : ""}`;
 }
 

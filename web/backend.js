@@ -15,6 +15,10 @@ export const SMALL_MODEL_BYTES = 600 * 1024 * 1024;
 // weights must leave room there for the largest graph being read in.
 export const WASM_HEAP_BYTES = 4 * 1024 ** 3;
 const COMPONENTS = ["text_encoder", "unet", "vae_decoder"];
+// On WASM, a full-size model's component that runs faster in another variant than the model's,
+// with an error no larger: {model's variant: {component: variant}}. From `python -m tests.bench
+// components` on an SD-Turbo-sized model (README, Benchmarks).
+export const WASM_COMPONENT_VARIANTS = {};
 
 export async function probeWebGPU() {
   if (!self.isSecureContext) return { available: false, reason: "plain http: WebGPU needs https" };
@@ -109,16 +113,32 @@ export function wasmThreads({ cores = 1, isolated = false, requested = null } = 
 }
 
 /**
- * Choose {ep, variant, label, reason, threads} for a manifest, given the WebGPU probe, a user
- * preference ("auto", "webgpu" or "wasm") and the device {memoryBytes, cores, isolated, requested
- * (threads), variant (a variant the user asked for)}.
+ * Choose {ep, variant, variants, label, reason, threads} for a manifest, given the WebGPU probe, a
+ * user preference ("auto", "webgpu" or "wasm") and the device {memoryBytes, cores, isolated,
+ * requested (threads), variant (a variant the user asked for)}. `variant` is the model's variant;
+ * `variants` each component's, where WASM runs a component faster in another (componentVariants).
  */
 export function chooseBackend(manifest, gpu, preference = "auto", device = {}) {
   const choice = automaticChoice(manifest, gpu, preference, device);
-  const wanted = device.variant; // ?variant= in the URL, for measuring one against another
-  if (!wanted || wanted === choice.variant) return choice;
+  const wanted = device.variant; // ?variant= in the URL, for measuring one against another: every component
+  if (!wanted || wanted === choice.variant) return { ...choice, variants: componentVariants(manifest, choice, Boolean(wanted)) };
   if (variantBytes(manifest, wanted) === null) throw new Error(`this model has no ${wanted} variant of every graph`);
-  return { ...choice, variant: wanted, label: `${choice.label} (${wanted})`, reason: `${choice.reason}; ${wanted} chosen by you` };
+  const forced = { ...choice, variant: wanted, label: `${choice.label} (${wanted})`, reason: `${choice.reason}; ${wanted} chosen by you` };
+  return { ...forced, variants: componentVariants(manifest, forced, true) };
+}
+
+/**
+ * Each component's variant: the model's, except on WASM where a component is faster in another
+ * variant whose error is no larger (WASM_COMPONENT_VARIANTS); never for a model small enough to run
+ * exact fp32, and never when the user named the variant.
+ */
+export function componentVariants(manifest, choice, named = false) {
+  const variants = Object.fromEntries(COMPONENTS.map((c) => [c, choice.variant]));
+  if (choice.ep !== "wasm" || named || choice.variant === "fp32") return variants;
+  for (const [component, better] of Object.entries(WASM_COMPONENT_VARIANTS[choice.variant] || {})) {
+    if (manifest.components[component]?.variants?.[better]?.backends?.includes("wasm")) variants[component] = better;
+  }
+  return variants;
 }
 
 function automaticChoice(manifest, gpu, preference, device) {

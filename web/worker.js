@@ -87,11 +87,12 @@ async function tokenizerText(path, bytes) {
   }
 }
 
-/** The manifest's files this backend needs: tokenizer, then each graph's files in load order. */
-function neededFiles(manifest, variant, extra = []) {
+/** The manifest's files this backend needs: tokenizer, then each graph's files (in each
+ * component's chosen variant, backend.variants) in load order. */
+function neededFiles(manifest, variants, extra = []) {
   const needed = [manifest.tokenizer.file];
   for (const component of ["text_encoder", "unet", "vae_decoder"]) {
-    needed.push(...manifest.components[component].variants[variant].files);
+    needed.push(...manifest.components[component].variants[variants[component]].files);
   }
   return [...needed, ...extra];
 }
@@ -113,7 +114,7 @@ async function loadModel({ modelId, manifestUrl, preference, threads, variant })
   backend.threads = ort.env.wasm.numThreads;
   post({ type: "backend", backend }); // the badge tells the choice while the files download
   const base = new URL(manifestUrl, self.location.href);
-  const needed = neededFiles(manifest, backend.variant);
+  const needed = neededFiles(manifest, backend.variants);
   // Each graph's files are read back from the cache only while its session is created, then
   // dropped: onnxruntime keeps its own copy, and the page holds no second one.
   const byPath = new Map();
@@ -137,7 +138,7 @@ async function loadModel({ modelId, manifestUrl, preference, threads, variant })
   const sessionsStarted = performance.now();
   post({ type: "sessions", total: 3 });
   for (const component of ["text_encoder", "unet", "vae_decoder"]) {
-    const [first, ...rest] = manifest.components[component].variants[backend.variant].files.map((f) => f.path);
+    const [first, ...rest] = manifest.components[component].variants[backend.variants[component]].files.map((f) => f.path);
     await runtime.preload(first, rest);
   }
   // The small tensor-math graphs every run uses (guidance, a scheduler's update, concat/split of
@@ -157,7 +158,8 @@ async function loadModel({ modelId, manifestUrl, preference, threads, variant })
   const tokenizerFile = manifest.tokenizer.file;
   const tokenizerJson = await tokenizerText(tokenizerFile.path, await readCached(base, tokenizerFile));
   const Session = pyodide.pyimport("sdlens.browser.session").BrowserSession;
-  const session = Session(JSON.stringify(manifest), tokenizerJson, runtime, backend.variant, backend.ep);
+  const session = Session(JSON.stringify(manifest), tokenizerJson, runtime, backend.variant, backend.ep,
+    JSON.stringify(backend.variants));
   const adoptStarted = performance.now();
   const graph = session.pipeline.graph;
   for (const component of ["text_encoder", "unet", "vae_decoder"]) await graph.callPromising(component);

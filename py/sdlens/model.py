@@ -70,6 +70,16 @@ class Model:
                 )
         self.variants = {c: variant for c in COMPONENTS if self.has(c)}
 
+    def use_component_variants(self, chosen: dict) -> None:
+        """Another variant for some components ({"vae_decoder": "fp32", …}): the browser picks each
+        component's fastest variant on its backend (web/backend.js). Each must exist."""
+        for component, variant in chosen.items():
+            have = self.manifest["components"].get(component, {}).get("variants", {})
+            if variant not in have:
+                raise SdlensError(f"model {self.manifest.get('name')} has no {variant} variant of {component} "
+                                  f"(it has: {', '.join(have) or 'none'})")
+            self.variants[component] = variant
+
     def has(self, component: str) -> bool:
         """Whether the model ships this component (every model has all but the VAE encoder)."""
         return bool(self.manifest["components"].get(component, {}).get("variants"))

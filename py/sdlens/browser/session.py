@@ -6,6 +6,7 @@ onnxruntime-web runtime; everything else is the same sdlens code that CPython ru
 
 from __future__ import annotations
 
+import json
 import time
 
 import js
@@ -25,8 +26,11 @@ from .runtime import BrowserRuntime
 
 
 class BrowserSession:
-    def __init__(self, manifest_json: str, tokenizer_json: str, js_runtime, variant: str, ep: str = "wasm"):
+    def __init__(self, manifest_json: str, tokenizer_json: str, js_runtime, variant: str, ep: str = "wasm",
+                 component_variants_json: str = "{}"):
         self.model = Model.from_json(manifest_json, root="", variant=variant)
+        # where the backend runs some component faster in another variant (web/backend.js)
+        self.model.use_component_variants(json.loads(component_variants_json))
         self.runtime = BrowserRuntime(js_runtime)
         self.pipeline = Pipeline(self.model, self.runtime, ClipTokenizer.from_json(tokenizer_json))
         self.preview = StepPreview(self.pipeline, variant, ep)
