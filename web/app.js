@@ -6,7 +6,11 @@ import { decodeStepPictures, firstVisit, onPageClock, startupMarks } from "./fir
 import { keepFocusAndShortcut } from "./form_keys.js";
 import { RunStore } from "./explainer/store.js";
 import { fillSchedulerSelect, karrasValue, schedulerId, setCatalogue } from "./schedulers.js";
-import { applyDefaults, clearFieldMessages, fieldMessage, followForm, guidanceNote, readForm, syncKarras, writeForm } from "./form.js";
+import { applyDefaults, clearFieldMessages, fieldMessage, followForm, guidanceNote, readForm, setDecoderChoice, syncKarras, writeForm } from "./form.js";
+import { mountEstimate } from "./estimate.js";
+import { measured, rememberRun } from "./measured.js";
+import { endPhase, formatBytes, setProgress, showDownload, showPhase } from "./progress.js";
+import { decoderChoice, mountFinalDecoder, previewsNote } from "./stage/final_decoder.js";
 import { mountModelCard, mountResultNote } from "./model_card.js";
 import { mountPicture, PictureError, toInitImage } from "./picture/index.js";
 import { mountStage } from "./stage/stage.js";
@@ -73,13 +77,12 @@ followForm(() => modelCard.check());
 followForm((settings) => picture.reflect(settings));
 // The picture, the step strip and the folded settings follow the store (stage/stage.js).
 mountStage({ store, previewLabel: () => state.preview?.label, previewKind: () => state.preview?.kind });
-
-function setProgress(text, fraction) {
-  $("progress-text").textContent = text;
-  const bar = $("progress-bar");
-  if (fraction === null || fraction === undefined) bar.removeAttribute("value");
-  else bar.value = fraction;
-}
+// How long Generate takes here, for a full-size model on a slow backend (estimate.js).
+const estimate = mountEstimate($("estimate"), { form: $("controls"), store },
+  () => state.modelId && { manifest: state.manifest, backend: state.backend, form: readForm(), own: measured(state.modelId, state.backend) });
+// "Redraw with the full VAE" under a picture the fast decoder drew (stage/final_decoder.js).
+const finalDecoder = mountFinalDecoder({ store, call: (...args) => call(...args), running: () => state.running, busy: setBusy,
+  onRedrawn: (timing) => ($("timing").textContent = state.timingLine += timing) });
 
 function showError(message) {
   const box = $("error");
@@ -89,6 +92,7 @@ function showError(message) {
 
 function setBusy(running) {
   state.running = running;
+  if (!running) endPhase();
   $("generate").disabled = running || !state.modelId;
   $("stop").disabled = !running;
 }
@@ -104,18 +108,11 @@ function showBackend(backend) {
   badge.className = `badge ${backend.ep}${backend.ep === "webgpu" && backend.label.endsWith("(software)") ? " software" : ""}`;
 }
 
-// Decimal units, as the README and the manifests' byte counts are quoted (1 MB = 1,000,000 bytes).
-const formatBytes = (n) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${(n / 1e3).toFixed(0)} kB`);
-
 onWorkerEvent = (event) => {
-  if (event.type === "download") {
-    // A reload or a broken download left verified files in the cache: say that it resumes there.
-    const resumed = event.resumed ? `Resuming an unfinished download (${event.resumed} files already here). ` : "";
-    const file = event.file ? `; ${event.file} ${formatBytes(event.received)} of ${formatBytes(event.size)}` : "";
-    const where = event.totalReceived >= event.total ? " (from the browser's cache)" : "";
-    setProgress(`${resumed}Model files: ${formatBytes(event.totalReceived)} of ${formatBytes(event.total)}${file}${where}`,
-      event.totalReceived / event.total);
-  } else if (event.type === "backend") {
+  // (progress.js) the files; then the text encoder, a picture's encoder, the final decode, with their seconds
+  if (event.type === "download") showDownload(event);
+  else if (event.type === "phase") showPhase(event, { who: state.runLabel ? `${state.runLabel}: ` : "", own: measured(state.modelId, state.backend) });
+  else if (event.type === "backend") {
     showBackend(event.backend);
   } else if (event.type === "sessions") {
     setProgress("Preparing the networks (onnxruntime sessions)…", null);
@@ -161,11 +158,7 @@ async function loadModel(modelId) {
     state.modelId = modelId;
     state.preview = loaded.preview;
     $("previews-note").hidden = false;
-    $("previews-note").textContent = loaded.preview.kind === "linear"
-      ? `Each step: the model's guess of the finished image, drawn with ${loaded.preview.label}.`
-      : `Each step: the model's guess of the finished image (x̂₀), decoded by ${loaded.preview.label}` +
-        (loaded.preview.width < loaded.manifest.defaults.width
-          ? ` at ${loaded.preview.width}×${loaded.preview.height} (a quick preview; the final image is the VAE's).` : ".");
+    $("previews-note").textContent = previewsNote(loaded.preview, loaded.manifest);
     state.loadTimings = loaded.timings;
     if (startupMarks.files === undefined) {
       startupMarks.files = onPageClock(loaded.timings.marks.files);
@@ -175,6 +168,7 @@ async function loadModel(modelId) {
     state.manifest = loaded.manifest;
     showBackend(loaded.backend);
     applyDefaults(loaded.manifest.defaults);
+    setDecoderChoice(decoderChoice(loaded.manifest, loaded.backend, loaded.preview.fastFinal));
     // An empty box with a greyed example looks filled in; Generate would then draw the empty
     // prompt. Start from the model's first starter prompt instead (a link's prompt replaces it).
     const starter = loaded.manifest.starter_prompts?.[0];
@@ -192,6 +186,7 @@ async function loadModel(modelId) {
     $("context-note").hidden = !note;
     setProgress(`${model.name} is ready (${loaded.backend.label}).`, 1);
     setBusy(false);
+    estimate.update();
     return loaded.backend;
   })();
   state.loading = { modelId, promise };
@@ -276,7 +271,8 @@ async function generate(request, { explain = false, runKey = null, show = true, 
       return { cancelled: true };
     }
     const marks = { started, loaded, asked, answered, finished: performance.now() };
-    const timings = { ...result.timings, parts: timingParts(result.timings, marks, state.backend.ep), wall_ms: marks.finished - started };
+    const timings = { ...result.timings, parts: timingParts(result.timings, marks, state.backend.ep, Boolean(result.start)), wall_ms: marks.finished - started };
+    rememberRun(modelId, state.backend, settings, result.timings); // (before the views follow the run)
     if (stored) store.finish(key, { ...result, timings }); // the stage draws the finished image
     if (mainView) startupMarks.firstImage ??= performance.now();
     begun = false;
@@ -457,6 +453,10 @@ window.sdlens = {
   /** Generate with every step's tensors kept for the explainer (run "main" unless runKey says). */
   explain: (options = {}, runKey = "main") => ready.then(() => generate(options, { explain: true, runKey })),
   decode: (latent, shape) => modelReady().then(() => call("decode", { latent, shape })),
+  /** The main run's final latent drawn again by the full VAE (its picture was the fast decoder's): {width, height, rgba, decoder}. */
+  redraw: () => modelReady().then(() => finalDecoder.redraw()),
+  /** The estimate beside Generate, as shown: {seconds, source, …, text}, or null where none is shown. */
+  estimate: () => estimate.update(),
   /** The forward process (explainer/forward.js): x_t from x₀ and a run's noise, decoded; and ᾱ_t. */
   forward: (args) => modelReady().then(() => {
     if (state.running) throw new Error("a run is in progress; move t again when it is done");

@@ -5,6 +5,7 @@
 import { isOn } from "./explainer/settings.js";
 import { guidanceAdvice } from "./messages.js";
 import { karrasValue, schedulerId, schedulerName, supportsKarras } from "./schedulers.js";
+import { decoderValue } from "./decoders.js";
 
 const $ = (id) => document.getElementById(id);
 /** What else shows a run's settings (the model card's word check, the picture panel): each is
@@ -38,6 +39,15 @@ export function syncKarras() {
   $("karras-reason").textContent = box.disabled ? `(greyed out: ${schedulerName($("scheduler").value)} has no Karras sigmas)` : "";
 }
 
+/** The final decoder's menu for the loaded model (final_decoder.js decoderChoice): its default, or
+ * greyed out with the reason beside it where the model has no full-size fast decoder. */
+export function setDecoderChoice({ available, value, reason }) {
+  const menu = $("decoder");
+  menu.disabled = !available;
+  menu.value = available ? value : "vae";
+  $("decoder-reason").textContent = available ? "" : `(greyed out: ${reason})`;
+}
+
 /** The guidance box's word as it is typed: an error for a value no run takes, advice for two ranges. */
 export function guidanceNote() {
   const el = $("guidance-message");
@@ -49,7 +59,7 @@ export function guidanceNote() {
 // ---------------------------------------------------------------------------------------------
 // Validation next to each field
 
-const FIELDS = ["prompt", "seed", "steps", "guidance", "scheduler", "karras", "strength", "init_image"];
+const FIELDS = ["prompt", "seed", "steps", "guidance", "scheduler", "karras", "decoder", "strength", "init_image"];
 
 export function clearFieldMessages() {
   for (const field of FIELDS) {
@@ -76,6 +86,7 @@ export function readForm() {
     scheduler: $("scheduler").value,
     karras: $("karras").checked && !$("karras").disabled,
     formula_below_one: $("formula_below_one").checked ? "1" : "",
+    decoder: $("decoder").disabled ? "vae" : $("decoder").value,
     model: $("model").value,
   };
 }
@@ -87,6 +98,7 @@ export function writeForm(settings) {
   }
   if (settings.scheduler !== undefined) setScheduler(settings.scheduler, karrasValue(settings.karras));
   if (settings.formula_below_one !== undefined) $("formula_below_one").checked = isOn(settings.formula_below_one);
+  if (settings.decoder !== undefined && !$("decoder").disabled) $("decoder").value = decoderValue(settings.decoder);
   $("guidance-slider").value = $("guidance").value;
   for (const follower of followers) follower(settings);
   guidanceNote();

@@ -173,7 +173,7 @@ async function loadModel({ modelId, manifestUrl, preference, threads, variant })
   const kept = notKept.length
     ? { files: notKept.length, bytes: notKept.reduce((sum, f) => sum + f.bytes, 0), reason: notKept[0].reason }
     : null;
-  return { modelId, backend, manifest, preview: { kind: preview.kind, label: preview.label, width: preview.width, height: preview.height }, timings, notKept: kept };
+  return { modelId, backend, manifest, preview: { kind: preview.kind, label: preview.label, width: preview.width, height: preview.height, fastFinal: preview.fast_final }, timings, notKept: kept };
 }
 
 /**

@@ -218,7 +218,7 @@ export function mountCodeEditor(container, store) {
     canvas.height = b.final.height;
     canvas.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(b.final.rgba), b.final.width, b.final.height), 0, 0);
     const link = document.createElement("a");
-    link.download = `${fileStem(b.settings)}-modified-code.png`;
+    link.download = `${fileStem(b.settings, b.decoder)}-modified-code.png`;
     link.href = canvas.toDataURL("image/png");
     link.click();
   });

@@ -17,7 +17,7 @@ const $ = (id) => document.getElementById(id);
 // (re-exported for older importers and the tests: the charts and the form live in their own modules)
 export { COLOURS, distances, formSettings, isOn, loadD3, matchingStep };
 const MODES = { prompt: "prompt", scheduler: "scheduler", steps: "steps" }; // mode → the setting it changes
-const SETTING_KEYS = ["prompt", "negative", "seed", "steps", "guidance", "scheduler", "karras", "formula_below_one", "model"];
+const SETTING_KEYS = ["prompt", "negative", "seed", "steps", "guidance", "scheduler", "karras", "formula_below_one", "decoder", "model"];
 
 // What to compare, kept here so that links and starters can set it before the view is mounted.
 const choice = { mode: "prompt", values: { prompt: "", scheduler: "", steps: "" } };

@@ -4,6 +4,8 @@
 import { attentionView } from "./attention.js";
 import { displayed } from "./displayed.js";
 import { schedulerName } from "../schedulers.js";
+import { decoderOf } from "../decoders.js";
+import { upscalerText } from "../stage/final_decoder.js";
 import { drawRgba, drawValues, figure, legend, maxAbs } from "./colormaps.js";
 import { isOn } from "./settings.js";
 import { COMPONENTS, shapes } from "./overview.js";
@@ -408,14 +410,11 @@ function upscalerPanel(panel, run) {
   const [, c, h, w] = shape;
   const s = shapes(run.manifest);
   const p = document.createElement("p");
-  const factor = run.manifest.vae_scaling_factor;
-  const f = run.manifest.vae_scale_factor;
-  p.textContent = `The refiner's last latent (${s.latent}) is divided by the VAE's scaling factor ${factor.toFixed(3)} ` +
-    `(that is, multiplied by ${(1 / factor).toFixed(3)}) and decoded by the VAE into the image (${s.image}): each ` +
-    `latent cell becomes ${f}×${f} pixels.`;
+  p.textContent = upscalerText(run, s); // the VAE's decode, or the fast decoder's (stage/final_decoder.js)
   const glance = glanceRow(panel);
   glance.first.append(p);
-  const { fig, canvas } = figure(`decoded image, ${s.image} (shown enlarged)`, "result");
+  const by = decoderOf(run) === "fast" ? "drawn by the fast decoder (TAESD)" : "decoded by the VAE";
+  const { fig, canvas } = figure(`the image ${by}, ${s.image} (shown enlarged)`, "result");
   drawRgba(canvas, run.final);
   glance.second.append(fig);
   const all = allNumbers("the final latent's channels");

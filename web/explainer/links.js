@@ -3,9 +3,10 @@
 // Other query parameters (such as ?backend=) are left as they are.
 
 import { karrasValue, schedulerId } from "../schedulers.js";
+import { decoderValue } from "../decoders.js";
 import { getCompare, runComparison, setCompare } from "./compare.js";
 
-const FORM_KEYS = ["prompt", "negative", "seed", "steps", "guidance", "scheduler", "karras", "formula_below_one", "model"];
+const FORM_KEYS = ["prompt", "negative", "seed", "steps", "guidance", "scheduler", "karras", "formula_below_one", "decoder", "model"];
 const COMPARE_KEY = "compare"; // the second value (prompt, scheduler or step count)
 const MODE_KEY = "compare_mode"; // prompt | scheduler | steps
 // The page's own parameters (app.js reads them), which a link keeps but does not run.
@@ -50,6 +51,7 @@ export function linkFor(settings, compare, href = location.href) {
   for (const key of FORM_KEYS) {
     const value = settings[key];
     if (key === "karras" && !karrasValue(value)) continue; // only "karras=true" is worth a parameter
+    if (key === "decoder" && decoderValue(value) === "vae") continue; // the VAE: what a link without one runs
     if (value !== undefined && value !== null && value !== "" && value !== false && !(key === "guidance" && value === "nan")) {
       url.searchParams.set(key, String(value));
     }
@@ -67,6 +69,7 @@ function fillForm(settings) {
     if (!field) continue;
     if (key === "karras") field.checked = Boolean(karrasValue(value));
     else if (key === "scheduler") field.value = schedulerId(value); // "DDIM" and "ddim" are the same link
+    else if (key === "decoder") field.value = decoderValue(value); // ("taesd" is the fast decoder too)
     else if (field.type === "checkbox") field.checked = ["1", "true", "on"].includes(String(value).toLowerCase());
     else field.value = value;
     field.dispatchEvent(new Event("input", { bubbles: true })); // views that follow the form update
@@ -83,6 +86,9 @@ function fillForm(settings) {
 export function applyLinkSettings() {
   if (linkRun) return linkRun;
   const { settings, compare, ignored } = readLink();
+  // A link reproduces its run: one without a decoder was drawn by the VAE, whatever this browser's
+  // default (a slow backend's is the fast decoder).
+  if (settings.prompt && !("decoder" in settings)) settings.decoder = "vae";
   showIgnored(ignored);
   fillForm(settings);
   if (compare) setCompare(compare.mode, compare.value);

@@ -4,11 +4,13 @@
 const FPS = 6;
 const MIN_VIDEO_SIZE = 256; // small models make tiny images; scale them up (pixelated) to be watchable
 
-/** A file name from the prompt: "a red circle!" → "a-red-circle". */
-export function fileStem(settings) {
+/** A file name from the prompt: "a red circle!" → "a-red-circle"; a picture the fast decoder
+ * (TAESD) drew says so in its name, as it does on the page. */
+export function fileStem(settings, decoder = "vae") {
   const words = String(settings?.prompt || "").toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "");
   const stem = words.slice(0, 60).replace(/-+$/, "") || "sdlens";
-  return settings?.seed !== undefined && settings.seed !== "" ? `${stem}-seed${settings.seed}` : stem;
+  const seeded = settings?.seed !== undefined && settings.seed !== "" ? `${stem}-seed${settings.seed}` : stem;
+  return decoder === "fast" ? `${seeded}-fast-decoder` : seeded;
 }
 
 export function mountSave(container, store) {
@@ -33,14 +35,14 @@ export function mountSave(container, store) {
   png.addEventListener("click", async () => {
     const run = store.main;
     const blob = await canvasBlob(imageCanvas(run.final, 1), "image/png");
-    download(blob, `${fileStem(run.settings)}.png`);
+    download(blob, `${fileStem(run.settings, run.decoder)}.png`);
   });
   webm.addEventListener("click", async () => {
     const run = store.main;
     webm.disabled = true;
     message.textContent = "Recording…";
     try {
-      download(await recordAnimation(run), `${fileStem(run.settings)}.webm`);
+      download(await recordAnimation(run), `${fileStem(run.settings, run.decoder)}.webm`);
       message.textContent = "";
     } catch (err) {
       message.textContent = `Could not record: ${err.message}`;

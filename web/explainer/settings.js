@@ -20,6 +20,7 @@ export function formSettings() {
     scheduler: value("scheduler"),
     karras: Boolean($("karras")?.checked && !$("karras")?.disabled),
     formula_below_one: $("formula_below_one")?.checked ? "1" : "",
+    decoder: $("decoder") && !$("decoder").disabled ? $("decoder").value : "vae",
     model: value("model"),
   };
 }

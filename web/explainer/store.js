@@ -3,7 +3,8 @@
 // what a view shows is exactly what the run computed.
 //
 // A run: {key, settings, manifest, backend, explained, steps: [step], tokens, textEmbeddings,
-//         textShape, final: {width, height, rgba}, decoded: Map(step index → {width, height, rgba}),
+//         textShape, final: {width, height, rgba}, decoder: "vae" | "fast" (which drew `final`),
+//         decoderLabel, latents (the final latent), latentShape, decoded: Map(step index → {width, height, rgba}),
 //         start: null, or for a run from a picture {start_step, t_start, init_latent, …} (the steps
 //         before start_step were skipped; `steps` holds only those that ran)}
 // `explained` is false for a run made with "Explain every step" off: it is still the current run
@@ -45,6 +46,10 @@ export class RunStore extends EventTarget {
       textEmbeddings: result.text_embeddings,
       textShape: result.text_shape,
       latents: result.latents,
+      latentShape: result.latent_shape,
+      // which decoder drew `final`: "vae" or "fast" (TAESD); "Redraw with the full VAE" changes both
+      decoder: result.decoder || "vae",
+      decoderLabel: result.decoder_label || "the VAE",
       timings: result.timings,
       hasAttention: result.has_attention,
       modifiedCode: result.modified_code || [], // ["guidance", "step"]: parts run with a learner's edit

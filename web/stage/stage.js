@@ -9,6 +9,7 @@
 
 import { drawRgba } from "../explainer/colormaps.js";
 import { DECODERS, decodeTensor } from "../explainer/decoded.js";
+import { decoderOf } from "../decoders.js";
 import { mountFold } from "./fold.js";
 import { mountFolds } from "./folds.js";
 import { mountStrip } from "./strip.js";
@@ -47,6 +48,12 @@ export function mountStage({ store, previewLabel, previewKind }) {
       : `decoded by ${previewLabel() || DECODERS[step.preview.source] || step.preview.source}`;
   }
 
+  /** Who drew the finished image, in the caption's words (the fast decoder's picture is close, not the VAE's). */
+  function finalBy(run) {
+    if (decoderOf(run) === "fast") return "drawn by the fast decoder (TAESD): quick and close to the VAE's picture, not the same";
+    return run.redrawn ? "decoded by the VAE (redrawn from the run's final latent)" : "decoded by the VAE";
+  }
+
   function syncSwitch(run) {
     const available = hasLatents(run);
     const xt = kindInputs.find((i) => i.value === "xt");
@@ -78,8 +85,8 @@ export function mountStage({ store, previewLabel, previewKind }) {
     const where = `Step ${step.step !== undefined ? step.step + 1 : index + 1} of ${total}, t = ${Math.round(step.timestep)}`;
     if (run.final && index === lastIndex(run)) {
       drawRgba(image, run.final);
-      caption.textContent = `The finished image (after step ${total} of ${total}), decoded by the VAE. Drag the slider or press play to watch it form.`;
-      record({ step: index, kind: "final", final: true, width: run.final.width, height: run.final.height });
+      caption.textContent = `The finished image (after step ${total} of ${total}), ${finalBy(run)}. Drag the slider or press play to watch it form.`;
+      record({ step: index, kind: "final", final: true, width: run.final.width, height: run.final.height, decoder: decoderOf(run) });
       return;
     }
     const wantsLatent = kind === "xt" && hasLatents(run);
