@@ -122,7 +122,7 @@ def generate_from_the_form(p, prompt, steps, explain):
     # A run started with Generate plays once on the stage (from 300 ms after it ends), then rests
     # on the finished image.
     p.wait_for_timeout(400)
-    p.wait_for_function("window.sdlens.debug.displayed.stage?.kind === 'final' && document.getElementById('tl-play').dataset.playing !== '1'",
+    p.wait_for_function("window.sdlens.debug.displayed.stage?.kind === 'final' && !document.getElementById('tl-play').dataset.playing",
                         timeout=TIMEOUT)
 
 
@@ -139,6 +139,10 @@ def test_a_first_visit_runs_the_starter_by_itself(page):
     assert main["prompt"] == manifest["starter_prompts"][0] == p.locator("#prompt").input_value()
     assert int(main["steps"]) == manifest["defaults"]["steps"]
     assert p.evaluate("window.sdlens.store.main.steps.length") == manifest["defaults"]["steps"]
+    # It plays once by itself, once its step pictures are decoded (after the image), then rests on the image.
+    p.wait_for_function("window.sdlens.startup.played && window.sdlens.debug.displayed.stage?.kind === 'final'"
+                        " && !document.getElementById('tl-play').dataset.playing", timeout=TIMEOUT)
+    assert p.evaluate("window.sdlens.startup.played > window.sdlens.startup.pictures")
     assert (image_pixels(p) == main_final(p)).all()
     assert not p.locator("#generate").is_disabled()
 

@@ -76,7 +76,7 @@ const picture = mountPicture($("start-picture"), { target: () => state.manifest?
 followForm(() => modelCard.check());
 followForm((settings) => picture.reflect(settings));
 // The picture, the step strip and the folded settings follow the store (stage/stage.js).
-mountStage({ store, previewLabel: () => state.preview?.label, previewKind: () => state.preview?.kind });
+const stage = mountStage({ store, previewLabel: () => state.preview?.label, previewKind: () => state.preview?.kind });
 // How long Generate takes here, for a full-size model on a slow backend (estimate.js).
 const estimate = mountEstimate($("estimate"), { form: $("controls"), store },
   () => state.modelId && { manifest: state.manifest, backend: state.backend, form: readForm(), own: measured(state.modelId, state.backend) });
@@ -273,6 +273,7 @@ async function generate(request, { explain = false, runKey = null, show = true, 
     const marks = { started, loaded, asked, answered, finished: performance.now() };
     const timings = { ...result.timings, parts: timingParts(result.timings, marks, state.backend.ep, Boolean(result.start)), wall_ms: marks.finished - started };
     rememberRun(modelId, state.backend, settings, result.timings); // (before the views follow the run)
+    if (later) store.runs.get(key).picturesPending = true; // the stage plays it once they are decoded
     if (stored) store.finish(key, { ...result, timings }); // the stage draws the finished image
     if (mainView) startupMarks.firstImage ??= performance.now();
     begun = false;
@@ -295,6 +296,7 @@ async function generate(request, { explain = false, runKey = null, show = true, 
         state.timingLine = [...timings.parts.filter((p) => p.key !== "previews").map((p) => `${p.label} ${p.text}`), after].join(" · ");
         $("timing").textContent = state.timingLine;
       }
+      run.picturesPending = false;
       store.emit("pictures", { key });
       startupMarks.pictures ??= performance.now();
       setProgress(mainView ? summary : state.summary || summary, 1);
@@ -427,7 +429,7 @@ async function main() {
     manifest: state.manifest,
     backend: state.backend,
     form: readForm(),
-    run: () => generate({}, { explain: $("explain").checked, picturesLater: true }),
+    run: () => stage.playOnce() || generate({}, { explain: $("explain").checked, picturesLater: true }),
     offer: (text) => setProgress(text, 1),
   });
   // The offline copy (the service worker caches the app's files) once the first picture is shown.

@@ -16,8 +16,12 @@ export const SMALL_MODEL_BYTES = 600 * 1024 * 1024;
 export const WASM_HEAP_BYTES = 4 * 1024 ** 3;
 const COMPONENTS = ["text_encoder", "unet", "vae_decoder"];
 // On WASM, a full-size model's component that runs faster in another variant than the model's,
-// with an error no larger: {model's variant: {component: variant}}. From `python -m tests.bench
-// components` on an SD-Turbo-sized model (README, Benchmarks).
+// with an error no larger: {model's variant: {component: variant}}. Measured with `python -m
+// tests.bench components` on an SD-Turbo-sized model at 512², 2 threads (README, Benchmarks): int8
+// is the fastest WASM variant of every component (VAE decoder 33.8 s against fp32's 59.9 s, VAE
+// encoder 12.6 s against 26.7 s, text encoder 0.60 s against 1.12 s; UNet 12.5 s against q4's
+// 25 s), so the table is empty: every component runs the model's variant. Natively it is otherwise
+// (fp32 decodes as fast as int8), which is why the choice is per backend.
 export const WASM_COMPONENT_VARIANTS = {};
 
 export async function probeWebGPU() {
@@ -132,10 +136,10 @@ export function chooseBackend(manifest, gpu, preference = "auto", device = {}) {
  * variant whose error is no larger (WASM_COMPONENT_VARIANTS); never for a model small enough to run
  * exact fp32, and never when the user named the variant.
  */
-export function componentVariants(manifest, choice, named = false) {
+export function componentVariants(manifest, choice, named = false, table = WASM_COMPONENT_VARIANTS) {
   const variants = Object.fromEntries(COMPONENTS.map((c) => [c, choice.variant]));
   if (choice.ep !== "wasm" || named || choice.variant === "fp32") return variants;
-  for (const [component, better] of Object.entries(WASM_COMPONENT_VARIANTS[choice.variant] || {})) {
+  for (const [component, better] of Object.entries(table[choice.variant] || {})) {
     if (manifest.components[component]?.variants?.[better]?.backends?.includes("wasm")) variants[component] = better;
   }
   return variants;

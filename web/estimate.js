@@ -6,18 +6,20 @@
 import { guidedBatch } from "./measured.js";
 
 // What a run of a full-size model costs on WASM, measured on this project's reference machine
-// (README, "Benchmarks": SD-Turbo-shaped, int8, 2 threads, 512²): one UNet call on a 64×64
-// latent, and the VAE decode of a 512×512 picture. Other sizes scale with their pixels, other
-// thread counts inversely; the estimate is rough and says so.
-const WASM_UNET_CALL_S = 12.5;
-const WASM_VAE_DECODE_S = 39.4;
+// (README, "Benchmarks": SD-Turbo-shaped, int8, 2 threads, 512², `python -m tests.bench_browser_full`
+// and `python -m tests.bench components`): one UNet call on a 64×64 latent, the VAE decode of a
+// 512×512 picture, and the same picture by the fast decoder (TAESD int8). Other sizes scale with
+// their pixels, other thread counts inversely; the estimate is rough and says so.
+const WASM_UNET_CALL_S = 14.7;
+const WASM_VAE_DECODE_S = 33.8;
+const WASM_FAST_DECODE_S = 2.5;
 const REFERENCE_THREADS = 2;
 // A UNet over this many bytes (the chosen variant's files) is a full-size model, not a classroom one
 // (the default model's is under 10 MB; SD-Turbo's smallest, int8, is 865 MB).
 const FULL_SIZE_UNET_BYTES = 200e6;
 
 const unetBytes = (manifest, backend) =>
-  (manifest.components?.unet?.variants?.[backend.variant]?.files || []).reduce((sum, f) => sum + f.bytes, 0);
+  (manifest.components?.unet?.variants?.[backend.variants?.unet || backend.variant]?.files || []).reduce((sum, f) => sum + f.bytes, 0);
 
 /** A full-size model (SD 1.5, 2.1, Turbo), not a classroom one: by its UNet's bytes. */
 export const isFullSize = (manifest, backend) => unetBytes(manifest, backend) >= FULL_SIZE_UNET_BYTES;
@@ -31,7 +33,8 @@ export const wantsEstimate = (manifest, backend) => Boolean(manifest && backend)
 /** Roughly how many seconds a run with `form`'s settings takes, from the reference measurements
  * (the VAE drawing the picture). */
 export function estimateSeconds(manifest, backend, form) {
-  return referenceParts(manifest, backend, form).reduce((a, b) => a + b, 0);
+  const [unet, vae] = referenceParts(manifest, backend, form);
+  return unet + vae;
 }
 
 function referenceParts(manifest, backend, form) {
@@ -42,7 +45,8 @@ function referenceParts(manifest, backend, form) {
   const threads = REFERENCE_THREADS / Math.max(1, backend.threads || 1);
   const guided = Number(form.guidance) > 1 ? 2 : 1; // classifier-free guidance runs a batch of two
   const unet = Number(form.steps) * guided * WASM_UNET_CALL_S * (latentPixels / 4096) * threads;
-  return [unet, WASM_VAE_DECODE_S * (pixels / (512 * 512)) * threads];
+  const size = (pixels / (512 * 512)) * threads;
+  return [unet, WASM_VAE_DECODE_S * size, WASM_FAST_DECODE_S * size];
 }
 
 /**
@@ -61,19 +65,15 @@ export function estimateRun(manifest, backend, form, own) {
     const previews = steps * (own.preview_ms_per_step || 0);
     const estimated = [];
     let decode = own.decode?.[decoder];
-    if (decode === undefined && decoder === "vae") {
-      estimated.push("the VAE decoder's time"); // from the reference machine, scaled
-      decode = referenceParts(manifest, backend, form)[1] * 1000;
-    } else if (decode === undefined) {
-      unmeasured.push("the fast decoder");
-      decode = 0;
+    if (decode === undefined) {
+      // from the reference machine, scaled
+      estimated.push(decoder === "vae" ? "the VAE decoder's time" : "the fast decoder's time");
+      decode = referenceParts(manifest, backend, form)[decoder === "vae" ? 1 : 2] * 1000;
     }
     return { seconds: ((own.text_ms || 0) + unet + previews + decode) / 1000, source: "measured", unmeasured, estimated };
   }
-  const [unet, vae] = referenceParts(manifest, backend, form);
-  // The reference machine measured no fast decoder at full size: its time is left out, and said so.
-  if (decoder === "fast") unmeasured.push("the fast decoder");
-  return { seconds: unet + (decoder === "vae" ? vae : 0), source: "reference", unmeasured, estimated: [] };
+  const [unet, vae, fast] = referenceParts(manifest, backend, form);
+  return { seconds: unet + (decoder === "vae" ? vae : fast), source: "reference", unmeasured, estimated: [] };
 }
 
 const inWords = (s) => (s < 90 ? `${Math.max(1, Math.round(s))} s` : `${Math.round(s / 60)} min`);

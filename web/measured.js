@@ -34,10 +34,13 @@ function writeAll(all) {
   }
 }
 
-/** One entry per model, backend (a software WebGPU adapter is its own), variant and thread count. */
+/** One entry per model, backend (a software WebGPU adapter is its own), variants (each graph's, where
+ * they differ: backend.js componentVariants) and thread count. */
 export function measuredKey(model, backend) {
   const ep = backend.ep === "webgpu" && String(backend.label || "").endsWith("(software)") ? "webgpu-software" : backend.ep;
-  return [model, ep, backend.variant, backend.ep === "wasm" ? `${backend.threads || 1}t` : ""].join("|");
+  const each = [...new Set(Object.values(backend.variants || {}))];
+  const variants = each.length > 1 ? Object.values(backend.variants).join("/") : backend.variant;
+  return [model, ep, variants, backend.ep === "wasm" ? `${backend.threads || 1}t` : ""].join("|");
 }
 
 /** A run with classifier-free guidance sends a batch of two through each UNet call. */

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { afterSelfCheck, chooseBackend, fp32Misfit, wasmThreads } from "../../web/backend.js";
+import { afterSelfCheck, chooseBackend, componentVariants, fp32Misfit, wasmThreads } from "../../web/backend.js";
 import { judge, referenceOutput } from "../../web/selfcheck.js";
 
 const GiB = 1024 ** 3;
@@ -108,4 +108,17 @@ test("the self-check refuses silently wrong numbers", () => {
   assert.equal(judge(new Float32Array(right.length)).ok, false); // zeros: a kernel that did nothing
   assert.equal(judge(right.map(() => NaN)).ok, false);
   assert.equal(judge(right.slice(1)).ok, false);
+});
+
+test("each component's variant: the model's, or on WASM a faster one the table names", () => {
+  const same = (variant) => ({ text_encoder: variant, unet: variant, vae_decoder: variant });
+  const wasm = chooseBackend(full, { available: false, reason: "no WebGPU" }); // q4: this manifest's smallest
+  // measured: the model's variant is every component's fastest on WASM, so the shipped table changes nothing
+  assert.deepEqual(wasm.variants, same(wasm.variant));
+  assert.deepEqual(chooseBackend(full, gpu({ f16: true })).variants, same("fp16"));
+  const table = { [wasm.variant]: { vae_decoder: "int8", unet: "fp16" } }; // fp16 does not run on WASM: kept
+  assert.deepEqual(componentVariants(full, wasm, false, table), { ...same(wasm.variant), vae_decoder: "int8" });
+  assert.deepEqual(componentVariants(full, wasm, true, table), same(wasm.variant)); // ?variant= names every one
+  assert.deepEqual(componentVariants(full, { ...wasm, ep: "webgpu" }, false, table), same(wasm.variant));
+  assert.deepEqual(chooseBackend(full, { available: false, reason: "x" }, "auto", { variant: "int8" }).variants, same("int8"));
 });

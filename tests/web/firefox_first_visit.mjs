@@ -17,6 +17,11 @@ try {
   await page.goto(`${url}/?backend=wasm`);
   // The first visit's own run: nothing here asks for it.
   await page.waitForFunction("window.sdlens?.startup?.firstImage", { timeout: 600_000, polling: 100 });
+  // It plays once by itself (the stage); the picture is compared once the play has ended on it.
+  // (Its step pictures are decoded after the image, then it plays: startup.pictures marks that.)
+  await page.waitForFunction("window.sdlens.startup?.pictures && window.sdlens.debug?.displayed?.stage?.kind === 'final' " +
+    "&& !document.getElementById('tl-play').dataset.playing",
+    { timeout: 120_000, polling: 100 });
   const result = await page.evaluate(async (request) => {
     await window.sdlens.ready;
     const rgb = (rgba) => {

@@ -64,7 +64,7 @@ test("a full-size model on a slow backend is offered with its estimated time, no
 
 test("the estimate is the measured SD-Turbo run where it matches, and scales with steps, guidance and threads", () => {
   const one = estimateSeconds(turbo, wasm, { steps: 1, guidance: 0 });
-  assert.ok(Math.abs(one - (12.5 + 39.4)) < 1e-9, one); // README: int8, 2 threads, one step + VAE
-  assert.ok(Math.abs(estimateSeconds(turbo, wasm, { steps: 25, guidance: 7.5 }) - (50 * 12.5 + 39.4)) < 1e-9);
+  assert.ok(Math.abs(one - (14.7 + 33.8)) < 1e-9, one); // README: int8, 2 threads, one step + VAE
+  assert.ok(Math.abs(estimateSeconds(turbo, wasm, { steps: 25, guidance: 7.5 }) - (50 * 14.7 + 33.8)) < 1e-9);
   assert.ok(Math.abs(estimateSeconds(turbo, { ...wasm, threads: 1 }, { steps: 1, guidance: 0 }) - 2 * one) < 1e-9);
 });

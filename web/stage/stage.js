@@ -10,6 +10,7 @@
 import { drawRgba } from "../explainer/colormaps.js";
 import { DECODERS, decodeTensor } from "../explainer/decoded.js";
 import { decoderOf } from "../decoders.js";
+import { startupMarks } from "../first_visit.js";
 import { mountFold } from "./fold.js";
 import { mountFolds } from "./folds.js";
 import { mountStrip } from "./strip.js";
@@ -128,16 +129,30 @@ export function mountStage({ store, previewLabel, previewKind }) {
   for (const type of ["step", "finish", "pictures"]) store.addEventListener(type, ({ detail }) => detail.key === "main" && show());
   store.addEventListener("select", show);
 
-  // A run started with Generate plays once by itself when it is done: the class sees it denoise.
-  // (Runs started by code, a link or a test do not: they keep the step they ask for.)
+  // A run started with Generate, and a first visit's run, plays once by itself when it is done:
+  // the class sees it denoise. (Runs started by code, a link or a test do not: they keep the step
+  // they ask for.) A first visit's step pictures are decoded after its image: it plays once they are.
   $("controls").addEventListener("submit", () => (playAfterRun = true));
-  store.addEventListener("finish", ({ detail }) => {
-    if (detail.key !== "main" || !playAfterRun) return;
+  const playIfAsked = ({ detail }) => {
+    if (detail.key !== "main" || !playAfterRun || store.main?.picturesPending) return;
     playAfterRun = false;
-    if (store.main?.steps.length > 1) setTimeout(() => $("tl-play")?.dataset.playing !== "1" && $("tl-play")?.click(), 300);
-  });
+    const play = $("tl-play");
+    if (!play || store.main?.steps.length <= 1) return;
+    // "soon": the finished image shows for a moment first; a hand on the slider meanwhile cancels it
+    play.dataset.playing = "soon";
+    setTimeout(() => {
+      if (play.dataset.playing !== "soon") return;
+      delete play.dataset.playing;
+      play.click();
+      startupMarks.played ??= performance.now(); // the first play (a first visit's run plays too)
+    }, 300);
+  };
+  store.addEventListener("finish", playIfAsked);
+  store.addEventListener("pictures", playIfAsked);
   // A stopped or failed run brings the one before back (a "run" event with a finished run): no play.
   store.addEventListener("run", ({ detail }) => detail.key === "main" && !(store.main && !store.main.final) && (playAfterRun = false));
   show();
-  return { show, get kind() { return kind; }, PLAY_MS };
+  /** Play the next run once when it is done (a first visit's run: no Generate was pressed). */
+  const playOnce = () => { playAfterRun = true; };
+  return { show, playOnce, get kind() { return kind; }, PLAY_MS };
 }
