@@ -7,6 +7,7 @@ import { keepFocusAndShortcut } from "./form_keys.js";
 import { RunStore } from "./explainer/store.js";
 import { fillSchedulerSelect, karrasValue, schedulerId, setCatalogue } from "./schedulers.js";
 import { applyDefaults, clearFieldMessages, fieldMessage, followForm, guidanceNote, readForm, setDecoderChoice, syncKarras, writeForm } from "./form.js";
+import { showBackend } from "./backend_badge.js";
 import { mountEstimate } from "./estimate.js";
 import { measured, rememberRun } from "./measured.js";
 import { endPhase, formatBytes, setProgress, showDownload, showPhase } from "./progress.js";
@@ -97,23 +98,12 @@ function setBusy(running) {
   $("stop").disabled = !running;
 }
 
-function showBackend(backend) {
-  const badge = $("backend-badge");
-  badge.textContent = backend.label;
-  const threads = backend.ep === "wasm" ? `; ${backend.threads} thread${backend.threads === 1 ? "" : "s"}` : "";
-  // Each graph's own variant: on WASM a component may run faster in another than the model's.
-  const names = { text_encoder: "text encoder", unet: "UNet", vae_decoder: "VAE decoder" };
-  const each = Object.entries(backend.variants || {}).map(([c, v]) => `${names[c] || c} ${v}`).join(", ");
-  badge.title = `${backend.variant}: ${backend.reason}${threads}${each ? `; ${each}` : ""}`;
-  badge.className = `badge ${backend.ep}${backend.ep === "webgpu" && backend.label.endsWith("(software)") ? " software" : ""}`;
-}
-
 onWorkerEvent = (event) => {
   // (progress.js) the files; then the text encoder, a picture's encoder, the final decode, with their seconds
   if (event.type === "download") showDownload(event);
   else if (event.type === "phase") showPhase(event, { who: state.runLabel ? `${state.runLabel}: ` : "", own: measured(state.modelId, state.backend) });
   else if (event.type === "backend") {
-    showBackend(event.backend);
+    showBackend($("backend-badge"), event.backend);
   } else if (event.type === "sessions") {
     setProgress("Preparing the networks (onnxruntime sessions)…", null);
   } else if (event.type === "step") {
@@ -166,7 +156,7 @@ async function loadModel(modelId) {
     }
     state.backend = loaded.backend;
     state.manifest = loaded.manifest;
-    showBackend(loaded.backend);
+    showBackend($("backend-badge"), loaded.backend);
     applyDefaults(loaded.manifest.defaults);
     setDecoderChoice(decoderChoice(loaded.manifest, loaded.backend, loaded.preview.fastFinal));
     // An empty box with a greyed example looks filled in; Generate would then draw the empty
