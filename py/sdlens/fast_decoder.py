@@ -49,8 +49,7 @@ class FastDecoder:
         component = model.manifest["components"][COMPONENT]
         self.model, self.runtime, self.entry = model, runtime, entry
         self.scale = 1.0 / float(component.get("scaling_factor", 1.0))
-        #: the averaging the graph itself does (older exports), and the one previews ask of the runtime
-        self.graph_pool = int(component.get("input_pool", 1))
+        #: the averaging previews ask of the runtime (older exports did it in the graph: draws_full_size)
         self.preview_pool = int(component.get("preview_pool", 1))
         self._graph = None
 

@@ -42,7 +42,7 @@ def _variant_entry(component: dict, variant: str, ep: str) -> dict:
 
 
 def choose(manifest: dict, variant: str, ep: str = "wasm") -> dict:
-    """{kind, label, entry, scale, width, height}: which decoder draws x̂0 for this model on the
+    """{kind, label, entry, width, height}: which decoder draws x̂0 for this model on the
     backend `ep` ("wasm" or "webgpu") beside the model's `variant` (see the module doc)."""
     decoder = manifest["components"].get("preview_decoder")
     defaults = manifest["defaults"]
@@ -54,11 +54,11 @@ def choose(manifest: dict, variant: str, ep: str = "wasm") -> dict:
         # picture is then that much smaller.
         pool = int(decoder.get("preview_pool", 1)) * int(decoder.get("input_pool", 1))
         return {"kind": "preview_decoder", "label": "the preview decoder (TAESD)",
-                "entry": _variant_entry(decoder, variant, ep), "scale": 1.0 / float(decoder.get("scaling_factor", 1.0)),
+                "entry": _variant_entry(decoder, variant, ep),
                 "width": width // pool, "height": height // pool}
     if width * height <= VAE_PREVIEW_MAX_PIXELS:
-        return {"kind": "vae", "label": "the VAE", "entry": None, "scale": 1.0, "width": width, "height": height}
-    return {"kind": "linear", "entry": None, "scale": 1.0, "width": None, "height": None,
+        return {"kind": "vae", "label": "the VAE", "entry": None, "width": width, "height": height}
+    return {"kind": "linear", "entry": None, "width": None, "height": None,
             "label": "a linear latent→RGB map (an approximation: this model has no preview decoder)"}
 
 
@@ -67,7 +67,7 @@ class StepPreview:
         self.pipeline = pipeline
         self.runtime = pipeline.runtime
         plan = choose(pipeline.model.manifest, variant, ep)
-        self.kind, self.label, self.entry, self.scale = plan["kind"], plan["label"], plan["entry"], plan["scale"]
+        self.kind, self.label, self.entry = plan["kind"], plan["label"], plan["entry"]
         self.width, self.height = plan["width"], plan["height"]  # of each picture (None: the page draws it)
         self.decoder = None
         if self.kind == "preview_decoder":
