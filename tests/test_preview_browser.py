@@ -160,7 +160,9 @@ def test_fast_decoder_run_is_labelled_everywhere_and_redraws_as_the_vae(taesd_pa
     assert "decoder=fast" in shown["link"]
     assert saved_name(p) == "a-red-circle-on-the-left-seed3-fast-decoder.png"
     said = shown["progress"]
-    assert any(t.startswith("Encoding the prompt (text encoder)… ") for t in said), said
+    # (an earlier test ran these words: their embeddings were kept, so the text encoder did not run)
+    assert not any(t.startswith("Encoding the prompt (text encoder)") for t in said), said
+    assert "text encoder (not run: this prompt's embeddings were already made)" in shown["timing"]
     assert any(t.startswith("Drawing the final picture with the fast decoder (TAESD)… ") for t in said), said
     ARTIFACTS.mkdir(exist_ok=True)
     p.evaluate("window.sdlens.debug.close()")
@@ -255,4 +257,59 @@ def test_estimate_before_generate_for_a_model_marked_full_size(taesd_page):
         p.evaluate("""() => { const run = window.sdlens.store.main, v = window.sdlens.backend.variant;
             run.manifest.components.unet.variants[v].files[0].bytes -= 3e8; }""")
         p.fill("#steps", "3")
+    assert page.errors == []
+
+
+LAST_STEP_JS = """async (s) => {
+    const seen = [];
+    const listener = ({ detail }) => seen.push({ source: detail.preview.source, later: Boolean(detail.picture_later) });
+    window.addEventListener('sdlens:step', listener);
+    await window.sdlens.generate(s);
+    window.removeEventListener('sdlens:step', listener);
+    const steps = window.sdlens.debug.store.runs.get('main').steps;
+    const last = steps[steps.length - 1].preview;
+    return { seen, last: { width: last.width, height: last.height, source: last.source, rgba: Array.from(last.rgba) },
+             kept: steps.some((step) => step.x0_later), timing: document.getElementById('timing').textContent };
+}"""
+
+
+def test_fast_decoder_run_draws_its_last_step_picture_after_the_final_one(taesd_page):
+    """With the fast final decoder, the last step's x̂₀ picture (half a second at full size on WASM)
+    waits until the final picture is shown, then is decoded by the same preview decoder: the same
+    picture a run drawn by the VAE shows for that step (x̂₀ does not depend on the final decoder)."""
+    page, _ = taesd_page
+    p = page.page
+    fast = p.evaluate(LAST_STEP_JS, {**SETTINGS, "decoder": "fast"})
+    assert [s["later"] for s in fast["seen"]] == [False, False, True]
+    assert [s["source"] for s in fast["seen"]] == ["preview_decoder", "preview_decoder", "linear"]
+    assert fast["last"]["source"] == "preview_decoder" and not fast["kept"]
+    assert "then the last step's picture (x̂₀, by the preview decoder (TAESD)), after the image" in fast["timing"]
+    vae = p.evaluate(LAST_STEP_JS, {**SETTINGS, "decoder": "vae"})
+    assert [s["later"] for s in vae["seen"]] == [False, False, False]
+    assert [s["source"] for s in vae["seen"]] == ["preview_decoder"] * 3 and "after the image" not in vae["timing"]
+    assert np.array_equal(rgb(fast["last"]), rgb(vae["last"]))
+    assert page.errors == []
+
+
+def test_words_typed_are_encoded_before_generate(taesd_page):
+    """While the learner types, the page has the worker encode the words (prepare_text.js); the
+    run then skips the text encoder and its timing line says so. Words it has not seen run it."""
+    page, _ = taesd_page
+    p = page.page
+    p.evaluate(WATCH_PROGRESS_JS)
+    p.fill("#prompt", "")
+    p.locator("#prompt").type("a green star at the top")
+    p.wait_for_timeout(1500)  # the words rest 0.5 s, then the worker encodes them
+    p.evaluate("window.__progress = []")
+    p.click("#generate")
+    p.wait_for_function("document.getElementById('timing').textContent.includes('text encoder')")
+    timing = p.locator("#timing").text_content()
+    assert "text encoder (not run: this prompt's embeddings were already made)" in timing, timing
+    assert not any(t.startswith("Encoding the prompt (text encoder)") for t in p.evaluate("window.__progress"))
+    # words no run and no typing has seen: the text encoder runs, and the progress line says so
+    p.evaluate(RUN_JS, {**SETTINGS, "prompt": "a yellow moon on the right"})
+    said = p.evaluate("window.__progress")
+    assert any(t.startswith("Encoding the prompt (text encoder)… ") for t in said), said
+    timing = p.locator("#timing").text_content()
+    assert "text encoder " in timing and "not run" not in timing
     assert page.errors == []

@@ -6,7 +6,7 @@ import { decodeStepPictures, firstVisit, onPageClock, startupMarks } from "./fir
 import { keepFocusAndShortcut } from "./form_keys.js";
 import { RunStore } from "./explainer/store.js";
 import { fillSchedulerSelect, karrasValue, schedulerId, setCatalogue } from "./schedulers.js";
-import { applyDefaults, clearFieldMessages, fieldMessage, followForm, guidanceNote, readForm, setDecoderChoice, syncKarras, writeForm } from "./form.js";
+import { applyDefaults, clearFieldMessages, fieldMessage, followForm, mountGuidanceFields, readForm, setDecoderChoice, syncKarras, writeForm } from "./form.js";
 import { showBackend } from "./backend_badge.js";
 import { mountEstimate } from "./estimate.js";
 import { measured, rememberRun } from "./measured.js";
@@ -14,6 +14,7 @@ import { endPhase, formatBytes, setProgress, showDownload, showPhase } from "./p
 import { decoderChoice, mountFinalDecoder, previewsNote } from "./stage/final_decoder.js";
 import { mountModelCard, mountResultNote } from "./model_card.js";
 import { mountPicture, PictureError, toInitImage } from "./picture/index.js";
+import { prepareWhileTyping } from "./prepare_text.js";
 import { mountStage } from "./stage/stage.js";
 import { mountTextSizeButton } from "./text_size.js";
 import { timingParts, timingSummary } from "./timings.js";
@@ -81,6 +82,9 @@ const stage = mountStage({ store, previewLabel: () => state.preview?.label, prev
 // How long Generate takes here, for a full-size model on a slow backend (estimate.js).
 const estimate = mountEstimate($("estimate"), { form: $("controls"), store },
   () => state.modelId && { manifest: state.manifest, backend: state.backend, form: readForm(), own: measured(state.modelId, state.backend) });
+// The prompt's embeddings made while it is typed (prepare_text.js).
+prepareWhileTyping({ fields: ["prompt", "negative", "guidance", "guidance-slider"].map($), idle: () => state.modelId && !state.running && !state.loading,
+  words: readForm, prepare: (settings) => call("prepare", { settings }) });
 // "Redraw with the full VAE" under a picture the fast decoder drew (stage/final_decoder.js).
 const finalDecoder = mountFinalDecoder({ store, call: (...args) => call(...args), running: () => state.running, busy: setBusy,
   onRedrawn: (timing) => ($("timing").textContent = state.timingLine += timing) });
@@ -93,6 +97,7 @@ function showError(message) {
 
 function setBusy(running) {
   state.running = running;
+  document.body.classList.toggle("running", running); // (a phone keeps the progress line in view: style.css)
   if (!running) endPhase();
   $("generate").disabled = running || !state.modelId;
   $("stop").disabled = !running;
@@ -245,7 +250,7 @@ async function generate(request, { explain = false, runKey = null, show = true, 
     state.runKey = stored ? key : null;
     if (stored) store.begin(key, settings, state.manifest, state.backend, { explained: explain });
     begun = stored;
-    setProgress(`${state.runLabel ? `${state.runLabel}: ` : ""}Encoding the prompt…`, null);
+    setProgress(`${state.runLabel ? `${state.runLabel}: ` : ""}Starting the run…`, null);
     const asked = performance.now();
     // Each step's x̂₀ picture after the final image (a first visit's run): only an explained run
     // keeps the x̂₀ they are decoded from.
@@ -274,21 +279,23 @@ async function generate(request, { explain = false, runKey = null, show = true, 
       state.timingLine = timings.parts.map((p) => `${p.label} ${p.text}`).join(" · ");
       $("timing").textContent = state.timingLine;
     }
-    if (later) {
-      setProgress(`${summary} Decoding each step's picture…`, 1);
+    // Step pictures decoded after the final image: every step's (a first visit's run), or only the last
+    // step's when the fast decoder drew the final picture (session.py: picture_later)
+    const which = later ? "each step's picture" : stored && store.runs.get(key).steps.some((s) => s.picture_later) && "the last step's picture";
+    if (which) {
+      setProgress(`${summary} Decoding ${which}…`, 1);
       const run = store.runs.get(key);
       const decodeStarted = performance.now();
-      await decodeStepPictures(run, (step) => call("decode", { latent: step.tensors.x0, shape: step.shape }));
+      await decodeStepPictures(run, (latent, shape) => call("decode", { latent, shape }));
       if (mainView) {
         // Not part of the run's time (the image was shown first): said after it, instead of "0 ms".
-        const after = `then each step's picture (x̂₀, by ${state.preview.label}), after the image, ` +
-          `${Math.round(performance.now() - decodeStarted)} ms`;
-        state.timingLine = [...timings.parts.filter((p) => p.key !== "previews").map((p) => `${p.label} ${p.text}`), after].join(" · ");
+        const after = `then ${which} (x̂₀, by ${state.preview.label}), after the image, ${Math.round(performance.now() - decodeStarted)} ms`;
+        state.timingLine = [...timings.parts.filter((p) => !later || p.key !== "previews").map((p) => `${p.label} ${p.text}`), after].join(" · ");
         $("timing").textContent = state.timingLine;
       }
       run.picturesPending = false;
       store.emit("pictures", { key });
-      startupMarks.pictures ??= performance.now();
+      if (later) startupMarks.pictures ??= performance.now();
       setProgress(mainView ? summary : state.summary || summary, 1);
     }
     return {
@@ -390,14 +397,7 @@ async function main() {
   $("stop").addEventListener("click", stop);
   mountTextSizeButton($("text-size"));
   mountResultNote(store, $("image"));
-  // Guidance: a continuous slider (0 allowed) kept in step with the exact number field.
-  $("guidance-slider").addEventListener("input", () => ($("guidance").value = $("guidance-slider").value));
-  $("guidance").addEventListener("input", () => {
-    $("guidance-slider").value = $("guidance").value;
-    guidanceNote();
-  });
-  $("guidance-slider").addEventListener("input", guidanceNote);
-  $("formula_below_one").addEventListener("change", guidanceNote);
+  mountGuidanceFields();
   $("random-seed").addEventListener("click", () => {
     const words = crypto.getRandomValues(new Uint32Array(2));
     $("seed").value = String(BigInt(words[0]) * 4294967296n + BigInt(words[1]));

@@ -62,7 +62,8 @@ export function estimateRun(manifest, backend, form, own) {
   if (own?.unet_call_ms) {
     // a batch of two (guidance) costs about twice a batch of one
     const unet = steps * own.unet_call_ms * (guidedBatch(form) / (own.unet_batch || 1));
-    const previews = steps * (own.preview_ms_per_step || 0);
+    // (with the fast final decoder the last step's picture is drawn after the final one)
+    const previews = Math.max(0, steps - (decoder === "fast" ? 1 : 0)) * (own.preview_ms_per_step || 0);
     const estimated = [];
     let decode = own.decode?.[decoder];
     if (decode === undefined) {

@@ -17,14 +17,18 @@ export const onPageClock = (epochMs) => epochMs - performance.timeOrigin;
 /**
  * Each step's x̂₀ picture, decoded after the final image is shown: a first visit's run skips them
  * while it runs (on the default model they were 40 % of its time: `python -m tests.bench browser`)
- * and shows the linear latent→RGB map meanwhile. `decode(step)` is the worker's decode, the same
- * decoder the step strip uses, so each picture equals the one a normal run shows.
+ * and shows the linear latent→RGB map meanwhile; a run whose final picture the fast decoder draws
+ * leaves its last step's picture here the same way (step.x0_later). `decode(x0, shape)` is the
+ * worker's decode, the same decoder the step strip uses, so each picture equals the one a normal
+ * run shows.
  */
 export async function decodeStepPictures(run, decode) {
   for (const step of run.steps) {
-    if (step.preview.source !== "linear" || !step.tensors?.x0) continue;
-    const { width, height, rgba, by } = await decode(step);
+    const x0 = step.tensors?.x0 || step.x0_later;
+    if (step.preview.source !== "linear" || !x0) continue;
+    const { width, height, rgba, by } = await decode(x0, step.shape);
     step.preview = { width, height, rgba, source: by };
+    delete step.x0_later;
   }
 }
 

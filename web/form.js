@@ -13,6 +13,17 @@ const $ = (id) => document.getElementById(id);
 const followers = [];
 export const followForm = (follower) => followers.push(follower);
 
+/** Guidance: a continuous slider (0 allowed) kept in step with the exact number field, and its note. */
+export function mountGuidanceFields() {
+  $("guidance-slider").addEventListener("input", () => ($("guidance").value = $("guidance-slider").value));
+  $("guidance").addEventListener("input", () => {
+    $("guidance-slider").value = $("guidance").value;
+    guidanceNote();
+  });
+  $("guidance-slider").addEventListener("input", guidanceNote);
+  $("formula_below_one").addEventListener("change", guidanceNote);
+}
+
 export function applyDefaults(defaults) {
   $("steps").value = defaults.steps;
   $("guidance").value = defaults.guidance;

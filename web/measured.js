@@ -62,12 +62,14 @@ export function rememberRun(model, backend, settings, timings) {
   const all = readAll();
   const key = measuredKey(model, backend);
   const entry = { decode: {}, ...all[key] };
-  entry.text_ms = timings.text_ms;
+  if (!timings.text_reused) entry.text_ms = timings.text_ms; // (kept embeddings take no time: not a measurement)
   if (calls) {
     entry.unet_call_ms = (sum(timings.step_ms) + (timings.report_ms || 0)) / calls;
     entry.unet_batch = guidedBatch(settings);
-    // each step's picture while the run goes (a first visit's run draws them after: 0, not kept)
-    if (timings.preview_ms > 0) entry.preview_ms_per_step = timings.preview_ms / calls;
+    // each step's picture while the run goes (a first visit's run draws them after: 0, not kept; with
+    // the fast final decoder the last one is drawn after the picture)
+    const drawn = calls - (timings.decoder === "fast" ? 1 : 0);
+    if (timings.preview_ms > 0 && drawn > 0) entry.preview_ms_per_step = timings.preview_ms / drawn;
   }
   if (settings.init_image && timings.encode_ms > 0) entry.encode_ms = timings.encode_ms; // (from noise: the noise's ms)
   if (timings.decoder && timings.decode_ms > 0) entry.decode = { ...entry.decode, [timings.decoder]: timings.decode_ms };

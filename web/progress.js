@@ -1,6 +1,6 @@
-// The progress line: what the page is doing now. During a run the long parts that are not steps
-// (the text encoder, a picture through the VAE encoder, the final decode: 22 s of a full-size run
-// on WASM) are named as they begin, with the seconds ticking, and "of about N s" where this
+// The progress line: what the page is doing now. During a run the long parts (the text encoder, a
+// picture through the VAE encoder, each UNet call, the final decode: at full size on WASM a UNet
+// call is ~11 s, the VAE's decode ~30 s) are named as they begin, with the seconds ticking, and "of about N s" where this
 // browser has timed that part before (measured.js), so that a long wait never looks frozen.
 
 import { decoderKey } from "./decoders.js";
@@ -29,24 +29,30 @@ export function endPhase() {
   ticking = null;
 }
 
+// `where`: a UNet call's {step, steps, call, calls, batch} (the worker's phase event)
 const PHASES = {
   text: () => "Encoding the prompt (text encoder)…",
   encode: () => "Encoding your picture (VAE encoder)…",
+  unet: (label, { step = 0, steps = 1, call = 0, calls = 1, batch = 1 }) =>
+    `Step ${step + 1} of ${steps}${calls > 1 ? `, UNet call ${call + 1} of ${calls}` : ""}: ` +
+    `the UNet predicts the noise${batch > 1 ? ", with and without the prompt" : ""}…`,
   decode: (label) => `Drawing the final picture with ${label}…`,
 };
 
 /** The time this browser last measured for a phase, or undefined (`own`: measured()'s entry). */
-export function expectedMs(phase, decoderLabel, own) {
+export function expectedMs(phase, decoderLabel, own, where = {}) {
   if (!own) return undefined;
   if (phase === "text") return own.text_ms;
   if (phase === "encode") return own.encode_ms;
+  // (a batch of two, with guidance, takes about twice a batch of one)
+  if (phase === "unet") return own.unet_call_ms && (own.unet_call_ms * (where.batch || 1)) / (own.unet_batch || 1);
   if (phase === "decode") return own.decode?.[decoderKey(decoderLabel)];
   return undefined;
 }
 
 /** The words for a phase `elapsedMs` after it began. */
-export function phaseText(phase, decoderLabel, elapsedMs, expected) {
-  const what = (PHASES[phase] || (() => `${phase}…`))(decoderLabel);
+export function phaseText(phase, decoderLabel, elapsedMs, expected, where = {}) {
+  const what = (PHASES[phase] || (() => `${phase}…`))(decoderLabel, where);
   const of = expected > 0 ? ` of about ${roughSeconds(expected)}` : "";
   return `${what} ${(Math.max(0, elapsedMs) / 1000).toFixed(1)} s${of}`;
 }
@@ -58,9 +64,11 @@ export function phaseText(phase, decoderLabel, elapsedMs, expected) {
  */
 export function showPhase(event, { who = "", own = null } = {}) {
   endPhase();
-  const expected = expectedMs(event.phase, event.decoder, own);
+  const expected = expectedMs(event.phase, event.decoder, own, event);
   const started = Number.isFinite(event.at) ? event.at : performance.timeOrigin + performance.now();
-  const draw = () => show(`${who}${phaseText(event.phase, event.decoder, performance.timeOrigin + performance.now() - started, expected)}`, null);
+  // (the bar: how far the steps are, where this is one; otherwise a part of unknown length)
+  const fraction = event.phase === "unet" ? (event.step + event.call / event.calls) / event.steps : null;
+  const draw = () => show(`${who}${phaseText(event.phase, event.decoder, performance.timeOrigin + performance.now() - started, expected, event)}`, fraction);
   draw();
   ticking = setInterval(draw, TICK_MS);
 }

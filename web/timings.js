@@ -17,7 +17,8 @@ export function timingParts(timings, marks, ep = "wasm", fromPicture = false) {
   const parts = [
     ["load", "loading the model", marks.loaded - marks.started],
     ["prepare", "checking settings and tokens", marks.asked - marks.loaded],
-    ["text", "text encoder", timings.text_ms || 0],
+    // (the same words as an earlier run, or encoded while the prompt was typed: Pipeline.encode_text)
+    ["text", timings.text_reused ? "text encoder (not run: this prompt's embeddings were already made)" : "text encoder", timings.text_ms || 0],
     // a run from a picture: the picture through the VAE encoder, before the steps (from noise,
     // encode_ms is the starting noise's few ms: "the rest" says so)
     ["encode", "VAE encoder (your picture)", fromPicture ? timings.encode_ms || 0 : 0],
@@ -35,7 +36,9 @@ export function timingParts(timings, marks, ep = "wasm", fromPicture = false) {
   // What no stage measured: the starting noise and the scheduler's set-up, the messages between
   // the page and the worker, and drawing the result.
   parts.push(["other", "the rest (noise, messages, drawing)", wall - known]);
-  return parts.filter(([key]) => key !== "encode" || fromPicture) // (text-to-image runs encode nothing)
+  // (text-to-image runs encode nothing; a run whose step pictures were all drawn after it, a first
+  // visit's or a one-step run by the fast decoder, decoded none during it)
+  return parts.filter(([key, , ms]) => (key !== "encode" || fromPicture) && (key !== "previews" || ms > 0))
     .map(([key, label, ms]) => ({ key, label, ms, text: seconds(ms) }));
 }
 

@@ -206,16 +206,20 @@ async function generate({ settings, explain = false, code = null, pictures = tru
     const preview = picture
       ? { width, height, rgba: rgbToRgba(picture, width * height), source: loaded.preview.kind }
       : { ...previewImage(tensors.x0, manifest, latentWidth), source: "linear" };
+    // a picture the page decodes after the final image (session.py: picture_later) keeps its x̂0
+    const later = info.picture_later && !explain ? { x0_later: tensors.x0 } : {};
     if (!explain) delete tensors.x0;
-    const transfer = [preview.rgba.buffer, ...Object.values(tensors).map((t) => t.buffer)];
-    post({ type: "step", ...info, preview, tensors: explain ? tensors : undefined }, transfer);
+    const transfer = [preview.rgba.buffer, ...[...Object.values(tensors), ...Object.values(later)].map((t) => t.buffer)];
+    post({ type: "step", ...info, preview, tensors: explain ? tensors : undefined, ...later }, transfer);
   };
   const pySettings = pyodide.toPy(settings);
   const pyCode = code ? pyodide.toPy(code) : undefined; // (JavaScript null would reach Python as JsNull)
   if (interrupt) interrupt[0] = 0; // a Stop pressed after the last run must not hit this one
   // The long parts (text encoder, the picture through the VAE encoder, the final decode) are
   // announced as they begin, so the page can say what the wait is for.
-  const onPhase = (phase, decoder) => post({ type: "phase", phase, decoder, at: now() });
+  // (a UNet call's phase also says which: step of steps, call of calls, and the batch)
+  const onPhase = (phase, decoder, step, steps, call, calls, batch) =>
+    post({ type: "phase", phase, decoder, at: now(), ...(phase === "unet" ? { step, steps, call, calls, batch } : {}) });
   const js = fromPython(await session.generate.callPromising(pySettings, onStep, shouldStop, explain, pyCode, pictures, onPhase));
   if (interrupt) interrupt[0] = 0;
   pySettings.destroy();
@@ -291,6 +295,16 @@ const handlers = {
   async tokenize({ prompt }) {
     return fromPython(loaded.session.tokenize(prompt));
   },
+  // The prompt's embeddings ahead of a run (prepare_text.js): {ran, ms}; nothing before a model is loaded.
+  async prepare({ settings }) {
+    if (!loaded?.session) return { ran: false, ms: 0 };
+    const pySettings = pyodide.toPy(settings);
+    try {
+      return fromPython(await loaded.session.prepare_text.callPromising(pySettings));
+    } finally {
+      pySettings.destroy();
+    }
+  },
   async check({ settings }) {
     const pySettings = pyodide.toPy(settings);
     try {
@@ -305,7 +319,7 @@ const handlers = {
 // decode arriving during a generate, say) interleave on one device through JSPI, and on WebGPU
 // one of them then reads a buffer whose mapping the other is still waiting for ("Failed to
 // download data from buffer"). Tokenizing and checking settings are plain Python and need no turn.
-const USES_ORT = new Set(["load", "generate", "encode", "decode", "redraw", "forward"]);
+const USES_ORT = new Set(["load", "generate", "encode", "decode", "redraw", "forward", "prepare"]);
 let turn = Promise.resolve();
 function inTurn(work) {
   const result = turn.then(work);

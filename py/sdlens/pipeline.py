@@ -168,6 +168,10 @@ class Result:
     decoder: str = "vae"
 
 
+#: how many prompts' embeddings a pipeline keeps (77 × 1024 floats each at full size: 315 KB)
+TEXT_CACHE_SIZE = 4
+
+
 class Pipeline:
     def __init__(self, model: Model, runtime, tokenizer: ClipTokenizer | None = None):
         self.model = model
@@ -176,6 +180,8 @@ class Pipeline:
         self._graphs: dict[str, Any] = {}
         #: TAESD, made on first use (the browser's step previews share theirs: browser/preview.py)
         self.fast: FastDecoder | None = None
+        #: the last few prompts' embeddings, by token ids (encode_text)
+        self._text_cache: dict[tuple, Any] = {}
 
     # -- graphs -------------------------------------------------------------------------------
     def graph(self, component: str):
@@ -190,9 +196,38 @@ class Pipeline:
 
     # -- stages -------------------------------------------------------------------------------
     def encode_text(self, encoding: Encoding):
-        """Token ids → one embedding vector per position (batch 1)."""
+        """Token ids → one embedding vector per position (batch 1). The same ids always give the
+        same embeddings, so the last few are kept: a class often runs one prompt again with another
+        seed, and at full size on WASM the text encoder is most of a second."""
+        key = tuple(encoding.ids)
+        if key in self._text_cache:
+            self._text_cache[key] = self._text_cache.pop(key)  # (the most recently used goes last)
+            return self._text_cache[key]
         ids = self.runtime.ints(encoding.ids, (1, len(encoding.ids)))
-        return self._run("text_encoder", {"input_ids": ids})
+        embeddings = self._run("text_encoder", {"input_ids": ids})
+        self._text_cache[key] = embeddings
+        while len(self._text_cache) > TEXT_CACHE_SIZE:
+            self._text_cache.pop(next(iter(self._text_cache)))
+        return embeddings
+
+    def prompt_encodings(self, s: Settings) -> list[Encoding]:
+        """The token ids a run with these settings encodes: the prompt, and the negative prompt
+        too when guidance is on."""
+        guided = uses_guidance(s.guidance, s.formula_below_one)
+        return [self.tokenizer.encode(s.prompt)] + ([self.tokenizer.encode(s.negative)] if guided else [])
+
+    def text_is_ready(self, encodings: list[Encoding]) -> bool:
+        """Whether the embeddings of all these encodings are already kept."""
+        return all(tuple(e.ids) in self._text_cache for e in encodings)
+
+    def prepare_text(self, settings: Settings) -> bool:
+        """Encode a run's prompts ahead of the run (the page does it while the learner types), so
+        the run finds them kept. Returns whether the text encoder ran."""
+        encodings = self.prompt_encodings(self.checked(settings))
+        ready = self.text_is_ready(encodings)
+        for encoding in encodings:
+            self.encode_text(encoding)
+        return not ready
 
     def has_attention(self) -> bool:
         """Whether this model's UNet also returns per-word attention maps."""
@@ -246,13 +281,14 @@ class Pipeline:
         should_stop: Callable[[], bool] | None = None,
         attention: bool = False,
         code=None,
-        on_phase: Callable[[str], None] | None = None,
+        on_phase: Callable[..., None] | None = None,
     ) -> Result:
         """With `attention`, each StepTrace carries the step's attention maps (the model must have them).
         `code` (an `edited.EditedCode`) replaces the guidance function and/or the scheduler's step.
-        `on_phase(name)` is told when each long part begins: "text" (the text encoder), "encode" (a
-        picture through the VAE encoder), "decode" (the final picture); the steps have on_step."""
-        phase = on_phase or (lambda name: None)
+        `on_phase(name, call=None)` is told when each long part begins: "text" (the text encoder),
+        "encode" (a picture through the VAE encoder), "unet" (each UNet call, with its `Call`: at full
+        size on WASM one is ~11 s) and "decode" (the final picture); on_step follows each step."""
+        phase = on_phase or (lambda name, call=None: None)
         s = self.checked(settings)
         if attention and not self.has_attention():
             raise SdlensError(f"model {self.model.name} has no attention output; add it with "
@@ -267,10 +303,13 @@ class Pipeline:
             code.install(scheduler)  # this run's scheduler object only
         guide_noise = code.guide if code is not None and code.guide else guide
 
-        phase("text")
-        encoding = self.tokenizer.encode(s.prompt)
         guided = uses_guidance(s.guidance, s.formula_below_one)
-        negative_encoding = self.tokenizer.encode(s.negative) if guided else None
+        encodings = self.prompt_encodings(s)
+        encoding, negative_encoding = encodings[0], encodings[1] if guided else None
+        # kept from an earlier run, or from prepare_text, where the token ids are the same
+        text_reused = self.text_is_ready(encodings)
+        if not text_reused:
+            phase("text")
         cond = self.encode_text(encoding)
         context = ops.concat([self.encode_text(negative_encoding), cond]) if guided else cond
         text_seconds = time.perf_counter() - started
@@ -304,6 +343,7 @@ class Pipeline:
             model_input = scheduler.scale_model_input(latents, index, ops)
             if guided:
                 model_input = ops.concat([model_input, model_input])
+            phase("unet", scheduler.call(index))
             unet_started = time.perf_counter()
             noise, maps = self.predict_noise_and_attention(model_input, timestep, context)
             unet_seconds = time.perf_counter() - unet_started
@@ -334,6 +374,7 @@ class Pipeline:
         finished = time.perf_counter()
         timings = {
             "text_seconds": text_seconds,
+            "text_reused": text_reused,
             "encode_seconds": encode_seconds,  # the picture through the VAE encoder (≈0 from noise)
             "step_seconds": step_seconds,
             "step_onnx_seconds": onnx_seconds,

@@ -61,18 +61,23 @@ test("with no measurement the reference numbers are used and the words say so", 
 });
 
 test("after a run, the estimate is this browser's own, per UNet call, guidance batch and decoder", () => {
-  const timings = { text_ms: 500, step_ms: [9000], report_ms: 300, preview_ms: 500, decode_ms: 2000, decoder: "fast", encode_ms: 0 };
+  // two steps; with the fast decoder only the first step's picture is drawn during the run
+  const timings = { text_ms: 500, step_ms: [9000, 9000], report_ms: 600, preview_ms: 500, decode_ms: 2000, decoder: "fast", encode_ms: 0 };
   rememberRun("sd-turbo", wasm, { guidance: "0" }, timings);
   const own = measured("sd-turbo", wasm);
   assert.equal(own.unet_call_ms, 9300);
   assert.equal(measured("sd-turbo", { ...wasm, threads: 1 }), null); // another thread count is another machine
   const one = estimateRun(turbo, wasm, { steps: "1", guidance: "0", decoder: "fast" }, own);
   assert.equal(one.source, "measured");
-  assert.ok(Math.abs(one.seconds - (0.5 + 9.3 + 0.5 + 2)) < 1e-9, one.seconds);
+  assert.equal(own.preview_ms_per_step, 500);
+  // a run that found its words' embeddings made took no time for them: not a text encoder's time
+  rememberRun("sd-turbo", wasm, { guidance: "0" }, { ...timings, text_ms: 3, text_reused: true });
+  assert.equal(measured("sd-turbo", wasm).text_ms, 500);
+  assert.ok(Math.abs(one.seconds - (0.5 + 9.3 + 2)) < 1e-9, one.seconds); // (its one picture is drawn after)
   assert.equal(estimateText(one), "about 12 s on this browser (from your last run)");
   // four steps with guidance: each call carries a batch of two
   const guided = estimateRun(turbo, wasm, { steps: "4", guidance: "7.5", decoder: "fast" }, own);
-  assert.ok(Math.abs(guided.seconds - (0.5 + 4 * 2 * 9.3 + 4 * 0.5 + 2)) < 1e-9, guided.seconds);
+  assert.ok(Math.abs(guided.seconds - (0.5 + 4 * 2 * 9.3 + 3 * 0.5 + 2)) < 1e-9, guided.seconds);
   // the VAE not yet timed here: its reference time, and the words say which part is estimated
   const vae = estimateRun(turbo, wasm, { steps: "1", guidance: "0", decoder: "vae" }, own);
   assert.match(estimateText(vae), /from your last run; the VAE decoder's time estimated\)/);
@@ -84,6 +89,10 @@ test("after a run, the estimate is this browser's own, per UNet call, guidance b
   assert.equal(expectedMs("decode", "the VAE", measured("sd-turbo", wasm)), 22500);
   assert.equal(expectedMs("decode", "the fast decoder (TAESD)", measured("sd-turbo", wasm)), 2000);
   assert.equal(expectedMs("encode", "the VAE", measured("sd-turbo", wasm)), undefined);
+  // a UNet call: the measured call, twice for a batch of two where the measured one was of one
+  const last = measured("sd-turbo", wasm);
+  assert.equal(expectedMs("unet", "the VAE", last, { batch: last.unet_batch }), last.unet_call_ms);
+  assert.equal(expectedMs("unet", "the VAE", last, { batch: 2 * last.unet_batch }), 2 * last.unet_call_ms);
 });
 
 test("the progress line names each long part, with its seconds and the measured time where there is one", () => {
@@ -91,6 +100,11 @@ test("the progress line names each long part, with its seconds and the measured 
   assert.equal(phaseText("encode", "the VAE", 0, 4000), "Encoding your picture (VAE encoder)… 0.0 s of about 4.0 s");
   assert.equal(phaseText("decode", "the fast decoder (TAESD)", 500, 22500),
     "Drawing the final picture with the fast decoder (TAESD)… 0.5 s of about 23 s");
+  // each UNet call: which step (and call, for Heun), and the batch of two that guidance runs
+  assert.equal(phaseText("unet", "the VAE", 4500, 11000, { step: 0, steps: 1, call: 0, calls: 1, batch: 1 }),
+    "Step 1 of 1: the UNet predicts the noise… 4.5 s of about 11 s");
+  assert.equal(phaseText("unet", "the VAE", 100, undefined, { step: 3, steps: 10, call: 1, calls: 2, batch: 2 }),
+    "Step 4 of 10, UNet call 2 of 2: the UNet predicts the noise, with and without the prompt… 0.1 s");
 });
 
 test("the encoder's download says whose files they are", () => {
@@ -104,7 +118,10 @@ test("the time line names the decoder and counts the picture's encoder as its ow
   const marks = { started: 0, loaded: 10, asked: 20, answered: 900, finished: 1000 };
   const base = { text_ms: 50, step_ms: [100], report_ms: 0, preview_ms: 0, decode_ms: 300 };
   const fast = timingParts({ ...base, decoder: "fast", encode_ms: 200 }, marks, "wasm", true);
-  assert.deepEqual(fast.map((p) => p.key), ["load", "prepare", "text", "encode", "steps", "report", "previews", "decode", "other"]);
+  // (its one step's picture was drawn after the final one: no step picture during the run, no part for it)
+  assert.deepEqual(fast.map((p) => p.key), ["load", "prepare", "text", "encode", "steps", "report", "decode", "other"]);
+  const drawn = timingParts({ ...base, preview_ms: 40, decoder: "vae" }, marks);
+  assert.equal(drawn.find((p) => p.key === "previews").ms, 40);
   assert.equal(fast.find((p) => p.key === "encode").label, "VAE encoder (your picture)");
   assert.match(fast.find((p) => p.key === "decode").label, /fast decoder \(TAESD\)/);
   assert.equal(fast.find((p) => p.key === "other").ms, 1000 - 10 - 10 - 50 - 200 - 100 - 300);

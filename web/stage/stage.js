@@ -75,8 +75,11 @@ export function mountStage({ store, previewLabel, previewKind }) {
         image.classList.remove("pending");
         caption.textContent = "Generate to watch the model turn noise into a picture.";
         record({ step: null, kind: null, final: false });
+      } else {
+        // a run just begun: its first step comes soon (at full size on WASM, ~11 s); any old picture stays, faded
+        caption.textContent = "The first step is running: its picture appears here when it is done.";
       }
-      return; // a run just begun: its first step comes soon; the old picture stays, faded
+      return;
     }
     image.classList.remove("pending");
     const n = run.steps.length;

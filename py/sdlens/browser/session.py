@@ -15,6 +15,7 @@ from pyodide.ffi import run_sync, to_js
 from ..edited import CodeError, EditedCode, original_source
 from ..errors import SdlensError
 from ..fast_decoder import LABELS as DECODERS, draws_full_size
+from ..guidance import uses_guidance
 from ..img2img import first_step
 from ..model import Model
 from ..pipeline import Cancelled, Pipeline, Settings
@@ -52,6 +53,16 @@ class BrowserSession:
         except SdlensError as err:
             return {"ok": False, "message": str(err), "field": _field_of(str(err))}
         return {"ok": True, "warning": self._scheduler_warning(checked)}
+
+    def prepare_text(self, settings) -> dict:
+        """Encode a run's prompts ahead of it (the page asks while the learner types): {ran, ms}.
+        Settings that do not check out prepare nothing: Generate will say what is wrong."""
+        started = time.perf_counter()
+        try:
+            ran = self.pipeline.prepare_text(self._settings(settings))
+        except SdlensError:
+            ran = False
+        return {"ran": ran, "ms": (time.perf_counter() - started) * 1000}
 
     def _settings(self, settings) -> Settings:
         """The page's settings, checked: a key we do not know, a bad value, an init_image that is not
@@ -99,9 +110,8 @@ class BrowserSession:
         rgb = self.preview.rgb(latent) if self.preview.kind == "preview_decoder" else None
         if rgb is not None:
             return {"rgb": rgb, "width": self.preview.width, "height": self.preview.height, "by": self.preview.kind}
-        scale = self.model.manifest["vae_scale_factor"]
-        return {"rgb": self.runtime.to_rgb8(self.pipeline.decode(latent)), "width": shape[3] * scale,
-                "height": shape[2] * scale, "by": "vae"}
+        width, height = self._picture_size(shape)
+        return {"rgb": self.runtime.to_rgb8(self.pipeline.decode(latent)), "width": width, "height": height, "by": "vae"}
 
     def redraw(self, latent_f32, shape, decoder: str = "vae") -> dict:
         """A run's final latent drawn again, by the VAE or the fast decoder: {rgb, width, height,
@@ -110,9 +120,14 @@ class BrowserSession:
         started = time.perf_counter()
         latent = self.runtime.floats(latent_f32, tuple(shape))
         rgb = self.runtime.to_rgb8(self.pipeline.decode(latent, decoder))
-        scale = self.model.manifest["vae_scale_factor"]
-        return {"rgb": rgb, "width": shape[3] * scale, "height": shape[2] * scale, "decoder": decoder,
+        width, height = self._picture_size(shape)
+        return {"rgb": rgb, "width": width, "height": height, "decoder": decoder,
                 "label": DECODERS[decoder], "ms": (time.perf_counter() - started) * 1000}
+
+    def _picture_size(self, shape) -> tuple[int, int]:
+        """(width, height) of the full-size picture of a latent of `shape` (batch, channels, h, w)."""
+        scale = self.model.manifest["vae_scale_factor"]
+        return shape[3] * scale, shape[2] * scale
 
     def generate(self, settings: dict, on_step, should_stop, explain: bool = False, code=None,
                  pictures: bool = True, on_phase=None) -> dict:
@@ -120,7 +135,9 @@ class BrowserSession:
         with `explain` every tensor of the step (x_t, ε parts, x̂0, and the per-token attention maps
         when the model has them), as JavaScript Float32Arrays; `picture` is x̂0 decoded to RGB bytes
         (a Uint8Array), or None where the page draws it. `pictures=False` decodes no step's x̂0
-        (the page decodes them after the final image, with decode(): a first visit's run)."""
+        (the page decodes them after the final image, with decode(): a first visit's run). With
+        the fast final decoder the last call's picture is left to the page the same way (its info
+        says picture_later)."""
         s = self._settings(settings)
         # Reading the maps back costs a copy per step, so only an explained run asks for them.
         attention = explain and self.pipeline.has_attention()
@@ -147,12 +164,17 @@ class BrowserSession:
             # Python's share of the step: its time less the time spent waiting for onnxruntime-web.
             step_python_seconds.append(max(trace.seconds - (runtime.waited_seconds - waited[0]), 0.0))
             preview_started = time.perf_counter()
-            rgb = self.preview.rgb(trace.pred_original) if pictures else None
+            # When the fast decoder draws the final picture, the last call's x̂0 picture waits until
+            # after it (the page decodes it then): the final picture is what the learner waits for,
+            # and on WASM at full size this preview costs half a second of that wait.
+            later = pictures and s.decoder == "fast" and is_last_call(trace.call, s.steps)
+            rgb = self.preview.rgb(trace.pred_original) if pictures and not later else None
             picture = None
             if rgb is not None:
                 picture = js.Uint8Array.new(len(rgb))
                 picture.assign(rgb)
-            preview_ms = (time.perf_counter() - preview_started) * 1000
+            # (0 where no picture was decoded here: the timing line then has no part for it)
+            preview_ms = (time.perf_counter() - preview_started) * 1000 if pictures and not later else 0.0
             preview_seconds[0] += preview_ms / 1000
             tensors = {}
             if explain or rgb is None:
@@ -175,6 +197,8 @@ class BrowserSession:
                     "coefficients": dict(trace.coefficients), "shape": list(trace.latent.shape)}
             if trace.attention is not None:
                 info["attention_shape"] = list(trace.attention.shape[1:])  # (tokens, h, w)
+            if later:
+                info["picture_later"] = True
             on_step(to_js(info, dict_converter=js.Object.fromEntries),
                     to_js(tensors, dict_converter=js.Object.fromEntries), picture)
             waited[0] = runtime.waited_seconds
@@ -186,9 +210,15 @@ class BrowserSession:
         try:
             # should_stop is asynchronous: it lets the worker read its messages (a Stop click) first.
             # Each long part is announced before it starts, so the page can say what it waits for.
-            phase = (lambda name: on_phase(name, DECODERS[s.decoder])) if on_phase is not None else None
+            # (a UNet call says which step it is, and the batch: two with guidance)
+            batch = 2 if uses_guidance(s.guidance, s.formula_below_one) else 1
+
+            def phase(name, call=None):
+                where = (call.step, s.steps, call.part, call.parts, batch) if call is not None else ()
+                on_phase(name, DECODERS[s.decoder], *where)
             result = self.pipeline.generate(s, on_step=report, should_stop=lambda: bool(run_sync(should_stop())),
-                                            attention=attention, code=edited, on_phase=phase)
+                                            attention=attention, code=edited,
+                                            on_phase=phase if on_phase is not None else None)
         except Cancelled:
             return {"cancelled": True}
         except KeyboardInterrupt:  # Stop during edited code (the page's interrupt buffer)
@@ -204,6 +234,7 @@ class BrowserSession:
             "backend": result.backend,
             "timings": {
                 "text_ms": t["text_seconds"] * 1000,
+                "text_reused": t["text_reused"],  # the embeddings were kept (Pipeline.encode_text)
                 "encode_ms": t["encode_seconds"] * 1000,  # the picture through the VAE encoder
                 "step_ms": [x * 1000 for x in t["step_seconds"]],
                 "step_onnx_ms": [x * 1000 for x in t["step_onnx_seconds"]],
@@ -234,6 +265,11 @@ class BrowserSession:
             "start": _start_dict(result.start, s, runtime),
             "modified_code": sorted(k for k in ("guidance", "step") if edited and code.get(k) is not None),
         }
+
+
+def is_last_call(call, steps: int) -> bool:
+    """The run's last UNet call: the last part of the last step (a run from a picture ends there too)."""
+    return call.step == steps - 1 and call.part == call.parts - 1
 
 
 def _start_dict(start, s: Settings, runtime) -> dict | None:
