@@ -1,7 +1,8 @@
 // The progress line: what the page is doing now. During a run the long parts (the text encoder, a
 // picture through the VAE encoder, each UNet call, the final decode: at full size on WASM a UNet
-// call is ~11 s, the VAE's decode ~30 s) are named as they begin, with the seconds ticking, and "of about N s" where this
-// browser has timed that part before (measured.js), so that a long wait never looks frozen.
+// call is ~11 s, the VAE's decode ~30 s) are named as they begin, with the seconds ticking, and
+// "of about N s" where this browser has timed that part before (measured.js), so that a long wait
+// never looks frozen.
 
 import { decoderKey } from "./decoders.js";
 import { roughSeconds } from "./measured.js";
