@@ -302,7 +302,10 @@ def test_words_typed_are_encoded_before_generate(taesd_page):
     p.wait_for_timeout(1500)  # the words rest 0.5 s, then the worker encodes them
     p.evaluate("window.__progress = []")
     p.click("#generate")
-    p.wait_for_function("document.getElementById('timing').textContent.includes('text encoder')")
+    # this run done and shown (an earlier run's time line is there until the run clears it)
+    p.wait_for_function("window.sdlens.store.main?.settings.prompt === 'a green star at the top' && "
+                        "window.sdlens.store.main.final && !document.getElementById('generate').disabled && "
+                        "document.getElementById('timing').textContent.includes('text encoder')")
     timing = p.locator("#timing").text_content()
     assert "text encoder (not run: this prompt's embeddings were already made)" in timing, timing
     assert not any(t.startswith("Encoding the prompt (text encoder)") for t in p.evaluate("window.__progress"))
