@@ -299,7 +299,7 @@ def test_words_typed_are_encoded_before_generate(taesd_page):
     p.evaluate(WATCH_PROGRESS_JS)
     p.fill("#prompt", "")
     p.locator("#prompt").type("a green star at the top")
-    p.wait_for_timeout(1500)  # the words rest 0.5 s, then the worker encodes them
+    p.wait_for_timeout(3000)  # the words rest 0.5 s, then the worker encodes them (a slow machine: slack)
     p.evaluate("window.__progress = []")
     p.click("#generate")
     # this run done and shown (an earlier run's time line is there until the run clears it)
