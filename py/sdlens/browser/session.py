@@ -168,13 +168,14 @@ class BrowserSession:
             # after it (the page decodes it then): the final picture is what the learner waits for,
             # and on WASM at full size this preview costs half a second of that wait.
             later = pictures and s.decoder == "fast" and is_last_call(trace.call, s.steps)
-            rgb = self.preview.rgb(trace.pred_original) if pictures and not later else None
+            drawn = pictures and not later  # this step's picture is decoded here, now
+            rgb = self.preview.rgb(trace.pred_original) if drawn else None
             picture = None
             if rgb is not None:
                 picture = js.Uint8Array.new(len(rgb))
                 picture.assign(rgb)
             # (0 where no picture was decoded here: the timing line then has no part for it)
-            preview_ms = (time.perf_counter() - preview_started) * 1000 if pictures and not later else 0.0
+            preview_ms = (time.perf_counter() - preview_started) * 1000 if drawn else 0.0
             preview_seconds[0] += preview_ms / 1000
             tensors = {}
             if explain or rgb is None:
