@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("--max-file-mib", type=float, default=None, help="largest file written, in MiB (default 512)")
     imp.add_argument("--quiet", action="store_true")
 
-    commands.add_parser("web-ops", help="rewrite the small tensor-math graphs of the browser runtime (web/ops)")
+    commands.add_parser("web-ops", help="rewrite the small tensor-math graphs of the browser runtime (web/runtime/ops)")
 
     train = commands.add_parser("train-tiny", help="train the small default SD from scratch on rendered shapes (CPU)")
     train.add_argument("out", type=Path)

@@ -1,4 +1,4 @@
-"""The small fixed ONNX graphs the browser runtime uses for tensor math (web/ops/*.onnx).
+"""The small fixed ONNX graphs the browser runtime uses for tensor math (web/runtime/ops/*.onnx).
 
 In the browser, latents and noise predictions stay in onnxruntime-web's tensors (GPU buffers on
 WebGPU), so `combine`, `concat`, `split` and the final pixel conversion are graphs too, run by
@@ -16,7 +16,7 @@ from onnx import TensorProto, helper
 
 OPSET = 18
 MAX_TERMS = 6  # the longest linear combination a scheduler forms (LMS order 4: x + 4 derivatives)
-OUT_DIR = Path(__file__).resolve().parent.parent / "web" / "ops"
+OUT_DIR = Path(__file__).resolve().parent.parent / "web" / "runtime" / "ops"
 
 
 def _model(name: str, nodes, inputs, outputs, initializers=()) -> onnx.ModelProto:
@@ -91,7 +91,7 @@ def to_rgb() -> onnx.ModelProto:
 
 
 def f16_check() -> onnx.ModelProto:
-    """The fp16 self-check of web/selfcheck.js: y = softmax(xW + b) * sigmoid(xW + b) in float16,
+    """The fp16 self-check of web/runtime/selfcheck.js: y = softmax(xW + b) * sigmoid(xW + b) in float16,
     with W and b given by the same formulas as there (float32 in and out)."""
     import math
 

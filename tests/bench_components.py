@@ -7,7 +7,7 @@ on fixed random inputs (tests/bench_op_profile.component_feeds): native onnxrunt
 onnxruntime-web's WASM backend under Node (the same .wasm the page runs, tests/bench_wasm_profile.mjs),
 at each thread count. Beside the times: the variant's error against PyTorch that the export measured
 (manifest "parity"), and the WASM output against native onnxruntime's on the same inputs, for the same
-variant and for fp32. This is the measurement behind the per-component WASM choice (web/backend.js).
+variant and for fp32. This is the measurement behind the per-component WASM choice (web/runtime/backend.js).
 The table is printed and written to MODEL_DIR/../<name>-components.json.
 """
 

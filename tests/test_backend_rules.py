@@ -1,6 +1,6 @@
-"""The browser's backend and variant rules (web/backend.js) and the fp16 self-check's judgement
-(web/selfcheck.js), as units under Node for the adapters this machine's Chromium cannot show; and
-the self-check graph (web/ops/f16_check.onnx) against the reference the browser compares with."""
+"""The browser's backend and variant rules (web/runtime/backend.js) and the fp16 self-check's judgement
+(web/runtime/selfcheck.js), as units under Node for the adapters this machine's Chromium cannot show; and
+the self-check graph (web/runtime/ops/f16_check.onnx) against the reference the browser compares with."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def test_backend_rules_under_node():
 
 
 def node_eval(script: str):
-    code = f"import * as m from {json.dumps((ROOT / 'web' / 'selfcheck.js').as_uri())}; {script}"
+    code = f"import * as m from {json.dumps((ROOT / 'web' / 'runtime' / 'selfcheck.js').as_uri())}; {script}"
     out = subprocess.run(["node", "--input-type=module", "-e", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
@@ -32,7 +32,7 @@ def node_eval(script: str):
 
 def test_f16_check_graph_computes_the_reference():
     x = np.asarray(node_eval("console.log(JSON.stringify(Array.from(m.checkInput())))"), np.float32)
-    session = ort.InferenceSession(str(ROOT / "web" / "ops" / "f16_check.onnx"), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(ROOT / "web" / "runtime" / "ops" / "f16_check.onnx"), providers=["CPUExecutionProvider"])
     (y,) = session.run(None, {"x": x.reshape(4, 8)})
     verdict = node_eval(f"console.log(JSON.stringify(m.judge({json.dumps(y.ravel().tolist())})))")
     assert verdict["ok"], verdict

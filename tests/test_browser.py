@@ -363,7 +363,7 @@ def test_backend_choice_never_takes_the_software_adapter(context, server):
     """This headless Chromium has only SwiftShader's WebGPU (a fallback adapter, no shader-f16):
     the automatic choice is WASM, and the badge says why. (The other rules: tests/web/.)"""
     page = Page(context, server).ready()  # no ?backend: the automatic choice
-    probe = page.page.evaluate("import('/backend.js').then((m) => m.probeWebGPU())")
+    probe = page.page.evaluate("import('/runtime/backend.js').then((m) => m.probeWebGPU())")
     assert probe["available"] and probe["fallback"] and not probe["f16"]
     backend = page.page.evaluate("window.sdlens.backend")
     assert backend["ep"] == "wasm" and backend["variant"] == "fp32"
@@ -381,7 +381,7 @@ def test_backend_choice_never_takes_the_software_adapter(context, server):
     results = page.page.evaluate("""async () => {
         const ort = await import('/vendor/ort/ort.webgpu.min.mjs');
         ort.env.wasm.wasmPaths = '/vendor/ort/';
-        const { runF16SelfCheck } = await import('/selfcheck.js');
+        const { runF16SelfCheck } = await import('/runtime/selfcheck.js');
         return [await runF16SelfCheck(ort, 'wasm'), await runF16SelfCheck(ort, 'webgpu')];
     }""")
     wasm, webgpu = results

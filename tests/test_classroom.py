@@ -226,7 +226,7 @@ def test_portable_sha256_equals_hashlib(tmp_path):
     sizes = [0, 1, 3, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 1000, 65_537, 1 << 20]
     script = tmp_path / "sha.mjs"
     script.write_text(
-        f'import {{ sha256HexPortable }} from "{(ROOT / "web" / "sha256.js").as_uri()}";\n'
+        f'import {{ sha256HexPortable }} from "{(ROOT / "web" / "runtime" / "sha256.js").as_uri()}";\n'
         f"for (const n of {json.dumps(sizes)}) {{\n"
         "  const b = new Uint8Array(n).map((_, i) => (i * 2654435761) >>> 24);\n"
         "  console.log(sha256HexPortable(b.subarray(0)));\n"

@@ -66,7 +66,7 @@ def test_mime_types_and_isolation_headers(server):
         "/models/m1/model.onnx": "application/octet-stream",
         "/models/m1/model.onnx_data": "application/octet-stream",
         "/py/sdlens/pipeline.py": "text/x-python; charset=utf-8",
-        "/ops/combine_2.onnx": "application/octet-stream",
+        "/runtime/ops/combine_2.onnx": "application/octet-stream",
     }
     for path, mime in cases.items():
         response, _ = get(server, path, method="HEAD")

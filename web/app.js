@@ -1,5 +1,5 @@
 // The page: controls, progress, the image and the per-step strip, and `window.sdlens` for
-// automation. All computing happens in the worker (worker.js); this thread only draws.
+// automation. All computing happens in the worker (runtime/worker.js); this thread only draws.
 
 import { contextNote } from "./context_note.js";
 import { decodeStepPictures, firstVisit, onPageClock, startupMarks } from "./first_visit.js";
@@ -38,7 +38,7 @@ let onWorkerEvent = () => {};
 
 /** A fresh worker; it starts Pyodide at once ("init"), and state.init settles when Python is up. */
 function startWorker() {
-  worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+  worker = new Worker(new URL("./runtime/worker.js", import.meta.url), { type: "module" });
   worker.onmessage = ({ data }) => {
     if (data.type !== "reply") return onWorkerEvent(data);
     const { resolve, reject } = pending.get(data.id);

@@ -1,5 +1,5 @@
 // The badge in the header: which backend runs the model, and in its tooltip why, with how many
-// threads and each graph's variant (web/backend.js chooses them all).
+// threads and each graph's variant (web/runtime/backend.js chooses them all).
 
 const NAMES = { text_encoder: "text encoder", unet: "UNet", vae_decoder: "VAE decoder" };
 

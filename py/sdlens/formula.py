@@ -26,7 +26,7 @@ from __future__ import annotations
 import numbers
 
 #: The most terms one ops.combine takes: the browser runs a fixed graph per term count
-#: (web/ops/combine_1 … combine_6, export/web_ops.py). Longer formulas are summed in parts.
+#: (web/runtime/ops/combine_1 … combine_6, export/web_ops.py). Longer formulas are summed in parts.
 MAX_TERMS = 6
 
 LINEAR_ONLY = ("here tensors can only be added, subtracted, and multiplied or divided by numbers: "

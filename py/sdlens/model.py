@@ -72,7 +72,7 @@ class Model:
 
     def use_component_variants(self, chosen: dict) -> None:
         """Another variant for some components ({"vae_decoder": "fp32", …}): the browser picks each
-        component's fastest variant on its backend (web/backend.js). Each must exist."""
+        component's fastest variant on its backend (web/runtime/backend.js). Each must exist."""
         for component, variant in chosen.items():
             have = self.manifest["components"].get(component, {}).get("variants", {})
             if variant not in have:

@@ -1,11 +1,11 @@
-// The backend and variant rules of web/backend.js and the fp16 self-check's judgement
-// (web/selfcheck.js), for the adapters this machine's Chromium cannot show (shader-f16, a real
+// The backend and variant rules of web/runtime/backend.js and the fp16 self-check's judgement
+// (web/runtime/selfcheck.js), for the adapters this machine's Chromium cannot show (shader-f16, a real
 // GPU with small limits, little memory). Run by tests/test_backend_rules.py: node --test tests/web/
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { afterSelfCheck, chooseBackend, componentVariants, fp32Misfit, wasmThreads } from "../../web/backend.js";
-import { judge, referenceOutput } from "../../web/selfcheck.js";
+import { afterSelfCheck, chooseBackend, componentVariants, fp32Misfit, wasmThreads } from "../../web/runtime/backend.js";
+import { judge, referenceOutput } from "../../web/runtime/selfcheck.js";
 
 const GiB = 1024 ** 3;
 const v = (backends, bytes) => ({ files: [{ bytes }], backends });

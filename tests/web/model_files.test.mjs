@@ -1,4 +1,4 @@
-// web/model_files.js when the browser will not store a file for a reason other than its quota
+// web/runtime/model_files.js when the browser will not store a file for a reason other than its quota
 // (Chromium's private windows fail a large Cache.put with "Unexpected internal error"): the
 // verified bytes are used from memory, and the result names what was not kept. Run by
 // tests/test_backend_rules.py: node --test tests/web/
@@ -30,7 +30,7 @@ function browser({ putError }) {
 
 test("a refused put keeps the file in memory for its session and says so", async () => {
   const stored = browser({ putError: new TypeError("Failed to execute 'put' on 'Cache': Unexpected internal error.") });
-  const { ensureCached, readCached } = await import("../../web/model_files.js");
+  const { ensureCached, readCached } = await import("../../web/runtime/model_files.js");
   const result = await ensureCached(base, entries);
   assert.equal(result.downloaded, 2);
   assert.deepEqual(result.notKept.map((f) => [f.path, f.bytes]), [["unet/model.onnx", 5]]);
@@ -45,6 +45,6 @@ test("a refused put keeps the file in memory for its session and says so", async
 test("a full quota is still an error that says so", async () => {
   const quota = new DOMException("quota", "QuotaExceededError");
   browser({ putError: quota });
-  const { ensureCached } = await import("../../web/model_files.js");
+  const { ensureCached } = await import("../../web/runtime/model_files.js");
   await assert.rejects(ensureCached(base, entries), /more of browser storage, but the browser refused to store more/);
 });

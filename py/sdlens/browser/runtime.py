@@ -1,6 +1,6 @@
 """sdlens' runtime interface, implemented by calling onnxruntime-web in JavaScript.
 
-The JavaScript side (web/ort_runtime.js) is asynchronous: running a graph or reading a GPU buffer
+The JavaScript side (web/runtime/ort_runtime.js) is asynchronous: running a graph or reading a GPU buffer
 returns a Promise. The pipeline is plain synchronous Python, so each call waits for its Promise
 with `run_sync`, which suspends WebAssembly while the browser works (JavaScript Promise
 Integration). Tensors stay in JavaScript (in GPU buffers on WebGPU); Python holds `Handle`s.

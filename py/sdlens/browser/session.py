@@ -30,7 +30,7 @@ class BrowserSession:
     def __init__(self, manifest_json: str, tokenizer_json: str, js_runtime, variant: str, ep: str = "wasm",
                  component_variants_json: str = "{}"):
         self.model = Model.from_json(manifest_json, root="", variant=variant)
-        # where the backend runs some component faster in another variant (web/backend.js)
+        # where the backend runs some component faster in another variant (web/runtime/backend.js)
         self.model.use_component_variants(json.loads(component_variants_json))
         self.runtime = BrowserRuntime(js_runtime)
         self.pipeline = Pipeline(self.model, self.runtime, ClipTokenizer.from_json(tokenizer_json))

@@ -5,12 +5,14 @@
 import { afterSelfCheck, chooseBackend, probeDevice, probeWebGPU } from "./backend.js";
 import { ensureCached, fetchJson, ModelFileError, readCached } from "./model_files.js";
 import { OrtRuntime } from "./ort_runtime.js";
-import { previewImage } from "./preview.js";
+import { previewImage } from "../preview.js";
 import { runF16SelfCheck } from "./selfcheck.js";
 
 const PY_ROOT = "/home/pyodide/";
-// The app's URLs are relative to its folder, so it also runs under a static host's sub-path.
-const appUrl = (path) => new URL(path, self.location.href).href;
+// The app's URLs are relative to its folder (this worker sits one level down, in runtime/), so it
+// also runs under a static host's sub-path.
+const APP_ROOT = new URL("../", import.meta.url);
+const appUrl = (path) => new URL(path, APP_ROOT).href;
 let pyodide = null;
 let gpu = null;
 let ort = null;
@@ -40,9 +42,9 @@ const shouldStop = async () => { await yieldToEvents(); return stopRequested; };
 
 /** Pyodide with py/sdlens in its file system; the Python files are fetched while it boots. */
 async function startPython() {
-  const sources = fetchJson("api/python.json").then((files) =>
-    Promise.all(files.map(async (file) => [file, await (await fetch(`py/${file}`)).text()])));
-  const { loadPyodide } = await import("./vendor/pyodide/pyodide.mjs");
+  const sources = fetchJson(appUrl("api/python.json")).then((files) =>
+    Promise.all(files.map(async (file) => [file, await (await fetch(appUrl(`py/${file}`))).text()])));
+  const { loadPyodide } = await import("../vendor/pyodide/pyodide.mjs");
   pyodide = await loadPyodide({ indexURL: appUrl("vendor/pyodide/") });
   if (typeof WebAssembly.Suspending !== "function") {
     // The pipeline's Python waits for onnxruntime's promises through JSPI (py/sdlens/browser).
@@ -69,7 +71,7 @@ async function loadOrt(ep, threads) {
   if (ort) return ort;
   // The WebGPU build also runs WASM; the WASM-only build is half the download.
   const file = ep === "webgpu" ? "ort.webgpu.min.mjs" : "ort.wasm.min.mjs";
-  ort = await import(`./vendor/ort/${file}`);
+  ort = await import(`../vendor/ort/${file}`);
   ort.env.wasm.wasmPaths = appUrl("vendor/ort/");
   ort.env.wasm.numThreads = threads; // fixed at the first session; backend.js chooses it
   ort.env.logLevel = "error";
@@ -102,7 +104,7 @@ let f16Check = null; // the fp16 self-check's result, once per worker (one adapt
 async function loadModel({ modelId, manifestUrl, preference, threads, variant }) {
   const boot = startUp();
   const marks = { load: now() };
-  const manifest = await fetchJson(manifestUrl);
+  const manifest = await fetchJson(appUrl(manifestUrl));
   gpu = await boot.gpu;
   const device = { ...probeDevice(), isolated: self.crossOriginIsolated, requested: threads ? Number(threads) : null, variant };
   let backend = chooseBackend(manifest, gpu, preference, device);
@@ -113,7 +115,7 @@ async function loadModel({ modelId, manifestUrl, preference, threads, variant })
   }
   backend.threads = ort.env.wasm.numThreads;
   post({ type: "backend", backend }); // the badge tells the choice while the files download
-  const base = new URL(manifestUrl, self.location.href);
+  const base = new URL(manifestUrl, APP_ROOT);
   const needed = neededFiles(manifest, backend.variants);
   // Each graph's files are read back from the cache only while its session is created, then
   // dropped: onnxruntime keeps its own copy, and the page holds no second one.

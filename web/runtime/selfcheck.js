@@ -1,5 +1,5 @@
 // The fp16 self-check: before a model's fp16 variant is trusted on WebGPU, one tiny fp16 graph
-// (web/ops/f16_check.onnx: MatMul, Add, Softmax, Sigmoid, Mul in float16) runs there and its
+// (web/runtime/ops/f16_check.onnx: MatMul, Add, Softmax, Sigmoid, Mul in float16) runs there and its
 // output is compared with the same arithmetic done here in float64. Some WebGPU stacks run fp16
 // kernels and return wrong numbers without any error; this refuses them in a few milliseconds.
 

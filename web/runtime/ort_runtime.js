@@ -2,7 +2,7 @@
 //
 // Every tensor operation is an onnxruntime session, so on WebGPU latents and noise predictions
 // stay in GPU buffers from one UNet call to the next; only what the page shows is read back.
-// The small graphs for tensor math (web/ops/*.onnx) compute exactly what the CPython runtime's
+// The small graphs for tensor math (web/runtime/ops/*.onnx) compute exactly what the CPython runtime's
 // numpy code computes, in the same order.
 
 const OPS_URL = new URL("./ops/", import.meta.url);
