@@ -13,7 +13,6 @@ from pathlib import Path
 from .errors import SdlensError
 from .model import Model, resolve_model_dir
 from .schedulers import KARRAS_SCHEDULERS, SCHEDULERS
-from .tokenizer import ClipTokenizer
 
 
 def _model_arg(parser):
@@ -22,7 +21,7 @@ def _model_arg(parser):
 
 def cmd_tokenize(args) -> int:
     model = Model.from_dir(resolve_model_dir(args.model), verify=False)
-    tokenizer = ClipTokenizer.from_file(model.tokenizer_path())
+    tokenizer = model.load_tokenizer()
     enc = tokenizer.encode(args.prompt)
     if args.json:
         print(json.dumps({"ids": enc.ids, "tokens": enc.tokens, "length": enc.length,
@@ -39,13 +38,38 @@ def cmd_tokenize(args) -> int:
     return 0
 
 
+def _only_variant(folder: str) -> str:
+    """fp32, unless the model has one variant only (a Hub model published in fp16, say)."""
+    try:
+        with open(Path(folder) / "manifest.json", encoding="utf-8") as f:
+            variants = json.load(f)["components"]["unet"]["variants"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "fp32"  # Model.from_dir says what is wrong with the folder
+    return "fp32" if "fp32" in variants or len(variants) != 1 else next(iter(variants))
+
+
+def cmd_fetch(args) -> int:
+    from .cpython.fetch import fetch
+
+    out = Path(args.out) if args.out else Path("models") / args.repo.split("@")[0].split("/")[-1]
+    repo, _, revision = args.repo.partition("@")
+    manifest = fetch(repo, out, revision=args.revision or revision or None, endpoint=args.hub_endpoint,
+                     force=args.force)
+    table = manifest["hub"]["from_table"]
+    print(f"{out}: {repo} at {manifest['hub']['commit'][:12]}, ready for sdlens generate --model {out} "
+          f"and serve.py --models {out.parent}"
+          + (f"; taken from sdlens' table of known repos, not from the repo's files: {', '.join(table)}" if table else ""))
+    return 0
+
+
 def cmd_generate(args) -> int:
     from .cpython.images import save_npy, save_png
     from .cpython.runtime import OnnxRuntime
     from .pipeline import Pipeline, Settings
     from .schedulers import display_name
 
-    model = Model.from_dir(resolve_model_dir(args.model), variant=args.variant)
+    folder = resolve_model_dir(args.model)
+    model = Model.from_dir(folder, variant=args.variant or _only_variant(folder))
     request = {k: getattr(args, k) for k in ("prompt", "negative", "seed", "steps", "guidance", "scheduler", "karras",
                                               "formula_below_one", "strength", "decoder")}
     settings = Settings.from_request(request, model.defaults)
@@ -169,13 +193,20 @@ def main(argv: list[str] | None = None) -> int:
                                         "int(steps × strength) of the steps run (default 0.8)")
     gen.add_argument("--decoder", help="what draws the final picture: vae (the model's own, the default) or fast "
                                        "(TAESD, the model's preview decoder at full size: much quicker, close)")
-    gen.add_argument("--variant", default="fp32", help="precision variant of every component (default fp32)")
+    gen.add_argument("--variant", help="precision variant of every component (default fp32, or a Hub model's one)")
     gen.add_argument("--out", default="out.png", help="PNG file for the final image")
     gen.add_argument("--frames", help="folder for a PNG of the predicted clean image at every step")
     gen.add_argument("--save-latents", help="write the final latents (before VAE decoding) as float32 .npy")
     gen.add_argument("--save-attention", help="write each step's per-token cross-attention maps, (steps, tokens, h, w) "
                                               "float32 .npy (the model needs the attention output)")
     gen.add_argument("--threads", type=int, help="onnxruntime intra-op threads")
+
+    fetch = commands.add_parser("fetch", help="a Stable Diffusion ONNX repo from the Hugging Face Hub → a model folder")
+    fetch.add_argument("repo", help="OWNER/REPO (or OWNER/REPO@REVISION), e.g. schmuell/sd-turbo-ort-web")
+    fetch.add_argument("--revision", help="branch, tag or commit (default: main); pinned to its commit")
+    fetch.add_argument("--out", help="the model folder to write (default: models/REPO)")
+    fetch.add_argument("--hub-endpoint", help="where the Hub is (default: $HF_ENDPOINT, else https://huggingface.co)")
+    fetch.add_argument("--force", action="store_true", help="replace OUT if it exists")
 
     from .serving import cli as serving
     from .serving.app_files import Layout
@@ -192,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "site":
         return serving.site(args, layout)
     try:
-        return {"tokenize": cmd_tokenize, "generate": cmd_generate}[args.command](args)
+        return {"tokenize": cmd_tokenize, "generate": cmd_generate, "fetch": cmd_fetch}[args.command](args)
     except SdlensError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -95,7 +95,7 @@ class Model:
 
     def files(self) -> list[dict]:
         """Every file the chosen variants need, tokenizer first."""
-        entries = [self.manifest["tokenizer"]["file"]]
+        entries = tokenizer_entries(self.manifest)
         for component in self.variants:
             entries += self.graph(component)["files"]
         return entries
@@ -115,8 +115,21 @@ class Model:
             if digest.hexdigest() != entry["sha256"]:
                 raise SdlensError(f"model file {entry['path']} does not match its sha256 in manifest.json (corrupted?)")
 
-    def tokenizer_path(self) -> str:
-        return self.path(self.manifest["tokenizer"]["file"]["path"])
+    def load_tokenizer(self):
+        """The model's CLIP tokenizer: one tokenizer.json(.gz) as sdlens exports ship it, or a Hub
+        repo's vocab.json + merges.txt (+ tokenizer_config.json) as published."""
+        from .tokenizer import ClipTokenizer
+
+        files = self.manifest["tokenizer"].get("files")
+        if not files:
+            return ClipTokenizer.from_file(self.path(self.manifest["tokenizer"]["file"]["path"]))
+
+        def text(key):
+            with open(self.path(files[key]["path"]), encoding="utf-8") as f:
+                return f.read()
+
+        config = json.loads(text("config")) if "config" in files else {}
+        return ClipTokenizer.from_vocab_merges(text("vocab"), text("merges"), config)
 
     @property
     def defaults(self) -> dict:
@@ -125,6 +138,12 @@ class Model:
     def latent_shape(self, width: int, height: int) -> tuple[int, int, int, int]:
         f = self.manifest["vae_scale_factor"]
         return (1, self.manifest["latent_channels"], height // f, width // f)
+
+
+def tokenizer_entries(manifest: dict) -> list[dict]:
+    """The tokenizer's file entries: {"file": …} in an export, {"files": {"vocab": …, …}} from the Hub."""
+    tokenizer = manifest["tokenizer"]
+    return list(tokenizer["files"].values()) if "files" in tokenizer else [tokenizer["file"]]
 
 
 def find_models_root() -> str:

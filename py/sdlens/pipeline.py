@@ -37,6 +37,9 @@ MAX_STEPS = 1000
 # maps, (batch, tokens, h, w), each layer's softmax averaged over heads, resized to the latent, averaged
 # over layers.
 ATTENTION_OUTPUT = "attention_maps"
+#: What each graph gives the pipeline, by optimum's output names.
+MAIN_OUTPUTS = {"text_encoder": "last_hidden_state", "unet": "out_sample", "vae_decoder": "sample",
+                "vae_encoder": "latent_parameters"}
 
 
 class Cancelled(Exception):
@@ -176,7 +179,7 @@ class Pipeline:
     def __init__(self, model: Model, runtime, tokenizer: ClipTokenizer | None = None):
         self.model = model
         self.runtime = runtime
-        self.tokenizer = tokenizer or ClipTokenizer.from_file(model.tokenizer_path())
+        self.tokenizer = tokenizer or model.load_tokenizer()
         self._graphs: dict[str, Any] = {}
         #: TAESD, made on first use (the browser's step previews share theirs: browser/preview.py)
         self.fast: FastDecoder | None = None
@@ -191,8 +194,13 @@ class Pipeline:
         return self._graphs[component]
 
     def _run(self, component: str, feeds: dict) -> Any:
-        outputs = self.runtime.run(self.graph(component), feeds)
-        return outputs[self.model.graph(component)["outputs"][0]["name"]]
+        return self._main_output(component, self.runtime.run(self.graph(component), feeds))
+
+    def _main_output(self, component: str, outputs: dict) -> Any:
+        """The output the pipeline reads, by its name where the graph has it (a Hub graph may list
+        pooler_output first), else the graph's first."""
+        wanted = MAIN_OUTPUTS[component]
+        return outputs[wanted] if wanted in outputs else outputs[self.model.graph(component)["outputs"][0]["name"]]
 
     # -- stages -------------------------------------------------------------------------------
     def encode_text(self, encoding: Encoding):
@@ -239,10 +247,26 @@ class Pipeline:
     def predict_noise_and_attention(self, sample, timestep: float, context):
         """ε for each batch item, and the attention maps (None when the graph has none)."""
         spec = {i["name"]: i for i in self.model.graph("unet")["inputs"]}
+        # A graph exported for one batch size (the WebNN UNet takes exactly 2: the prompt and the
+        # negative prompt) gets a run without guidance twice, and the first answer is kept.
+        fixed, batch = spec["sample"]["shape"][0], sample.shape[0]
+        doubled = isinstance(fixed, int) and fixed == 2 and batch == 1
+        if isinstance(fixed, int) and fixed != batch and not doubled:
+            raise SdlensError(f"model {self.model.name}: its UNet takes a batch of exactly {fixed}, and this run has {batch}")
+        if doubled:
+            sample, context = self.runtime.concat([sample, sample]), self.runtime.concat([context, context])
+        t_shape = tuple(d for d in spec["timestep"]["shape"] if isinstance(d, int))
+        count = 1
+        for d in t_shape:
+            count *= d
         t = (self.runtime.ints if spec["timestep"]["dtype"].startswith("int") else self.runtime.floats)(
-            [timestep], tuple(d for d in spec["timestep"]["shape"] if isinstance(d, int)) or ())
+            [timestep] * count, t_shape or ())
         outputs = self.runtime.run(self.graph("unet"), {"sample": sample, "timestep": t, "encoder_hidden_states": context})
-        return outputs[self.model.graph("unet")["outputs"][0]["name"]], outputs.get(ATTENTION_OUTPUT)
+        noise, maps = self._main_output("unet", outputs), outputs.get(ATTENTION_OUTPUT)
+        if doubled:
+            noise = self.runtime.split(noise)[0]
+            maps = self.runtime.split(maps)[0] if maps is not None else None
+        return noise, maps
 
     def has_encoder(self) -> bool:
         """Whether this model can start from a picture (it ships a VAE encoder)."""

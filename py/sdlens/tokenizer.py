@@ -331,6 +331,36 @@ class ClipTokenizer:
         except (ValueError, KeyError, TypeError, IndexError) as e:
             raise SdlensError(f"tokenizer.json is not a readable CLIP tokenizer: {e}") from None
 
+    @classmethod
+    def from_vocab_merges(cls, vocab_text: str, merges_text: str, config: dict | None = None) -> "ClipTokenizer":
+        """From the files a diffusers or optimum folder keeps in ``tokenizer/``: ``vocab.json``,
+        ``merges.txt`` and ``tokenizer_config.json`` (its pad token: SD 1.x pads with
+        ``<|endoftext|>``, SD 2.x with ``!``). Read as transformers' CLIPTokenizer reads them."""
+        config = config or {}
+
+        def token(key: str, default: str) -> str:
+            value = config.get(key, default)
+            return value.get("content", default) if isinstance(value, dict) else (value or default)
+
+        try:
+            vocab = json.loads(vocab_text)
+            lines = merges_text.strip().split("\n")
+            if lines and lines[0].startswith("#version"):
+                lines = lines[1:]
+            # CLIPTokenizer reads at most 49,152 − 256 − 2 merges (what CLIP was trained with).
+            merges = [tuple(line.split()) for line in lines[: 49152 - 256 - 2] if line.strip()]
+            if any(len(m) != 2 for m in merges):
+                raise ValueError("a line of merges.txt is not two symbols")
+            if not isinstance(vocab, dict):
+                raise ValueError("vocab.json is not an object of token → id")
+        except ValueError as e:
+            raise SdlensError(f"tokenizer files are not a readable CLIP tokenizer: {e}") from None
+        bos, eos = token("bos_token", "<|startoftext|>"), token("eos_token", "<|endoftext|>")
+        max_length = config.get("model_max_length", 77)
+        return cls(vocab, merges, bos_token=bos, eos_token=eos, pad_token=token("pad_token", eos),
+                   special_tokens={t: vocab[t] for t in (bos, eos) if t in vocab},
+                   max_length=min(int(max_length), 77) if isinstance(max_length, (int, float)) else 77)
+
     # -- encoding -----------------------------------------------------------------------------
 
     def encode(self, prompt: str) -> Encoding:

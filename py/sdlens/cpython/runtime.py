@@ -8,6 +8,11 @@ from typing import Sequence
 import numpy as np
 import onnxruntime as ort
 
+#: The element types a graph may declare for its inputs, as numpy types. Hub graphs take int32 ids
+#: or float16 tensors; the pipeline's tensors stay float32/int64 and are cast at the graph's door.
+INPUT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int32)": np.int32,
+               "tensor(int64)": np.int64}
+
 
 class OnnxRuntime:
     """Runs graphs with onnxruntime's CPU provider; tensors are float32/int64 numpy arrays."""
@@ -25,9 +30,11 @@ class OnnxRuntime:
 
     def run(self, graph, feeds):
         names = [o.name for o in graph.get_outputs()]
+        types = {i.name: INPUT_TYPES.get(i.type) for i in graph.get_inputs()}
         # (np.ascontiguousarray would turn the 0-d timestep into shape (1,).)
-        outputs = graph.run(names, {k: np.asarray(v, order="C") for k, v in feeds.items()})
-        return dict(zip(names, outputs))
+        outputs = graph.run(names, {k: np.asarray(v, dtype=types.get(k), order="C") for k, v in feeds.items()})
+        # float16 outputs come back as float32, the only float type the pipeline's tensors have
+        return {n: o.astype(np.float32) if o.dtype == np.float16 else o for n, o in zip(names, outputs)}
 
     def floats(self, values, shape):
         return np.asarray(values, dtype=np.float32).reshape(tuple(shape))

@@ -174,7 +174,8 @@ def models_list(folders: list[Path]) -> list[dict]:
 
 def manifest_files(manifest: dict) -> list[dict]:
     """Every file entry {path, bytes, sha256} a manifest lists (tokenizer and all variants)."""
-    entries = [manifest["tokenizer"]["file"]]
+    tokenizer = manifest["tokenizer"]
+    entries = list(tokenizer["files"].values()) if "files" in tokenizer else [tokenizer["file"]]
     for component in manifest.get("components", {}).values():
         for variant in component.get("variants", {}).values():
             entries += variant.get("files", [])
