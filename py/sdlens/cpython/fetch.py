@@ -30,6 +30,15 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 ONNX_DTYPES = {1: "float32", 10: "float16", 6: "int32", 7: "int64", 11: "float64", 16: "bfloat16", 9: "bool"}
 
 
+RETRIES = 3  # resumptions of one file whose connection was lost
+
+
+def _lost_connection(err: Exception) -> bool:
+    import requests
+
+    return isinstance(err, (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, requests.ReadTimeout))
+
+
 def endpoint_from(value: str | None) -> str:
     return (value or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
 
@@ -142,10 +151,17 @@ def fetch(repo: str, out: Path, revision: str | None = None, endpoint: str | Non
     partial.mkdir(parents=True, exist_ok=True)
 
     def download(source_repo: str, path: str, at: str, entries: dict, dest: str | None = None) -> Path:
-        try:
-            local = Path(hf.hf_hub_download(source_repo, path, revision=at, local_dir=partial, endpoint=endpoint))
-        except Exception as err:  # noqa: BLE001
-            raise _explain(err, source_repo, path) from None
+        for attempt in range(RETRIES + 1):
+            try:
+                local = Path(hf.hf_hub_download(source_repo, path, revision=at, local_dir=partial, endpoint=endpoint))
+                break
+            except Exception as err:  # noqa: BLE001
+                # A connection lost mid-file leaves the bytes so far in OUT.partial/.cache; the next
+                # call asks for the rest with Range (huggingface_hub resumes only some of these itself).
+                if attempt < RETRIES and _lost_connection(err):
+                    log(f"  {path}: the connection was lost ({type(err).__name__}); resuming")
+                    continue
+                raise _explain(err, source_repo, path) from None
         if dest and dest != path:
             target = partial / dest
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -126,6 +126,7 @@ def describe(repo: str, commit: str, files: list[dict], layout: Layout, configs:
         "tokenizer": {"files": tokenizer, "max_length": min(int(max_length), 77)},
         "components": components,
         "latent_channels": number("latent_channels", _int(sample, 1), unet_cfg.get("in_channels")),
+        "sample_size": sample_size,
         "vae_scale_factor": scale,
         "vae_scaling_factor": float(number("vae_scaling_factor", vae_cfg.get("scaling_factor"))),
         "text_hidden_size": number("text_hidden_size", _int(hidden, 2), text_cfg.get("hidden_size")),
