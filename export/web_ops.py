@@ -113,10 +113,18 @@ def f16_check() -> onnx.ModelProto:
     return _model("f16_check", nodes, [io("x")], [io("y")], consts)
 
 
+def cast(to: str) -> onnx.ModelProto:
+    """x → x as float16 (`cast_f16`) or back as float32 (`cast_f32`): a Hub graph that takes or gives
+    float16 tensors (the WebNN repos) gets them on the device, without a round trip to the CPU."""
+    src, dst = (TensorProto.FLOAT, TensorProto.FLOAT16) if to == "f16" else (TensorProto.FLOAT16, TensorProto.FLOAT)
+    return _model(f"cast_{to}", [helper.make_node("Cast", ["x"], ["y"], to=dst)],
+                  [helper.make_tensor_value_info("x", src, None)], [helper.make_tensor_value_info("y", dst, None)])
+
+
 def all_graphs() -> dict[str, onnx.ModelProto]:
     graphs = {f"combine_{n}.onnx": combine(n) for n in range(1, MAX_TERMS + 1)}
     graphs.update({"concat_2.onnx": concat2(), "split_2.onnx": split2(), "to_rgb.onnx": to_rgb(),
-                   "f16_check.onnx": f16_check()})
+                   "f16_check.onnx": f16_check(), "cast_f16.onnx": cast("f16"), "cast_f32.onnx": cast("f32")})
     graphs.update({f"pool_{k}.onnx": pool(k) for k in POOLS})
     return graphs
 

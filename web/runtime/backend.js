@@ -94,7 +94,15 @@ export function fp32Misfit(manifest, gpu, device = {}) {
 
 function wasmChoice(manifest, reason, device = {}) {
   const candidates = variantsFor(manifest, "wasm");
-  if (!candidates.length) throw new Error("this model has no variant that runs on WASM");
+  if (!candidates.length) {
+    if (variantsFor(manifest, "webgpu-f16").length) {
+      // A Hub repo published in fp16 (sd-turbo-ort-web, the WebNN repos): no fp32 to fall back to.
+      throw new Error(`${manifest.name} is published in fp16, which runs only on WebGPU with shader-f16, and here ` +
+        `${reason}. Open it in Chrome or Edge on a GPU with shader-f16 (most laptop and desktop GPUs of recent years), ` +
+        "or use an fp32 export of the model (python -m export convert).");
+    }
+    throw new Error("this model has no variant that runs on WASM");
+  }
   const fp32 = variantBytes(manifest, "fp32");
   let variant;
   if (candidates.includes("fp32") && fp32 <= SMALL_MODEL_BYTES) {

@@ -7,6 +7,15 @@
 
 const OPS_URL = new URL("./ops/", import.meta.url);
 
+/** name → element type of a session's inputs (onnxruntime-web's inputMetadata). */
+const declaredTypes = new WeakMap();
+function inputTypes(session) {
+  if (!declaredTypes.has(session)) {
+    declaredTypes.set(session, new Map((session.inputMetadata || []).filter((m) => m.isTensor).map((m) => [m.name, m.type])));
+  }
+  return declaredTypes.get(session);
+}
+
 export class OrtRuntime {
   /**
    * @param ort        the onnxruntime-web module
@@ -64,10 +73,31 @@ export class OrtRuntime {
 
   async run(session, names, tensors) {
     const feeds = {};
-    names.forEach((name, i) => (feeds[name] = tensors[i]));
+    const declared = inputTypes(session);
+    for (const [i, name] of names.entries()) feeds[name] = await this.asType(tensors[i], declared.get(name));
     const outputs = await session.run(feeds);
-    for (const tensor of Object.values(outputs)) this.live.add(tensor);
+    for (const [name, tensor] of Object.entries(outputs)) {
+      // The pipeline's floats are float32: a float16 output (the WebNN repos) is cast on the device.
+      outputs[name] = tensor.type === "float16" ? await this.castOp("cast_f32", tensor) : tensor;
+      this.live.add(outputs[name]);
+      if (outputs[name] !== tensor) tensor.dispose?.();
+    }
     return outputs;
+  }
+
+  /** A tensor as the type its graph input declares: Hub graphs take int32 ids or float16 tensors,
+   * while the pipeline makes int64 and float32 ones (as the CPython runtime casts at the door). */
+  async asType(tensor, type) {
+    if (!type || type === tensor.type) return tensor;
+    if (type === "int32" && tensor.type === "int64") {
+      return new this.ort.Tensor("int32", Int32Array.from(tensor.data, (v) => Number(v)), tensor.dims);
+    }
+    if (type === "float16" && tensor.type === "float32") return this.castOp("cast_f16", tensor);
+    throw new Error(`a graph input takes ${type}, and sdlens has a ${tensor.type} tensor for it`);
+  }
+
+  async castOp(name, tensor) {
+    return (await (await this.op(name)).run({ x: tensor })).y;
   }
 
   floats(values, dims) {

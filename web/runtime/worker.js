@@ -92,11 +92,23 @@ async function tokenizerText(path, bytes) {
 /** The manifest's files this backend needs: tokenizer, then each graph's files (in each
  * component's chosen variant, backend.variants) in load order. */
 function neededFiles(manifest, variants, extra = []) {
-  const needed = [manifest.tokenizer.file];
+  const needed = tokenizerFiles(manifest);
   for (const component of ["text_encoder", "unet", "vae_decoder"]) {
     needed.push(...manifest.components[component].variants[variants[component]].files);
   }
   return [...needed, ...extra];
+}
+
+/** The tokenizer's file entries: one tokenizer.json.gz (an export) or a Hub repo's vocab.json,
+ * merges.txt and tokenizer_config.json, as published. */
+const tokenizerFiles = (manifest) => manifest.tokenizer.files ? Object.values(manifest.tokenizer.files) : [manifest.tokenizer.file];
+
+/** Their texts, by the manifest's keys ("file", or "vocab", "merges", "config"): what Python reads. */
+async function tokenizerTexts(manifest, base) {
+  const entries = manifest.tokenizer.files || { file: manifest.tokenizer.file };
+  const texts = {};
+  for (const [key, entry] of Object.entries(entries)) texts[key] = await tokenizerText(entry.path, await readCached(base, entry));
+  return JSON.stringify(texts);
 }
 
 let f16Check = null; // the fp16 self-check's result, once per worker (one adapter)
@@ -157,10 +169,9 @@ async function loadModel({ modelId, manifestUrl, preference, threads, variant })
     await download(previewPlan.files);
     downloadMs += performance.now() - extraStarted;
   }
-  const tokenizerFile = manifest.tokenizer.file;
-  const tokenizerJson = await tokenizerText(tokenizerFile.path, await readCached(base, tokenizerFile));
+  const tokenizer = await tokenizerTexts(manifest, base);
   const Session = pyodide.pyimport("sdlens.browser.session").BrowserSession;
-  const session = Session(JSON.stringify(manifest), tokenizerJson, runtime, backend.variant, backend.ep,
+  const session = Session(JSON.stringify(manifest), tokenizer, runtime, backend.variant, backend.ep,
     JSON.stringify(backend.variants));
   const adoptStarted = performance.now();
   const graph = session.pipeline.graph;

@@ -27,13 +27,18 @@ from .runtime import BrowserRuntime
 
 
 class BrowserSession:
-    def __init__(self, manifest_json: str, tokenizer_json: str, js_runtime, variant: str, ep: str = "wasm",
+    def __init__(self, manifest_json: str, tokenizer_texts_json: str, js_runtime, variant: str, ep: str = "wasm",
                  component_variants_json: str = "{}"):
+        """`tokenizer_texts_json`: the tokenizer files' texts by the manifest's keys: {"file": the
+        tokenizer.json} for an export, {"vocab", "merges", "config"} for a Hub repo."""
         self.model = Model.from_json(manifest_json, root="", variant=variant)
         # where the backend runs some component faster in another variant (web/runtime/backend.js)
         self.model.use_component_variants(json.loads(component_variants_json))
         self.runtime = BrowserRuntime(js_runtime)
-        self.pipeline = Pipeline(self.model, self.runtime, ClipTokenizer.from_json(tokenizer_json))
+        texts = json.loads(tokenizer_texts_json)
+        tokenizer = (ClipTokenizer.from_json(texts["file"]) if "file" in texts else
+                     ClipTokenizer.from_vocab_merges(texts["vocab"], texts["merges"], json.loads(texts.get("config") or "{}")))
+        self.pipeline = Pipeline(self.model, self.runtime, tokenizer)
         self.preview = StepPreview(self.pipeline, variant, ep)
 
     def preview_info(self) -> dict:
