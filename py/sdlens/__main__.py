@@ -1,4 +1,4 @@
-"""python -m sdlens {tokenize,generate,serve,site} …: the sdlens pipeline from the command line (CPython),
+"""python -m sdlens {tokenize,generate,fetch,serve,site} …: the sdlens pipeline from the command line (CPython),
 and serving the browser app (`sdlens serve`, `sdlens site OUT`)."""
 
 from __future__ import annotations
