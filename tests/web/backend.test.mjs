@@ -122,3 +122,12 @@ test("each component's variant: the model's, or on WASM a faster one the table n
   assert.deepEqual(componentVariants(full, { ...wasm, ep: "webgpu" }, false, table), same(wasm.variant));
   assert.deepEqual(chooseBackend(full, { available: false, reason: "x" }, "auto", { variant: "int8" }).variants, same("int8"));
 });
+
+test("a model published in fp16 only (a Hub repo) runs on WebGPU with shader-f16, else says what would run it", () => {
+  const hub = manifest({ fp16: v(["webgpu-f16"], 8e8) }, 512, { name: "sd-turbo-ort-web" });
+  assert.deepEqual(pick(hub, gpu({ f16: true })), ["webgpu", "fp16"]);
+  assert.deepEqual(pick(hub, gpu({ f16: true, fallback: true })), ["webgpu", "fp16"]); // no WASM to prefer
+  assert.throws(() => chooseBackend(hub, gpu()), /sd-turbo-ort-web is published in fp16.*adapter \(nvidia ampere\) has no shader-f16.*Chrome or Edge/);
+  assert.throws(() => chooseBackend(hub, { available: false, reason: "no navigator.gpu" }), /has no WebGPU \(no navigator.gpu\)/);
+  assert.throws(() => chooseBackend(hub, gpu({ f16: true }), "wasm"), /WASM was asked for/);
+});

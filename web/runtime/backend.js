@@ -94,15 +94,7 @@ export function fp32Misfit(manifest, gpu, device = {}) {
 
 function wasmChoice(manifest, reason, device = {}) {
   const candidates = variantsFor(manifest, "wasm");
-  if (!candidates.length) {
-    if (variantsFor(manifest, "webgpu-f16").length) {
-      // A Hub repo published in fp16 (sd-turbo-ort-web, the WebNN repos): no fp32 to fall back to.
-      throw new Error(`${manifest.name} is published in fp16, which runs only on WebGPU with shader-f16, and here ` +
-        `${reason}. Open it in Chrome or Edge on a GPU with shader-f16 (most laptop and desktop GPUs of recent years), ` +
-        "or use an fp32 export of the model (python -m export convert).");
-    }
-    throw new Error("this model has no variant that runs on WASM");
-  }
+  if (!candidates.length) throw new Error("this model has no variant that runs on WASM");
   const fp32 = variantBytes(manifest, "fp32");
   let variant;
   if (candidates.includes("fp32") && fp32 <= SMALL_MODEL_BYTES) {
@@ -124,6 +116,23 @@ export function wasmThreads({ cores = 1, isolated = false, requested = null } = 
   return Math.max(1, cores);
 }
 
+/** A model published in fp16 only (a Hub repo: sd-turbo-ort-web, the WebNN ones): nothing else runs it. */
+const onlyFp16 = (manifest) => !variantsFor(manifest, "wasm").length && !variantsFor(manifest, "webgpu").length &&
+  variantsFor(manifest, "webgpu-f16").includes("fp16");
+
+function fp16OnlyChoice(manifest, gpu, preference) {
+  const missing = preference === "wasm" ? "WASM was asked for (?backend=wasm)"
+    : !gpu.available ? `this browser has no WebGPU (${gpu.reason})`
+      : !gpu.f16 ? `this browser's WebGPU adapter (${gpu.adapter}${gpu.fallback ? ", a software one" : ""}) has no shader-f16`
+        : null;
+  if (missing) {
+    throw new Error(`${manifest.name} is published in fp16, which runs only on WebGPU with shader-f16, and ${missing}. ` +
+      "Open it in Chrome or Edge on a GPU with shader-f16 (most laptop and desktop GPUs of recent years), " +
+      "or use an fp32 export of the model (python -m export convert).");
+  }
+  return { ep: "webgpu", variant: "fp16", label: "WebGPU fp16", reason: `the model is fp16 only; adapter ${gpu.adapter} has shader-f16`, threads: 1 };
+}
+
 /**
  * Choose {ep, variant, variants, label, reason, threads} for a manifest, given the WebGPU probe, a
  * user preference ("auto", "webgpu" or "wasm") and the device {memoryBytes, cores, isolated,
@@ -131,7 +140,7 @@ export function wasmThreads({ cores = 1, isolated = false, requested = null } = 
  * `variants` each component's, where WASM runs a component faster in another (componentVariants).
  */
 export function chooseBackend(manifest, gpu, preference = "auto", device = {}) {
-  const choice = automaticChoice(manifest, gpu, preference, device);
+  const choice = onlyFp16(manifest) ? fp16OnlyChoice(manifest, gpu, preference) : automaticChoice(manifest, gpu, preference, device);
   const wanted = device.variant; // ?variant= in the URL, for measuring one against another: every component
   if (!wanted || wanted === choice.variant) return { ...choice, variants: componentVariants(manifest, choice, Boolean(wanted)) };
   if (variantBytes(manifest, wanted) === null) throw new Error(`this model has no ${wanted} variant of every graph`);
