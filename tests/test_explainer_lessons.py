@@ -15,7 +15,7 @@ from export.shapes import scenes
 
 from .conftest import ROOT
 # `server` serves whichever `models_dir` the requesting module defines: here, the one below.
-from .test_browser import Page, browser, server  # noqa: F401  (shared fixtures)
+from .test_browser import Page, browser, server, settled  # noqa: F401  (shared fixtures)
 
 ARTIFACTS = ROOT / "test-artifacts"
 HELD_OUT = sorted([c, s] for c, s in scenes.HELD_OUT)
@@ -49,24 +49,13 @@ def page(browser, server):  # noqa: F811
 
 
 @pytest.fixture(autouse=True)
-def page_as_found(page):
-    """Whatever a test leaves open, failed or not, is closed for the next one: the tour (which
-    also gives back the learner's page), an open panel, a changed viewport."""
+def no_panel_left_open(page):
+    """(conftest's shared_page_restored closes a tour left open and puts the viewport back.)
+    The lessons open panels: one left open is closed for the next test, failed or not."""
     yield
-    p = page.page
-    p.evaluate("""async () => {
-        const card = document.getElementById('tour-card');
-        if (card && !card.hidden) await window.sdlens.debug.tour.end();
-        window.sdlens.debug.close();
-    }""")
-    p.wait_for_function("document.getElementById('detail').hidden", timeout=TIMEOUT)
-    p.set_viewport_size({"width": 1280, "height": 900})
-
-
-def settle(p, selector):
-    """Wait until the element has stopped moving (the page's own test of it: web/explainer/settled.js)."""
-    p.evaluate("""async (s) => { const { settled } = await import('./explainer/settled.js');
-        await settled(document.querySelector(s)); }""", selector)
+    page.restore()  # the tour first: closing it gives back the learner's page
+    page.page.evaluate("window.sdlens.debug.close()")
+    page.page.wait_for_function("document.getElementById('detail').hidden", timeout=TIMEOUT)
 
 
 def shot(p, selector, name, width=1280):
@@ -76,7 +65,7 @@ def shot(p, selector, name, width=1280):
 def both_widths(p, selector, name):
     shot(p, selector, name)
     p.set_viewport_size({"width": 390, "height": 844})
-    settle(p, selector)
+    settled(p, selector)
     fits = p.evaluate("""(s) => { const el = document.querySelector(s); const r = el.getBoundingClientRect();
         return r.left >= 0 && r.right <= 390 && el.scrollWidth <= el.clientWidth + 1; }""", selector)
     assert fits, f"{name} overflows at 390 px"
@@ -219,8 +208,8 @@ def assert_card_clear_of_target(p, stop):
     """The card and the element it points at do not overlap, and both are on screen."""
     # The tour says a stop is ready once its view has stopped moving; a view that moves after
     # that (a picture decoded later) takes the card with it: both are checked at rest.
-    settle(p, ".tour-target")
-    settle(p, "#tour-card")
+    settled(p, ".tour-target")
+    settled(p, "#tour-card")
     got = p.evaluate(CARD_AND_TARGET)
     card, target, view = got["card"], got["target"], got["view"]
     overlap = (card["left"] < target["right"] and target["left"] < card["right"]
