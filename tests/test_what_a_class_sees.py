@@ -349,8 +349,9 @@ def test_a_starter_pair_shows_where_b_went(page):
     p.evaluate("window.scrollTo(0, 0)")
     p.evaluate("document.getElementById('starter-menu').open = true")  # (a starter closes its menu)
     p.locator("#starters button.starter.pair").first.click()
-    # Focus lands on the field once the smooth scroll has brought it into view.
+    # The smooth scroll has ended when the section stops moving.
     p.wait_for_function("document.activeElement.id === 'compare-run'", timeout=TIMEOUT)
+    page.settled("#compare-section")
     assert "B is in this field" in p.locator("#compare-status").text_content()
     top = p.evaluate("document.getElementById('compare-section').getBoundingClientRect().top")
     assert -2 <= top < 900  # scrolled to (a fraction of a pixel above the top is still "there")

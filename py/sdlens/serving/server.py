@@ -39,7 +39,7 @@ from pathlib import Path
 
 from . import app_files, sending
 from .app_files import Layout
-from .refusals import DEADLINE_S, TLS_HANDSHAKE, Refusals
+from .refusals import DEADLINE_S, TLS_HANDSHAKE, WAITING_IN_ALL, Refusals
 from .share import PER_CLIENT, TOTAL, ClientShare, log_to_stderr
 
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -381,7 +381,8 @@ def make_server(host: str, port: int, models_dir: Path, quiet: bool = False, *,
                 per_client: int = PER_CLIENT, log=log_to_stderr) -> Server:
     """`log` receives the one line per client that hits a limit (even when `quiet`, which silences
     the line per request)."""
-    raise_open_file_limit(max_connections + 512)  # and the refused ones, the files being sent
+    # A descriptor per connection, per file being sent, per refusal waiting, and some to spare.
+    raise_open_file_limit(2 * max_connections + WAITING_IN_ALL + 64)
     handler = type("SdlensHandler", (Handler,), {
         "layout": layout or Layout.find(), "models_dir": Path(models_dir).resolve(), "quiet": quiet,
         "timeout": idle_timeout,
