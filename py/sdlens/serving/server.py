@@ -122,10 +122,10 @@ class Handler(BaseHTTPRequestHandler):
             # idle keep-alive connection (every browser leaves some) is not worth a line.
             if self.head_reader.timed_out and self.head_reader.received:
                 self.server.share.limit_hit(self.client_address[0], "sent a request head too slowly "
-                                            f"(more than {self.timeout:g} s)")
+                                            f"(not whole within {self.timeout:g} s): its connection is closed")
             elif not self.head_reader.timed_out:
                 self.server.share.limit_hit(self.client_address[0], "stopped reading a response "
-                                            f"(nothing taken for {self.timeout:g} s)")
+                                            f"(nothing taken for {self.timeout:g} s): its connection is dropped")
             return
         super().log_error(format, *args)
 

@@ -47,9 +47,11 @@ class ClientShare:
         """Count one more connection for `address`, or say why not (the limit it hit)."""
         with self.lock:
             if self.open[address] >= self.per_client:
-                return f"opened more than {self.per_client} connections at once"
+                return (f"opened more than {self.per_client} connections at once: "
+                        "the extra ones are refused (503 Retry-After, or closed)")
             if self.open_in_all >= self.total:
-                return f"found the server full ({self.total} connections in all)"
+                return (f"found the server full ({self.total} connections in all): "
+                        "refused (503 Retry-After, or closed)")
             self.open[address] += 1
             self.open_in_all += 1
             return None
@@ -71,5 +73,4 @@ class ClientShare:
             if address in self.logged or len(self.logged) >= LOGGED_CLIENTS_KEPT:
                 return
             self.logged.add(address)
-        self.log(f"sdlens: client {address} {what}; its extra connections are refused "
-                 f"(503 Retry-After, or closed), other clients are not affected (logged once per client)")
+        self.log(f"sdlens: client {address} {what}; other clients are not affected (logged once per client)")
