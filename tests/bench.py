@@ -11,10 +11,12 @@ every step's tensors for the explainer; then a first visit on the default model 
 open → the first picture the page draws by itself, with when each part of the start-up ended
 (median of --visits fresh browsers).
 
-serve: a classroom at once: 30 concurrent clients download the default model's browser files
-(what the page fetches on WASM: the tokenizer and the fp32 graphs) from `python serve.py` over
-loopback, on http and on https (`--lan`); the aggregate MB/s and the server's resident memory
-before and after (and its peak).
+serve: a classroom at once: 30 concurrent clients (each from its own loopback address where the
+system has them) download the default model's browser files (what the page fetches on WASM: the
+tokenizer and the fp32 graphs) from `python serve.py` over loopback, on http and on https
+(`--lan`); the aggregate MB/s and the server's resident memory before and after (and its peak).
+Then one client misbehaves (700 stalled sockets, slowloris, a 1 kB/s reader of a 24 MB file) while
+another opens `/`: its median and slowest answer (tests/bench_serve_attacks.py).
 
 attention: on the default model (or --model), a UNet call with and without the attention-map
 output, a CPython step with and without reading the maps, and a browser step plain vs explain mode.
@@ -420,7 +422,7 @@ def bench_serve(args) -> None:
     urls = [f"/models/{model.name}/{e['path']}" for e in entries]
     per_client = sum(e["bytes"] for e in entries)
 
-    for scheme in args.schemes.split(","):
+    for scheme in filter(None, args.schemes.split(",")):
         with tempfile.TemporaryDirectory() as certs:
             command = [sys.executable, str(root / "serve.py"), "--port", "0", "--quiet"]
             if scheme == "https":
@@ -431,10 +433,12 @@ def bench_serve(args) -> None:
                 threading.Thread(target=server.stdout.read, daemon=True).start()  # drain the banner
                 context = ssl._create_unverified_context() if scheme == "https" else None
 
-                def connect():
+                def connect(laptop=None):
+                    source = (laptop, 0) if laptop else None
                     if context:
-                        return http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=60)
-                    return http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                        return http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=60,
+                                                           source_address=source)
+                    return http.client.HTTPConnection("127.0.0.1", port, timeout=60, source_address=source)
 
                 probe = connect()
                 probe.request("GET", "/api/models.json")  # the server is up
@@ -447,7 +451,7 @@ def bench_serve(args) -> None:
 
                 def client(index):
                     buffer = bytearray(1 << 20)
-                    conn = connect()
+                    conn = connect(f"127.0.1.{index % 250 + 1}" if loopback_aliases() else None)
                     start_line.wait()
                     try:
                         for url in urls:  # one keep-alive connection, like a browser's
@@ -481,6 +485,19 @@ def bench_serve(args) -> None:
               f"over loopback: {total / 1e6 / seconds:.0f} MB/s aggregate ({seconds:.1f} s), "
               f"{complete}/{args.clients} complete; server memory {before:.0f} → {after:.0f} MB "
               f"(peak {peak:.0f} MB)" + (f"; failures: {failures[:3]}" if failures else ""))
+    if args.attacks:
+        from .bench_serve_attacks import bench_serve_attacks
+
+        if not loopback_aliases():
+            print("attacks: skipped (they need the loopback addresses 127.0.0.2 and .3, as Linux has)")
+            return
+        bench_serve_attacks(args.attacks.split(","), args.samples, _rss_mb)
+
+
+def loopback_aliases() -> bool:
+    from .test_classroom import loopback_aliases
+
+    return loopback_aliases()
 
 
 def main() -> None:
@@ -503,7 +520,10 @@ def main() -> None:
     b.add_argument("--first-visit-only", action="store_true", help="only the first-visit figures")
     s = commands.add_parser("serve", help="30 concurrent clients downloading the default model from serve.py")
     s.add_argument("--clients", type=int, default=30)
-    s.add_argument("--schemes", default="http,https", help="http, https (--lan) or both")
+    s.add_argument("--schemes", default="http,https", help="http, https (--lan) or both (empty: neither)")
+    s.add_argument("--attacks", default="none,stalled,slowloris,slow-reader",
+                   help="the misbehaving clients to time a good client beside (empty: none)")
+    s.add_argument("--samples", type=int, default=50, help="the good client's GET / per attack")
     a = commands.add_parser("attention", help="the cost of per-word attention maps (graph, pipeline, browser)")
     a.add_argument("--model", default=str(Path(__file__).resolve().parent.parent / "models" / "shapes"))
     a.add_argument("--steps", type=int, default=25)

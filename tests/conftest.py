@@ -48,3 +48,15 @@ def taesd_models_dir(tiny_pipeline_dir, tmp_path_factory) -> Path:
     convert(str(tiny_pipeline_dir), folder / "tiny-taesd", ["fp32", "int8"], quiet=True, name="tiny-taesd",
             default_model=True, preview_decoder=str(taesd), preview_pool=TAESD_POOL)
     return folder
+
+
+@pytest.fixture(autouse=True)
+def shared_page_restored(request):
+    """A browser module shares one page (`page`, module-scoped) among its tests: after each test,
+    failed or not, the page's restore() closes what the test left open, so that one failure does
+    not fail the tests after it."""
+    yield
+    if "page" in request.fixturenames:
+        restore = getattr(request.getfixturevalue("page"), "restore", None)
+        if restore:
+            restore()

@@ -86,7 +86,7 @@ def test_displayed_map_is_the_steps_tensor_for_the_word(page):
     p.locator("#detail .attention-refiner").screenshot(path=str(ARTIFACTS / "attention-refiner-1280.png"))
     p.locator("#attention-final").screenshot(path=str(ARTIFACTS / "attention-final-1280.png"))
     p.set_viewport_size({"width": 390, "height": 900})
-    p.wait_for_timeout(200)
+    page.settled("#detail .attention-refiner")
     p.locator("#detail .attention-refiner").screenshot(path=str(ARTIFACTS / "attention-refiner-390.png"))
     p.locator("#attention-final").screenshot(path=str(ARTIFACTS / "attention-final-390.png"))
     p.set_viewport_size({"width": 1280, "height": 900})

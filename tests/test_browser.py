@@ -44,6 +44,7 @@ class Page:
 
     def __init__(self, context, server, query=""):
         self.page = context.new_page()
+        self.viewport = self.page.viewport_size  # the context's, which restore() puts back
         self.errors, self.origins = [], set()
         self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
@@ -60,10 +61,28 @@ class Page:
             self.page.evaluate("document.querySelectorAll('#more-settings, #starter-menu, details.fold').forEach((d) => (d.open = true))")
         return self
 
+    def settled(self, selector):
+        settled(self.page, selector)
+
+    def restore(self):
+        """What a test may leave behind on a shared page, failed or not, put back for the next one:
+        an open guided tour (closing it gives back the learner's page) and a changed viewport."""
+        self.page.evaluate("""async () => { const card = document.getElementById('tour-card');
+            if (card && !card.hidden) await window.sdlens.debug.tour.end(); }""")
+        if self.viewport and self.page.viewport_size != self.viewport:
+            self.page.set_viewport_size(self.viewport)
+
     def generate(self, **settings):
         return self.page.evaluate(
             """async (s) => { const r = await window.sdlens.generate(s);
                 return {...r, rgba: Array.from(r.rgba)}; }""", settings)
+
+
+def settled(p, selector):
+    """Wait until the element has stopped moving: the same box for a few frames, no finite
+    animation running (the page's own test of it, web/explainer/settled.js)."""
+    p.evaluate("""async (s) => { const { settled } = await import('./explainer/settled.js');
+        await settled(document.querySelector(s)); }""", selector)
 
 
 def _origin(url):

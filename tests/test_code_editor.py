@@ -58,11 +58,13 @@ def test_editor_shows_the_real_source_highlighted(page):
     assert p.evaluate("window.sdlens.debug.code.text()") == original_source("guidance")
     assert p.locator("#code-section .cm-content [class*=tok-], #code-section .cm-content span[class]").count() > 3
     p.locator("#code-section .code-tabs button[data-part=step]").click()
-    p.wait_for_function("window.sdlens.debug.code.part === 'step'")
-    assert p.evaluate("window.sdlens.debug.code.text()") == original_source("step", "ddim")
-    p.locator("#code-section").screenshot(path=str(ARTIFACTS / "code-editor-step-1280.png"))
-    p.locator("#code-section .code-tabs button[data-part=guidance]").click()
-    p.wait_for_function("window.sdlens.debug.code.part === 'guidance'")
+    try:
+        # The tab is marked at once; the editor shows the step's source once it has been fetched.
+        p.wait_for_function("(t) => window.sdlens.debug.code.text() === t", arg=original_source("step", "ddim"))
+        p.locator("#code-section").screenshot(path=str(ARTIFACTS / "code-editor-step-1280.png"))
+    finally:  # the next tests edit the guidance: its tab is back, passed or failed
+        p.locator("#code-section .code-tabs button[data-part=guidance]").click()
+        p.wait_for_function("(t) => window.sdlens.debug.code.text() === t", arg=original_source("guidance"))
 
 
 def test_guidance_returning_eps_cond_equals_guidance_off(page):
@@ -77,8 +79,8 @@ def test_guidance_returning_eps_cond_equals_guidance_off(page):
     assert np.abs(b - off).max() <= 1e-5 * np.abs(off).max()
     assert np.abs(b - latents(page, "main")).max() > 1e-2
     # Marked wherever the run appears, and never in a link.
-    p.wait_for_timeout(500)
-    assert "modified code" in p.locator('#compare-section figure[data-run="compare"] figcaption').text_content()
+    p.wait_for_function("""() => document.querySelector('#compare-section figure[data-run="compare"] figcaption')
+        ?.textContent.includes('modified code')""")
     assert "modified code" in p.locator("#article").text_content()
     assert "compare" not in p.evaluate("location.search") and "code" not in p.evaluate("location.search")
     with p.expect_download() as download:
@@ -118,7 +120,7 @@ def test_errors_show_their_line_and_the_next_run_works(page, part, line_text, br
     if part == "step":
         p.locator("#code-section").screenshot(path=str(ARTIFACTS / "code-editor-error-1280.png"))
         p.set_viewport_size({"width": 390, "height": 900})
-        p.wait_for_timeout(300)
+        page.settled("#code-section")
         p.locator("#code-section").screenshot(path=str(ARTIFACTS / "code-editor-error-390.png"))
         p.set_viewport_size({"width": 1280, "height": 900})
     p.evaluate("window.sdlens.debug.code.reset()")

@@ -51,7 +51,7 @@ def test_expand_and_collapse(page, component):
     p.wait_for_function("!document.getElementById('detail').hidden")
     assert titles[component] in p.locator("#detail h3").text_content()
     assert p.locator("#detail canvas").count() >= 2
-    p.wait_for_timeout(400)  # the opening transition, then any on-demand VAE decode
+    page.settled("#detail")  # the opening transition
     shot(page, "#detail", component)
     p.keyboard.press("Escape")
     p.wait_for_function("document.getElementById('detail').hidden")
@@ -114,7 +114,8 @@ def test_tablet_width(page):
     p = page.page
     p.set_viewport_size({"width": 800, "height": 1100})
     p.evaluate("window.sdlens.debug.open('refiner')")
-    p.wait_for_timeout(300)
+    p.wait_for_function("!document.getElementById('detail').hidden")
+    page.settled("#detail")
     width = p.evaluate("document.documentElement.scrollWidth")
     assert width <= 800
     p.screenshot(path=str(ARTIFACTS / "explainer-tablet.png"), full_page=False)

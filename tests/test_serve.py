@@ -125,3 +125,20 @@ def test_missing_runtime_files_say_what_to_run(server, monkeypatch):
 
 def test_only_get_and_head(server):
     assert get(server, "/", method="POST")[0].status == 501
+
+
+def raw_exchange(server, data: bytes) -> bytes:
+    """Send bytes as written (no HTTP client to tidy them) and read until the server closes."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as sock:
+        sock.sendall(data)
+        return sock.makefile("rb").read()
+
+
+def test_bad_requests_get_the_protocols_answer(server):
+    # A request line that names no HTTP version gets the old (HTTP/0.9) form: the error page alone.
+    assert b"Error code: 400" in raw_exchange(server, b"\x16\x03garbage\r\n\r\n")
+    assert b"Error code: 400" in raw_exchange(server, bytes(range(1, 256)) + b"\r\n\r\n")
+    assert raw_exchange(server, b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 414 ")
+    assert raw_exchange(server, b"GET /%00 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").startswith(b"HTTP/1.1 403 ")

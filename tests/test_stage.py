@@ -10,7 +10,7 @@ import pytest
 
 import serve
 
-from .test_browser import ARTIFACTS, Page, browser, server  # noqa: F401  (shared fixtures)
+from .test_browser import ARTIFACTS, Page, browser, server, settled  # noqa: F401  (shared fixtures)
 
 DEFAULT_MODEL = serve.ROOT / "models" / "shapes"
 STAGE = ["#prompt", "#generate", "#image", "#tl-slider", "#overview"]
@@ -59,7 +59,7 @@ def sizes(p):
     for width, height, name in [(1280, 720, "1280x720"), (1280, 900, "1280x900"), (390, 844, "390x844")]:
         p.set_viewport_size({"width": width, "height": height})
         p.evaluate("window.scrollTo(0, 0)")
-        p.wait_for_timeout(150)
+        settled(p, "#stage")
         yield name
 
 
@@ -158,7 +158,8 @@ def test_an_opened_part_fits_two_screens(page):
     p.evaluate("window.sdlens.store.select(5)")
     for part in ["text", "refiner", "upscaler"]:
         p.evaluate(f"window.sdlens.debug.open('{part}')")
-        p.wait_for_timeout(700)  # the box grows in place
+        p.wait_for_function("!document.getElementById('detail').hidden")
+        settled(p, "#detail")  # the box grows in place
         height = p.evaluate("document.scrollingElement.scrollHeight")
         assert height <= 1600, (part, height)
         # The other two parts stay on the stage, in small.
@@ -170,7 +171,7 @@ def test_an_opened_part_fits_two_screens(page):
             shot(p, f"{name}-open-{part}")
         p.set_viewport_size({"width": 1280, "height": 800})
         p.evaluate("window.sdlens.debug.close()")
-        p.wait_for_timeout(400)
+        p.wait_for_function("document.getElementById('detail').hidden")
     # The short view: one picture per tensor, each from the decoder the strip uses.
     p.evaluate("window.sdlens.debug.open('refiner')")
     p.wait_for_function("window.sdlens.debug.displayed.refiner.pictures.every((x) => x.by)")
@@ -191,7 +192,8 @@ def test_labels_are_12px_or_more_and_disabled_controls_say_why(page):
     p = page.page
     p.set_viewport_size({"width": 1280, "height": 800})
     p.evaluate("window.sdlens.debug.open('text')")
-    p.wait_for_timeout(600)
+    p.wait_for_function("!document.getElementById('detail').hidden")
+    settled(p, "#detail")
     labels = p.locator("#detail .row-labels li").all_text_contents()
     assert labels[0] == "⟨start⟩" and "red" in labels
     small = p.evaluate("""() => [...document.querySelectorAll('#stage *')]

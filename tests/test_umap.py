@@ -50,10 +50,10 @@ def test_one_point_per_step_per_run(page, method):
         first = p.locator("#compare-projection").inner_html()
         p.select_option("#compare-method", "pca")
         p.select_option("#compare-method", "umap")
-        p.wait_for_timeout(500)
-        assert p.locator("#compare-projection").inner_html() == first  # the same picture again
+        # The same picture again (the wait fails the test if it never comes).
+        p.wait_for_function("(first) => document.querySelector('#compare-projection').innerHTML === first", arg=first)
         p.locator("#compare-section").screenshot(path=str(ARTIFACTS / "umap-compare-1280.png"))
         p.set_viewport_size({"width": 390, "height": 900})
-        p.wait_for_timeout(400)
+        page.settled("#compare-section")
         p.locator("#compare-section").screenshot(path=str(ARTIFACTS / "umap-compare-390.png"))
         p.set_viewport_size({"width": 1280, "height": 900})

@@ -60,7 +60,7 @@ def shot(page, selector, name, width=1280):
     p = page.page
     if width != p.viewport_size["width"]:
         p.set_viewport_size({"width": width, "height": 900 if width > 600 else 844})
-        p.wait_for_timeout(300)
+        page.settled(selector)
     try:
         p.locator(selector).first.screenshot(path=str(ARTIFACTS / f"class-{name}-{width}.png"))
         if width < 600:
@@ -68,7 +68,7 @@ def shot(page, selector, name, width=1280):
     finally:
         if width != 1280:
             p.set_viewport_size({"width": 1280, "height": 900})
-            p.wait_for_timeout(300)
+            page.settled(selector)
 
 
 def both_widths(page, selector, name):
@@ -349,8 +349,9 @@ def test_a_starter_pair_shows_where_b_went(page):
     p.evaluate("window.scrollTo(0, 0)")
     p.evaluate("document.getElementById('starter-menu').open = true")  # (a starter closes its menu)
     p.locator("#starters button.starter.pair").first.click()
-    p.wait_for_timeout(1200)  # the smooth scroll
-    assert p.evaluate("document.activeElement.id") == "compare-run"
+    # The smooth scroll has ended when the section stops moving.
+    p.wait_for_function("document.activeElement.id === 'compare-run'", timeout=TIMEOUT)
+    page.settled("#compare-section")
     assert "B is in this field" in p.locator("#compare-status").text_content()
     top = p.evaluate("document.getElementById('compare-section').getBoundingClientRect().top")
     assert -2 <= top < 900  # scrolled to (a fraction of a pixel above the top is still "there")
@@ -457,7 +458,7 @@ def test_overview_labels_fit_their_boxes_at_both_widths(page):
     p = page.page
     for width in (1280, 390):
         p.set_viewport_size({"width": width, "height": 900})
-        p.wait_for_timeout(300)
+        page.settled("#overview")
         report = p.evaluate("""() => [...document.querySelectorAll('#overview g.component')].map((g) => {
             const box = g.querySelector('rect').getBoundingClientRect();
             return [...g.querySelectorAll('text')].map((t) => { const r = t.getBoundingClientRect();

@@ -7,6 +7,7 @@
 
 import { heldOutPairsIn } from "./generalisation.js";
 import { selectedManifest } from "./starters.js";
+import { hiddenNow, settled } from "./settled.js";
 import { placeCardBy } from "./tour_place.js";
 import { isLargeText, mountTextSizeButton, setLargeText } from "../text_size.js";
 
@@ -27,7 +28,8 @@ function stripTitled(prefix) {
  */
 async function closePanel() {
   debug().close();
-  for (let waited = 0; !$("detail").hidden && waited < 5000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+  // Hidden when its closing transition ends; a panel opened again meanwhile will not be.
+  await hiddenNow($("detail"), () => Boolean(debug().panel()));
 }
 
 /** Generate the tour's run from the prompt in the form (the settings are the form's). */
@@ -237,13 +239,20 @@ export function mountTour(button, store) {
     if (stop.enter) get("tour-status").textContent = "Working…";
     working = Boolean(stop.enter);
     work.finally(() => (working = false)).catch(() => {});
-    pending = work.then(() => {
+    pending = work.then(async () => {
       if (stops[index] !== stop) return;
       get("tour-text").innerHTML = stop.text(context);
       // Said to screen readers; on screen the card already shows it.
       get("tour-status").textContent = `Stop ${index + 1} of ${stops.length}: ${stop.title}`;
       get("tour-status").classList.add("sr-only");
       point(stop.target());
+      // The view may still be growing (a lesson opening, a picture decoded, the card's own new
+      // text reflowing the page): the card is placed again once it has stopped moving.
+      if (target) {
+        await settled(target);
+        if (stops[index] !== stop || card.hidden) return;
+        placeCardBy(card, target);
+      }
       card.dataset.ready = stop.id;
       if (hadFocus) get("tour-next").focus(); // opening a panel moves focus; the tour keeps it
     }, (err) => {

@@ -7,9 +7,15 @@ Why the headers matter:
 - Range requests, ETag and Last-Modified let big model files resume and be revalidated.
 - Model files carry CORS headers, so a static site elsewhere may load its weights from here.
 
-A classroom of 30 laptops must not be able to starve it: every connection has an idle timeout
-(a silent or stalled client is dropped), and at most `max_connections` are handled at once (the
-rest wait in the listen queue for a free slot).
+A classroom of 30 laptops must not be able to starve it, nor one misbehaving laptop the other
+29 (share.py says the limits and why):
+- connections are counted per client address as they are accepted, before a thread is given to
+  them; one over its client's share is refused by a single thread (refusals.py), so the accept
+  loop never waits and a flood from one address takes no other client's slot;
+- a request head must arrive whole within the idle timeout, however slowly its bytes trickle in
+  (slowloris), and an idle keep-alive connection is dropped after it;
+- a file is sent at its reader's pace (sending.py), so a slow reader is served (holding one
+  connection of its own share), and one that takes nothing for the idle timeout is dropped.
 
 With a TLS context (`--lan`) one port speaks both: a connection opening with a TLS handshake
 gets HTTPS; plain http gets a redirect to the https address, so typing the address without
@@ -19,23 +25,63 @@ gets HTTPS; plain http gets a redirect to the https address, so typing the addre
 from __future__ import annotations
 
 import email.utils
+import io
 import json
 import re
 import socket
 import ssl
-import threading
+import sys
+import time
 import urllib.parse
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from . import app_files
+from . import app_files, sending
 from .app_files import Layout
+from .refusals import DEADLINE_S, TLS_HANDSHAKE, WAITING_IN_ALL, Refusals
+from .share import PER_CLIENT, TOTAL, ClientShare, log_to_stderr
 
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-TLS_HANDSHAKE = 0x16  # the first byte of every TLS connection (a handshake record)
 IDLE_TIMEOUT_S = 30.0
-MAX_CONNECTIONS = 512  # a browser keeps up to 6 connections open; 30 laptops × 6 fit with room
+MAX_CONNECTIONS = TOTAL
+
+
+class RequestHeadReader(io.RawIOBase):
+    """A connection's input, read against a deadline: the next request head must arrive whole
+    within `timeout` of the server being ready for it, however its bytes trickle in (one byte a
+    second resets a socket's own timeout every time; this deadline does not move)."""
+
+    def __init__(self, sock: socket.socket, timeout: float):
+        self.sock = sock
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self.received = 0  # bytes of the head being waited for: none means an idle connection
+        self.timed_out = False
+
+    def readable(self) -> bool:
+        return True
+
+    def expect_head(self) -> None:
+        self.deadline = time.monotonic() + self.timeout
+        self.received = 0
+        self.timed_out = False
+
+    def readinto(self, buffer) -> int:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            self.timed_out = True
+            raise TimeoutError("the request head did not arrive in time")
+        self.sock.settimeout(left)
+        try:
+            n = self.sock.recv_into(buffer)
+        except TimeoutError:
+            self.timed_out = True
+            raise
+        finally:
+            self.sock.settimeout(self.timeout)  # the deadline is for the head only: writes have their own
+        self.received += n
+        return n
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -62,6 +108,26 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 self.plain_on_tls_port = True
         super().setup()
+        self.rfile.close()  # the socket's own reader: replaced, and released so close() closes the socket
+        self.head_reader = RequestHeadReader(self.connection, self.timeout)
+        self.rfile = io.BufferedReader(self.head_reader)
+
+    def handle_one_request(self):
+        self.head_reader.expect_head()
+        super().handle_one_request()
+
+    def log_error(self, format, *args):
+        if isinstance(sys.exc_info()[1], TimeoutError):
+            # The stdlib logs every timed-out connection; the share logs a client once, and an
+            # idle keep-alive connection (every browser leaves some) is not worth a line.
+            if self.head_reader.timed_out and self.head_reader.received:
+                self.server.share.limit_hit(self.client_address[0], "sent a request head too slowly "
+                                            f"(not whole within {self.timeout:g} s): its connection is closed")
+            elif not self.head_reader.timed_out:
+                self.server.share.limit_hit(self.client_address[0], "stopped reading a response "
+                                            f"(nothing taken for {self.timeout:g} s): its connection is dropped")
+            return
+        super().log_error(format, *args)
 
     def finish(self):
         try:
@@ -211,14 +277,7 @@ class Handler(BaseHTTPRequestHandler):
         if head or not length:
             return
         with open(path, "rb") as f:
-            f.seek(start)
-            remaining = length
-            while remaining:
-                chunk = f.read(min(1 << 20, remaining))
-                if not chunk:
-                    break
-                self.wfile.write(chunk)
-                remaining -= len(chunk)
+            sending.send_file(self.connection, f, start, length, self.timeout)
 
     def not_modified(self, etag: str, mtime: float) -> bool:
         if_none_match = self.headers.get("If-None-Match")
@@ -256,36 +315,43 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class Server(ThreadingHTTPServer):
-    """ThreadingHTTPServer with a bounded number of connection threads and quiet network errors."""
+    """ThreadingHTTPServer with a fair share of connections per client and quiet network errors."""
 
     daemon_threads = True
-    request_queue_size = 256  # a class opening the page at once waits in the queue, not refused
+    request_queue_size = 1024  # a class opening the page at once waits in the queue, not refused
 
-    def __init__(self, address, handler, ssl_context: ssl.SSLContext | None, max_connections: int):
+    def __init__(self, address, handler, ssl_context: ssl.SSLContext | None, share: ClientShare):
         self.ssl_context = ssl_context
-        self.slots = threading.BoundedSemaphore(max_connections)
+        self.share = share
         super().__init__(address, handler)
+        self.refusals = Refusals(tls_port=ssl_context is not None, deadline_s=min(DEADLINE_S, handler.timeout))
 
     def process_request(self, request, client_address):
-        # Wait for a free slot; one that does not free up within the idle timeout drops this
-        # connection (the browser retries) rather than stalling the accept loop forever.
-        if not self.slots.acquire(timeout=self.RequestHandlerClass.timeout):
-            self.shutdown_request(request)
+        # Checked here, in the accept loop, before a thread is started: the loop never waits, so
+        # a client over its share cannot keep anyone else's connection in the listen queue.
+        address = client_address[0]
+        refused = self.share.admit(address)
+        if refused:
+            self.share.limit_hit(address, refused)
+            self.refusals.refuse(request, address)
             return
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self.slots.release()
+            self.share.release(address)
             raise
 
     def process_request_thread(self, request, client_address):
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self.slots.release()
+            self.share.release(client_address[0])
+
+    def server_close(self):
+        super().server_close()
+        self.refusals.close()
 
     def handle_error(self, request, client_address):
-        import sys
         error = sys.exc_info()[1]
         # Timeouts, resets and rejected certificates are a classroom's daily weather, not bugs.
         if isinstance(error, (TimeoutError, ConnectionError, ssl.SSLError, OSError)):
@@ -293,13 +359,34 @@ class Server(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
+def raise_open_file_limit(needed: int) -> None:
+    """Each connection is a file descriptor; macOS allows a process 256 by default, fewer than a
+    class needs. Raise the soft limit towards the hard one where the system has the notion."""
+    try:
+        import resource
+    except ImportError:  # Windows: no such per-process soft limit on sockets
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError):
+            pass
+
+
 def make_server(host: str, port: int, models_dir: Path, quiet: bool = False, *,
                 ssl_context: ssl.SSLContext | None = None, layout: Layout | None = None,
-                idle_timeout: float = IDLE_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS) -> Server:
+                idle_timeout: float = IDLE_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS,
+                per_client: int = PER_CLIENT, log=log_to_stderr) -> Server:
+    """`log` receives the one line per client that hits a limit (even when `quiet`, which silences
+    the line per request)."""
+    # A descriptor per connection, per file being sent, per refusal waiting, and some to spare.
+    raise_open_file_limit(2 * max_connections + WAITING_IN_ALL + 64)
     handler = type("SdlensHandler", (Handler,), {
         "layout": layout or Layout.find(), "models_dir": Path(models_dir).resolve(), "quiet": quiet,
         "timeout": idle_timeout,
     })
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     server_class = type("SdlensServer", (Server,), {"address_family": family})
-    return server_class((host, port), handler, ssl_context, max_connections)
+    return server_class((host, port), handler, ssl_context, ClientShare(per_client, max_connections, log))
