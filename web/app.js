@@ -50,6 +50,7 @@ function startWorker() {
   state.init = call("init").then((info) => {
     state.gpu = info.gpu;
     state.interrupt = info.interrupt;
+    window.sdlens.debug = { ...window.sdlens.debug, boot: info.boot }; // how Python booted, and why no faster way
     setCatalogue(info.schedulers);
     fillSchedulerSelect($("scheduler"));
     if (startupMarks.python === undefined) {
