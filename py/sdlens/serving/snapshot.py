@@ -135,6 +135,20 @@ def make_boot_files(layout: Layout, out: Path | None = None, chromium: str | Non
     return boot
 
 
+def ensure_boot_files(layout: Layout) -> str:
+    """Makes the built boot files where they are missing or do not fit these sources (serve.py,
+    `sdlens site` and the wheel build call this) and says in one line what came of it. Where they
+    cannot be made (no Chromium), the app still works: its Python then boots the normal way."""
+    reason = layout.built_staleness()
+    if reason is None:
+        return f"Python snapshot: up to date in {layout.built}"
+    try:
+        make_boot_files(layout)
+    except (SnapshotError, OSError) as err:
+        return f"Python snapshot not made ({reason}): {err}; pages boot Python the slower way"
+    return f"Python snapshot: made in {layout.built} ({reason})"
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     temporary = path.with_name(path.name + ".tmp-" + str(os.getpid()))
     temporary.write_bytes(data)
