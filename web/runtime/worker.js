@@ -119,6 +119,13 @@ async function loadModel({ modelId, manifestUrl, preference, threads, variant })
     return readCached(base, byPath.get(path));
   };
   const runtime = new OrtRuntime(ort, backend, openFile);
+  // The small tensor-math graphs every run uses (guidance, a scheduler's update, concat/split of
+  // the batch, the final RGB bytes), made while the model files download: the first one also
+  // compiles and starts onnxruntime's wasm, which a fresh profile would otherwise wait for after it.
+  const opsMade = (async () => {
+    for (const op of ["concat_2", "split_2", "combine_1", "combine_2", "combine_3", "to_rgb"]) await runtime.op(op);
+  })();
+  opsMade.catch(() => {}); // (awaited below, after the downloads)
   const downloadStarted = performance.now();
   const notKept = [];
   const download = async (entries) => {
@@ -137,9 +144,7 @@ async function loadModel({ modelId, manifestUrl, preference, threads, variant })
     const [first, ...rest] = manifest.components[component].variants[backend.variants[component]].files.map((f) => f.path);
     await runtime.preload(first, rest);
   }
-  // The small tensor-math graphs every run uses (guidance, a scheduler's update, concat/split of
-  // the batch, the final RGB bytes): made now, not during the first run.
-  for (const op of ["concat_2", "split_2", "combine_1", "combine_2", "combine_3", "to_rgb"]) await runtime.op(op);
+  await opsMade;
   let sessionsMs = performance.now() - sessionsStarted;
   marks.sessions = now();
   await boot.python;
