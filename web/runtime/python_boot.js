@@ -70,10 +70,17 @@ async function readBootJson(appUrl) {
   }
 }
 
+/** The snapshot for this browser family: one made in it, else one known to restore in it
+ * (`restores_in`: a heap made in headless Chromium restores in Firefox ESR 153, run_sync included). */
+function snapshotFor(built, family) {
+  const snapshots = built.snapshots ?? {};
+  return snapshots[family] ?? Object.values(snapshots).find((s) => s.restores_in?.includes(family));
+}
+
 /** Why this page may not restore the snapshot boot.json offers, or null where it may. */
 function snapshotRefusal(built, family, version, sourcesHash) {
-  const snapshot = built.snapshots?.[family];
-  if (!snapshot) return `no snapshot made in this browser family (${family}); made in: ${Object.keys(built.snapshots ?? {}).join(", ") || "none"}`;
+  const snapshot = snapshotFor(built, family);
+  if (!snapshot) return `no snapshot for this browser family (${family}); made in: ${Object.keys(built.snapshots ?? {}).join(", ") || "none"}`;
   if (built.pyodide !== version) return `the snapshot is of Pyodide ${built.pyodide}, this page runs ${version}`;
   if (snapshot.sources_sha256 !== sourcesHash) return "the snapshot was made from other py/sdlens sources than these";
   if (snapshot.stdlib_sha256 !== built.stdlib?.sha256) return "the snapshot was made with another standard library zip";
@@ -106,7 +113,7 @@ export async function bootPython(appUrl, sources) {
   if (built && stdlib) {
     const refusal = snapshotRefusal(built, family, version, await sourcesSha256(files));
     if (refusal) reasons.push(refusal);
-    else attempts.push(["snapshot", () => ({ stdLibURL: stdlib, _loadSnapshot: snapshotHeap(appUrl, built.snapshots[family]) })]);
+    else attempts.push(["snapshot", () => ({ stdLibURL: stdlib, _loadSnapshot: snapshotHeap(appUrl, snapshotFor(built, family)) })]);
   }
   if (stdlib) attempts.push(["pyc", () => ({ stdLibURL: stdlib })]);
   attempts.push(["plain", () => ({})]);
