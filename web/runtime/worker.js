@@ -125,7 +125,8 @@ async function loadModel({ modelId, manifestUrl, preference, threads, variant })
   const opsMade = (async () => {
     for (const op of ["concat_2", "split_2", "combine_1", "combine_2", "combine_3", "to_rgb"]) await runtime.op(op);
   })();
-  opsMade.catch(() => {}); // (awaited below, after the downloads)
+  opsMade.catch(() => {}); // (awaited below, after the downloads, before the model's own sessions:
+  // onnxruntime creates one session at a time)
   const downloadStarted = performance.now();
   const notKept = [];
   const download = async (entries) => {
@@ -140,11 +141,11 @@ async function loadModel({ modelId, manifestUrl, preference, threads, variant })
   // pay for them; the pipeline's graphs take them over by path (OrtRuntime.load).
   const sessionsStarted = performance.now();
   post({ type: "sessions", total: 3 });
+  await opsMade;
   for (const component of ["text_encoder", "unet", "vae_decoder"]) {
     const [first, ...rest] = manifest.components[component].variants[backend.variants[component]].files.map((f) => f.path);
     await runtime.preload(first, rest);
   }
-  await opsMade;
   let sessionsMs = performance.now() - sessionsStarted;
   marks.sessions = now();
   await boot.python;
