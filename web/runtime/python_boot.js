@@ -101,10 +101,13 @@ export async function bootPython(appUrl, sources) {
   const reasons = [];
   const built = bootJson.value;
   if (bootJson.error) reasons.push(bootJson.error);
-  let stdlib = null; // the .pyc zip as a blob: URL, checked once, for the snapshot and the .pyc boot
+  let stdlib = null; // the .pyc zip's URL, once checked, for the snapshot and the .pyc boot
   if (built?.stdlib) {
     try {
-      stdlib = URL.createObjectURL(new Blob([await checkedBytes(appUrl, built.stdlib, "standard library")]));
+      // Checked here, then fetched again by Pyodide from the HTTP cache (a blob: URL would be a
+      // second origin, and the page asks nothing of any origin but its own).
+      await checkedBytes(appUrl, built.stdlib, "standard library");
+      stdlib = appUrl(built.stdlib.path);
     } catch (err) {
       reasons.push(err.message);
     }
@@ -127,7 +130,6 @@ export async function bootPython(appUrl, sources) {
       } else {
         importSdlens(pyodide);
       }
-      if (stdlib) URL.revokeObjectURL(stdlib);
       return { pyodide, boot: { mode, family, reasons, ms: performance.now() - started } };
     } catch (err) {
       if (mode === "plain") throw err;
