@@ -26,11 +26,16 @@ class build_py_with_app(build_py):
         missing = layout.missing_runtime_files()
         if missing:
             raise SystemExit(f"the wheel needs the browser runtime files; run npm ci first (missing: {missing[0]})")
+        from sdlens.serving.snapshot import ensure_boot_files
+
+        # The Python snapshot and .pyc stdlib (build/boot/, made in headless Chromium where stale):
+        # packed under _app/built/, so the installed app starts as fast as the checkout.
+        print(f"sdlens wheel: {ensure_boot_files(layout)}")
         app = Path(self.build_lib) / "sdlens" / "_app"
         if app.exists():
             shutil.rmtree(app)
-        for url, source in {**layout.web_files(), **layout.runtime_files()}.items():
-            self.copy_into(source, app / ("web" if not url.startswith("vendor/") else "") / url)
+        for url, source in {**layout.web_files(), **layout.runtime_files(), **layout.built_files()}.items():
+            self.copy_into(source, app / ("web" if not url.startswith(("vendor/", "built/")) else "") / url)
         defaults = [f for f in app_files.model_folders(layout.models)
                     if (app_files.read_manifest(f) or {}).get("default")]
         if len(defaults) != 1:

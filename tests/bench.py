@@ -135,25 +135,49 @@ def first_visits(args) -> None:
 
     httpd = serve.make_server("127.0.0.1", 0, serve.ROOT / "models", quiet=True)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    visits = []
+    visits, reloads = [], []
+
+    def measure(page, open_page):
+        opened = time.perf_counter()
+        open_page()
+        page.wait_for_function("window.sdlens?.startup?.firstImage", timeout=300_000, polling=20)
+        outer = time.perf_counter() - opened
+        run = page.evaluate("window.sdlens.ready.then(() => window.sdlens.store.main.timings)")
+        marks = page.evaluate("window.sdlens.startup")
+        boot = page.evaluate("window.sdlens.debug?.boot?.mode ?? 'unrecorded'")
+        return {**marks, "outer_s": outer, "run_ms": run["wall_ms"], "boot": boot,
+                **{f"part:{part['label']}": part["ms"] for part in run["parts"]}}
+
     with sync_playwright() as p:
         for _ in range(args.visits):
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
             page = browser.new_context().new_page()
-            opened = time.perf_counter()
-            page.goto(f"http://localhost:{httpd.server_address[1]}/?backend={args.backend}")
-            page.wait_for_function("window.sdlens?.startup?.firstImage", timeout=300_000, polling=20)
-            outer = time.perf_counter() - opened
-            run = page.evaluate("window.sdlens.ready.then(() => window.sdlens.store.main.timings)")
-            marks = page.evaluate("window.sdlens.startup")
-            visits.append({**marks, "outer_s": outer, "run_ms": run["wall_ms"],
-                           **{f"part:{part['label']}": part["ms"] for part in run["parts"]}})
+            visits.append(measure(page, lambda: page.goto(f"http://localhost:{httpd.server_address[1]}/?backend={args.backend}")))
+            # the same browser profile opens the page again: its caches (HTTP, Cache Storage) are warm
+            reloads.append(measure(page, page.reload))
             browser.close()
+    firefox = firefox_visits(httpd.server_address[1], args.visits) if args.firefox else None
     floor = first_visit_floor(httpd.server_address[1], args.visits)
     httpd.shutdown()
-    median = {key: statistics.median(v[key] for v in visits) for key in visits[0] if key != "firstRun"}
-    print(f"first visit, default model, {args.backend.upper()}, {os.cpu_count()} cores, median of {len(visits)} "
-          f"fresh browsers (each part: when it ended, from page open; they overlap):")
+    for name, measured in (("first visit", visits), ("reload", reloads)):
+        report_visits(name, measured, args)
+    for name, measured in (firefox or {}).items():
+        boots = ", ".join(sorted({v["boot"] for v in measured}))
+        print(f"Firefox ESR {name}, median of {len(measured)} (Python booted from: {boots}): " + ", ".join(
+            f"{label} {statistics.median(v[key] for v in measured):.2f} s" for key, label in
+            (("python", "Pyodide booted"), ("sessions", "sessions"), ("run", "first run"), ("firstImage", "first image")))
+            + f" (each: {', '.join(format(v['firstImage'], '.2f') for v in measured)})")
+    print(f"the floor (a page that only boots Pyodide in a worker, then makes the model's three WASM sessions; "
+          f"median of {len(floor['each'])} fresh browsers): Pyodide booted {floor['pyodide']:.2f} s, "
+          f"sessions created {floor['sessions']:.2f} s")
+
+
+def report_visits(name: str, visits: list[dict], args) -> None:
+    median = {key: statistics.median(v[key] for v in visits) for key in visits[0]
+              if key not in ("firstRun", "boot") and all(key in v for v in visits)}
+    boots = ", ".join(sorted({v["boot"] for v in visits}))
+    print(f"{name}, default model, {args.backend.upper()}, {os.cpu_count()} cores, median of {len(visits)} "
+          f"browsers, Python booted from: {boots} (each part: when it ended, from page open; they overlap):")
     for key, label in STARTUP_PARTS:
         if key in median:
             print(f"  {label:<48} {median[key] / 1000:6.2f} s")
@@ -163,9 +187,25 @@ def first_visits(args) -> None:
             print(f"    {key[5:]:<60} {median[key] / 1000:6.2f} s")
     each = ", ".join(f"{v['outer_s']:.2f}" for v in visits)
     print(f"  page open → first image (as the test driver saw it): {median['outer_s']:6.2f} s (each: {each})")
-    print(f"the floor (a page that only boots Pyodide in a worker, then makes the model's three WASM sessions; "
-          f"median of {len(floor['each'])} fresh browsers): Pyodide booted {floor['pyodide']:.2f} s, "
-          f"sessions created {floor['sessions']:.2f} s")
+
+
+def firefox_visits(port: int, visits: int) -> dict[str, list[dict]]:
+    """Firefox ESR's first visit and reload (fresh profile each; tests/web/firefox_boot.mjs), in seconds."""
+    import json
+    import subprocess
+
+    import serve
+
+    found = {"first visit": [], "reload": []}
+    for _ in range(visits):
+        out = subprocess.run(["node", str(serve.ROOT / "tests" / "web" / "firefox_boot.mjs"), f"http://localhost:{port}",
+                              "reload"], capture_output=True, text=True, timeout=600, check=True, cwd=serve.ROOT)
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        for name, key in (("first visit", "first"), ("reload", "reload")):
+            visit = result[key]
+            found[name].append({**{k: visit["startup"][k] / 1000 for k in ("python", "sessions", "firstImage")},
+                                "run": visit["run_ms"] / 1000, "boot": (visit.get("boot") or {}).get("mode", "unrecorded")})
+    return found
 
 
 # The floor under a first visit: a page whose only work is a worker booting Pyodide (the runtime the
@@ -518,6 +558,7 @@ def main() -> None:
     b.add_argument("--backend", default="wasm", choices=["wasm", "webgpu"])
     b.add_argument("--visits", type=int, default=5, help="fresh browsers for the first-visit figures (median)")
     b.add_argument("--first-visit-only", action="store_true", help="only the first-visit figures")
+    b.add_argument("--firefox", action="store_true", help="also Firefox ESR's first visit and reload (node, puppeteer-core)")
     s = commands.add_parser("serve", help="30 concurrent clients downloading the default model from serve.py")
     s.add_argument("--clients", type=int, default=30)
     s.add_argument("--schemes", default="http,https", help="http, https (--lan) or both (empty: neither)")

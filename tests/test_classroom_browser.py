@@ -226,6 +226,9 @@ def test_wheel_holds_what_the_server_serves(wheel):
         assert f"sdlens/_app/models/shapes/{entry['path']}" in names
     for url in layout.python_files():
         assert url.removeprefix("py/") in names
+    assert layout.built_files(), "the wheel build makes the Python snapshot and the .pyc stdlib"
+    for url in layout.built_files():
+        assert f"sdlens/_app/{url}" in names, url
     assert not any("node_modules" in n or n.endswith(".map") for n in names)
 
 

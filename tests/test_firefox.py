@@ -55,6 +55,10 @@ def test_firefox_first_visit_runs_by_itself_and_equals_the_cli():
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert "Firefox" in result["userAgent"] and result["backend"]["ep"] == "wasm", result["userAgent"]
     assert not result["errors"], result["errors"]
+    if serve.LAYOUT.built_staleness() is None:
+        # the snapshot made in headless Chromium restores here too (python_boot.js: restores_in), and
+        # the pictures below show that its Python runs right
+        assert result["boot"]["mode"] == "snapshot", result["boot"]
     manifest = json.loads((DEFAULT_MODEL / "manifest.json").read_text())
     first = result["first"]
     # Nothing asked for it: the page ran the model's first starter prompt at the model's defaults.

@@ -50,6 +50,7 @@ function startWorker() {
   state.init = call("init").then((info) => {
     state.gpu = info.gpu;
     state.interrupt = info.interrupt;
+    window.sdlens.debug = { ...window.sdlens.debug, boot: info.boot }; // how Python booted, and why no faster way
     setCatalogue(info.schedulers);
     fillSchedulerSelect($("scheduler"));
     if (startupMarks.python === undefined) {
@@ -442,8 +443,8 @@ window.sdlens = {
   generate: (options = {}, { show = true, label = null } = {}) => ready.then(() => generate(options, { show, label })),
   /** Validate settings without running: {ok: true} or {ok: false, field, message}. */
   check: (options = {}) => modelReady().then(() => call("check", { settings: { ...readForm(), ...options } })),
-  /** Generate with every step's tensors kept for the explainer (run "main" unless runKey says). */
-  explain: (options = {}, runKey = "main") => ready.then(() => generate(options, { explain: true, runKey })),
+  /** Generate with every step's tensors kept for the explainer (run "main" unless runKey says); picturesLater: each step's picture after the final image. */
+  explain: (options = {}, runKey = "main", { picturesLater = false } = {}) => ready.then(() => generate(options, { explain: true, runKey, picturesLater })),
   decode: (latent, shape) => modelReady().then(() => call("decode", { latent, shape })),
   /** The main run's final latent drawn again by the full VAE (its picture was the fast decoder's): {width, height, rgba, decoder}. */
   redraw: () => modelReady().then(() => finalDecoder.redraw()),

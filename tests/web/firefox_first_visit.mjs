@@ -37,7 +37,8 @@ try {
     const canvas = drawn.getContext("2d").getImageData(0, 0, drawn.width, drawn.height).data;
     const generated = await window.sdlens.generate(request);
     const second = { settings: generated.settings, width: generated.width, height: generated.height, rgb: rgb(generated.rgba) };
-    return { first, second, canvasMatches: rgb(canvas) === first.rgb, backend: window.sdlens.backend, userAgent: navigator.userAgent };
+    return { first, second, canvasMatches: rgb(canvas) === first.rgb, backend: window.sdlens.backend, userAgent: navigator.userAgent,
+      boot: window.sdlens.debug.boot };
   }, JSON.parse(generateJson));
   console.log(JSON.stringify({ ...result, errors }));
 } finally {

@@ -7,8 +7,8 @@ import { ensureCached, fetchJson, ModelFileError, readCached } from "./model_fil
 import { OrtRuntime } from "./ort_runtime.js";
 import { previewImage } from "../preview.js";
 import { runF16SelfCheck } from "./selfcheck.js";
+import { bootPython, fetchSources } from "./python_boot.js";
 
-const PY_ROOT = "/home/pyodide/";
 // The app's URLs are relative to its folder (this worker sits one level down, in runtime/), so it
 // also runs under a static host's sub-path.
 const APP_ROOT = new URL("../", import.meta.url);
@@ -40,24 +40,18 @@ channel.port1.onmessage = () => waiting.shift()();
 const yieldToEvents = () => new Promise((resolve) => { waiting.push(resolve); channel.port2.postMessage(null); });
 const shouldStop = async () => { await yieldToEvents(); return stopRequested; };
 
-/** Pyodide with py/sdlens in its file system; the Python files are fetched while it boots. */
+/** Pyodide with py/sdlens imported (python_boot.js: from a snapshot where valid); the Python
+ * files are fetched while it boots. */
 async function startPython() {
-  const sources = fetchJson(appUrl("api/python.json")).then((files) =>
-    Promise.all(files.map(async (file) => [file, await (await fetch(appUrl(`py/${file}`))).text()])));
-  const { loadPyodide } = await import("../vendor/pyodide/pyodide.mjs");
-  pyodide = await loadPyodide({ indexURL: appUrl("vendor/pyodide/") });
+  const sources = fetchJson(appUrl("api/python.json")).then((files) => fetchSources(appUrl, files));
+  const booted = await bootPython(appUrl, sources);
   if (typeof WebAssembly.Suspending !== "function") {
     // The pipeline's Python waits for onnxruntime's promises through JSPI (py/sdlens/browser).
     throw new Error("This browser cannot run the model: it lacks WebAssembly JavaScript Promise Integration " +
       "(JSPI). Open the page in Chrome or Edge 137 or newer, Firefox 153 or newer (ESR too), or Safari 27 or newer.");
   }
-  for (const [file, text] of await sources) {
-    const path = PY_ROOT + file;
-    pyodide.FS.mkdirTree(path.slice(0, path.lastIndexOf("/")));
-    pyodide.FS.writeFile(path, text);
-  }
-  pyodide.runPython(`import sys; sys.path.insert(0, "${PY_ROOT}")`);
-  pyodide.runPython("import sdlens.browser.session");
+  pyodide = booted.pyodide;
+  return booted.boot;
 }
 
 // Started by the first message ("init"), and awaited only where Python or the adapter is needed:
@@ -137,6 +131,14 @@ async function loadModel({ modelId, manifestUrl, preference, threads, variant })
     return readCached(base, byPath.get(path));
   };
   const runtime = new OrtRuntime(ort, backend, openFile);
+  // The small tensor-math graphs every run uses (guidance, a scheduler's update, concat/split of
+  // the batch, the final RGB bytes), made while the model files download: the first one also
+  // compiles and starts onnxruntime's wasm, which a fresh profile would otherwise wait for after it.
+  const opsMade = (async () => {
+    for (const op of ["concat_2", "split_2", "combine_1", "combine_2", "combine_3", "to_rgb"]) await runtime.op(op);
+  })();
+  opsMade.catch(() => {}); // (awaited below, after the downloads, before the model's own sessions:
+  // onnxruntime creates one session at a time)
   const downloadStarted = performance.now();
   const notKept = [];
   const download = async (entries) => {
@@ -151,13 +153,11 @@ async function loadModel({ modelId, manifestUrl, preference, threads, variant })
   // pay for them; the pipeline's graphs take them over by path (OrtRuntime.load).
   const sessionsStarted = performance.now();
   post({ type: "sessions", total: 3 });
+  await opsMade;
   for (const component of ["text_encoder", "unet", "vae_decoder"]) {
     const [first, ...rest] = manifest.components[component].variants[backend.variants[component]].files.map((f) => f.path);
     await runtime.preload(first, rest);
   }
-  // The small tensor-math graphs every run uses (guidance, a scheduler's update, concat/split of
-  // the batch, the final RGB bytes): made now, not during the first run.
-  for (const op of ["concat_2", "split_2", "combine_1", "combine_2", "combine_3", "to_rgb"]) await runtime.op(op);
   let sessionsMs = performance.now() - sessionsStarted;
   marks.sessions = now();
   await boot.python;
@@ -270,11 +270,11 @@ const handlers = {
   async init() {
     const boot = startUp();
     gpu = await boot.gpu;
-    await boot.python;
+    const python = await boot.python;
     if (interrupt) pyodide.setInterruptBuffer(interrupt);
     // The scheduler menu comes from the Python classes, the one place their names are written.
     const schedulers = fromPython(pyodide.pyimport("sdlens.browser.session").schedulers());
-    return { gpu, interrupt, schedulers, marks: { worker: workerStarted, python: now() } };
+    return { gpu, interrupt, schedulers, boot: python, marks: { worker: workerStarted, python: now() } };
   },
   load: loadModel,
   generate,

@@ -18,8 +18,10 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import boot_files
+
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # py/sdlens, or site-packages/sdlens
-# Where a wheel keeps the app (setup.py copies it there): web/, vendor/, models/.
+# Where a wheel keeps the app (setup.py copies it there): web/, vendor/, models/, built/.
 INSTALLED_APP = PACKAGE_DIR / "_app"
 
 # The runtime files the page loads, by URL folder: (folder inside node_modules, file names).
@@ -63,6 +65,7 @@ MIME_TYPES = {
     ".gz": "application/gzip",  # the tokenizer; no Content-Encoding, the worker unzips it itself
     ".py": "text/x-python; charset=utf-8",
     ".zip": "application/zip",
+    ".bin": "application/octet-stream",
     ".png": "image/png",
     ".svg": "image/svg+xml",
     ".ico": "image/x-icon",
@@ -89,18 +92,19 @@ class Layout:
     vendor: dict[str, Path]  # URL folder → folder on disk
     models: Path
     setup_hint: str  # what to run when runtime files are missing
+    built: Path  # the built boot files (boot_files.py): the .pyc stdlib and the Python snapshot
 
     @classmethod
     def find(cls) -> "Layout":
         if (INSTALLED_APP / "web" / "index.html").is_file():
             return cls(INSTALLED_APP / "web", PACKAGE_DIR.parent,
                        {prefix: INSTALLED_APP / prefix for prefix in RUNTIME_FILES},
-                       INSTALLED_APP / "models", "reinstall the sdlens wheel")
+                       INSTALLED_APP / "models", "reinstall the sdlens wheel", INSTALLED_APP / "built")
         root = PACKAGE_DIR.parent.parent
         node_modules = root / "node_modules"
         return cls(root / "web", root / "py",
                    {prefix: node_modules / folder for prefix, (folder, _) in RUNTIME_FILES.items()},
-                   root / "models", "in the sdlens folder, run: npm ci")
+                   root / "models", "in the sdlens folder, run: npm ci", root / "build" / "boot")
 
     def runtime_files(self) -> dict[str, Path]:
         """URL → file for every vendored runtime file."""
@@ -119,9 +123,17 @@ class Layout:
         """URL → file for the sdlens modules Pyodide runs."""
         return {"py/" + name: self.python / name for name in python_sources(self.python)}
 
+    def built_files(self) -> dict[str, Path]:
+        """URL → file for the built boot files, where they were built (`python -m sdlens snapshot`)."""
+        return boot_files.served(self.built)
+
+    def built_staleness(self) -> str | None:
+        """Why the built boot files do not fit this checkout's sources and Pyodide (None: they do)."""
+        return boot_files.staleness(self.built, self.python, python_sources(self.python), self.vendor["vendor/pyodide/"])
+
     def app_files(self) -> dict[str, Path]:
         """URL → file for everything of the app but the models and the JSON documents."""
-        return {**self.web_files(), **self.python_files(), **self.runtime_files()}
+        return {**self.web_files(), **self.python_files(), **self.runtime_files(), **self.built_files()}
 
 
 def python_sources(python_dir: Path) -> list[str]:
@@ -140,7 +152,8 @@ def python_sources(python_dir: Path) -> list[str]:
 
 def shell_urls(layout: Layout) -> list[str]:
     """Every app file a visit may need offline (the service worker caches them), page-relative."""
-    return ["./", API_PYTHON, API_MODELS, *layout.web_files(), *layout.python_files(), *layout.runtime_files()]
+    return ["./", API_PYTHON, API_MODELS, *layout.web_files(), *layout.python_files(), *layout.runtime_files(),
+            *layout.built_files()]
 
 
 def model_folders(models_dir: Path) -> list[Path]:

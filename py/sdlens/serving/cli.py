@@ -36,6 +36,14 @@ def serve(args, layout: Layout) -> int:
     from .app_files import model_folders
     if not model_folders(args.models):
         print(f"warning: no models in {args.models}; make one with: python -m export convert …", file=sys.stderr)
+    if layout.built_staleness() is not None:
+        # Made beside the running server (15 s in headless Chromium): pages opened meanwhile boot
+        # Python the slower way, and boot.json is written last, so none reads half a build.
+        import threading
+
+        from .snapshot import ensure_boot_files
+
+        threading.Thread(target=lambda: print(f"sdlens: {ensure_boot_files(layout)}", flush=True), daemon=True).start()
 
     context = None
     addresses = []

@@ -156,9 +156,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(documents[url], head)
         if url in ("", "index.html") and self.layout.missing_runtime_files():
             return self.send_missing_runtime(head)
-        if url.startswith(("vendor/", "py/")):
+        if url.startswith(("vendor/", "py/", "built/")):
             # Only the listed files: nothing else of node_modules or site-packages is reachable.
-            target = {**self.layout.runtime_files(), **self.layout.python_files()}.get(url)
+            target = {**self.layout.runtime_files(), **self.layout.python_files(), **self.layout.built_files()}.get(url)
             if target is None or not target.is_file():
                 return self.send_error(HTTPStatus.NOT_FOUND)
             return self.send_file(target, head)

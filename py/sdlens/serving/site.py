@@ -34,6 +34,9 @@ def write_site(out: Path, layout: Layout, model_dirs: list[Path] | None = None,
     missing = layout.missing_runtime_files()
     if missing:
         raise SiteError(f"the browser runtime files are missing ({', '.join(map(str, missing))}); {layout.setup_hint}")
+    from .snapshot import ensure_boot_files
+
+    boot_note = ensure_boot_files(layout)  # the snapshot and .pyc stdlib, made here if stale
     model_dirs = [Path(d) for d in (model_dirs or app_files.model_folders(layout.models))]
     manifests = {}
     for folder in model_dirs:
@@ -93,4 +96,5 @@ def write_site(out: Path, layout: Layout, model_dirs: list[Path] | None = None,
     where = os.path.relpath(out) if not os.path.relpath(out).startswith("..") else str(out)
     return (f"wrote {written} files ({total / 1e6:.1f} MB) to {where}; any static file server serves it as is, "
             f"e.g. python -m http.server -d {where}\n"
-            "Hosts that send no COOP/COEP headers run it single-threaded on WASM (the page says so).")
+            "Hosts that send no COOP/COEP headers run it single-threaded on WASM (the page says so).\n"
+            f"{boot_note}")
