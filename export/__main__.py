@@ -1,4 +1,4 @@
-"""python -m export {tiny,family,convert,import,attention,train-tiny,judge} …: build and convert models for sdlens (CPython only)."""
+"""python -m export {tiny,family,convert,import,attention,train-tiny,judge,judge-objects} …: build and convert models for sdlens (CPython only)."""
 
 from __future__ import annotations
 
@@ -76,12 +76,16 @@ def main(argv: list[str] | None = None) -> int:
 
     commands.add_parser("web-ops", help="rewrite the small tensor-math graphs of the browser runtime (web/runtime/ops)")
 
-    train = commands.add_parser("train-tiny", help="train the small default SD from scratch on rendered shapes (CPU)")
+    train = commands.add_parser("train-tiny", help="train a small SD from scratch on a rendered world (CPU)")
     train.add_argument("out", type=Path)
+    train.add_argument("--world", default="shapes", choices=("shapes", "objects"),
+                       help="shapes (the default model's world) or objects (everyday-object emoji)")
+    train.add_argument("--curve", type=Path, help="append the learning curve (JSON lines) to this file")
     train.add_argument("--minutes", type=float, default=60.0, help="wall-time budget for the whole run (default 60)")
-    train.add_argument("--config", default="full",
-                       help="full (the classroom recipe), sharp-vae (full plus a VAE edge loss: the committed "
-                            "model), uniform-t (the first recipe) or reduced (tests)")
+    train.add_argument("--config",
+                       help="the world's recipe (default full). shapes: full (the classroom recipe), sharp-vae (full "
+                            "plus a VAE edge loss: the committed model), uniform-t (the first recipe) or reduced "
+                            "(tests); objects: full or reduced")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     train.add_argument("--vae-steps", type=int, help="fix the VAE iterations instead of planning them from --minutes")
@@ -100,6 +104,17 @@ def main(argv: list[str] | None = None) -> int:
     judge.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
     judge.add_argument("--grid", type=Path, help="save a PNG of the first 8 pictures per set and guidance")
     judge.add_argument("--json", type=Path, help="also write the accuracies as JSON")
+
+    judge_objects = commands.add_parser("judge-objects",
+                                        help="score an objects model (or a run's mid-run checkpoint) from pixels alone")
+    judge_objects.add_argument("model", type=Path, help="a trained objects pipeline, or a train-tiny OUT with a checkpoint")
+    judge_objects.add_argument("--seeds", type=int, default=4, help="pictures per object and per held-out pair")
+    judge_objects.add_argument("--steps", type=int, default=25)
+    judge_objects.add_argument("--guidance", type=float, default=7.5)
+    judge_objects.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    judge_objects.add_argument("--grid", type=Path, help="save a PNG: one row per object, one column per seed")
+    judge_objects.add_argument("--json", type=Path, help="also write the scores as JSON")
+    judge_objects.add_argument("--curve", type=Path, help="append the scores to this learning-curve file")
 
     args = parser.parse_args(argv)
     try:
@@ -155,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
 
             report = train_tiny(args.out, minutes=args.minutes, config=args.config, seed=args.seed,
                                 threads=args.threads, force=args.force, vae_steps=args.vae_steps,
-                                unet_steps=args.unet_steps, vae_crop_steps=args.vae_crop_steps, quiet=args.quiet)
+                                unet_steps=args.unet_steps, vae_crop_steps=args.vae_crop_steps, quiet=args.quiet,
+                                world=args.world, curve=args.curve)
             print(f"wrote {args.out}: VAE {report['vae']['steps']} steps (PSNR {report['vae']['psnr_db']} dB), "
                   f"UNet {report['unet']['steps']} steps at {report['unet']['steps_per_s']} it/s, "
                   f"{report['wall_seconds'] / 60:.1f} min")
@@ -184,6 +200,27 @@ def main(argv: list[str] | None = None) -> int:
             if args.json:
                 args.json.write_text(json.dumps({s: {str(g): a for g, a in r.items()} for s, r in results.items()},
                                                 indent=2) + "\n")
+        elif args.command == "judge-objects":
+            import json
+
+            import torch
+
+            from .objects.judge import chance, format_table, judge
+
+            torch.set_num_threads(args.threads)
+            results = judge(args.model, seeds=args.seeds, steps=args.steps, guidance=args.guidance, grid=args.grid)
+            print(f"{args.model} (step {results['checkpoint_step']}): {args.seeds} seeds, {args.steps} DDIM steps, "
+                  f"guidance {args.guidance:g}")
+            print(format_table(results))
+            print("chance: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in chance().items()))
+            if args.json:
+                args.json.write_text(json.dumps(results, indent=2) + "\n")
+            if args.curve:
+                line = {"stage": "judge", "step": results["checkpoint_step"], "guidance": args.guidance,
+                        "seeds": args.seeds, **{f"{split}_{k}": round(results[split]["all"][k], 4)
+                                                 for split in ("objects", "heldout") for k in ("object", "place")}}
+                with args.curve.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps(line) + "\n")
     except SdlensError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

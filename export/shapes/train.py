@@ -40,6 +40,7 @@ from sdlens.errors import SdlensError
 
 from . import scenes
 from .model import CONFIGS, ModelConfig, build_text_encoder, build_unet, build_vae
+from .world import SHAPES, World, world as world_named
 from ..tiny import SD_SCHEDULER_CONFIG
 
 CHECKPOINT_EVERY_S = 120
@@ -50,6 +51,7 @@ CFG_DROPOUT = 0.1
 MIN_SNR_GAMMA = 5.0
 EMA_DECAY = 0.999
 MIN_STEPS = 4  # a stage never stops at its deadline before this (so a starved test run still trains)
+CURVE_EVERY = 50  # steps per learning-curve line (when a curve file is given)
 
 
 def _lr(step: int, total: int, peak: float, warmup: int) -> float:
@@ -108,10 +110,11 @@ def vae_loss(y, x, edge_weight: float = 0.0):
 class Trainer:
     def __init__(self, out: Path, cfg: ModelConfig, minutes: float, seed: int = 0, threads: int | None = None,
                  vae_steps: int | None = None, unet_steps: int | None = None, vae_crop_steps: int | None = None,
-                 quiet: bool = False):
+                 quiet: bool = False, world: World = SHAPES, curve: Path | None = None):
         import torch
 
         self.out, self.cfg, self.seed, self.quiet = Path(out), cfg, seed, quiet
+        self.world, self.curve = world, (Path(curve) if curve else None)
         self.budget_s = minutes * 60
         self.fixed_steps = (vae_steps, unet_steps, vae_crop_steps)
         self.ckpt_dir = self.out / "checkpoint"
@@ -128,6 +131,23 @@ class Trainer:
     def log(self, text: str) -> None:
         if not self.quiet:
             print(text, file=sys.stderr, flush=True)
+
+    def _autocast(self):
+        import torch
+
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.world.bf16_autocast)
+
+    def _log_curve(self, stage: str, step: int, losses: list[float]) -> None:
+        """Append the mean loss of the last CURVE_EVERY steps to the curve file (one JSON line), so
+        whoever resumes a long run can see whether it is still learning."""
+        if self.curve is None or not losses:
+            return
+        recent = losses[-CURVE_EVERY:]
+        line = {"stage": stage, "step": step, "loss": round(sum(recent) / len(recent), 5),
+                "elapsed_s": round(self.elapsed(), 1), "config": self.cfg.name, "seed": self.seed}
+        self.curve.parent.mkdir(parents=True, exist_ok=True)
+        with self.curve.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(line) + "\n")
 
     def _save_state(self, state: dict) -> None:
         import torch
@@ -233,10 +253,10 @@ class Trainer:
         n = min(256, self.cfg.scenes)
         t0 = time.perf_counter()
         with torch.no_grad():
-            vae.encode(_to_tensor(scenes.render_many([s for s, _ in scenes.dataset(n, seed=self.seed)])))
+            vae.encode(_to_tensor(self.world.scenes.render_many([s for s, _ in self.world.scenes.dataset(n, seed=self.seed)])))
         rates["encode_images_per_s"] = n / (time.perf_counter() - t0)
         fake = torch.randn(min(64, self.cfg.scenes), self.cfg.latent_channels, self.cfg.latent_size, self.cfg.latent_size)
-        fake_scenes = [s for s, _ in scenes.dataset(len(fake), seed=self.seed)]
+        fake_scenes = [s for s, _ in self.world.scenes.dataset(len(fake), seed=self.seed)]
         rates["unet_steps_per_s"] = timed(lambda i: self._unet_step(unet, te, opt_u, fake, fake_scenes, i, lr=1e-4))
 
         spent = self.elapsed()
@@ -262,8 +282,8 @@ class Trainer:
     def _vae_batch(self, step: int, crop: bool):
         rng = random.Random(f"{self.seed}/vae/{step}")
         n = self.cfg.vae_batch if crop else max(1, self.cfg.vae_batch // 2)
-        batch = [scenes.sample_scene(rng, "train") for _ in range(n)]
-        images = _to_tensor(scenes.render_many(batch))
+        batch = [self.world.scenes.sample_scene(rng, "train") for _ in range(n)]
+        images = _to_tensor(self.world.scenes.render_many(batch))
         if crop:
             c, size, f = self.cfg.vae_crop, self.cfg.image_size, 8
             crops = []
@@ -277,11 +297,17 @@ class Trainer:
     def _vae_step(self, vae, opt, step: int, crop: bool, lr: float) -> float:
         x = self._vae_batch(step, crop)
         g = _generator(self.seed, "vae-noise", step)
-        posterior = vae.encode(x).latent_dist
         import torch
 
+        with self._autocast():
+            posterior = vae.encode(x).latent_dist
+        if self.world.bf16_autocast:  # sample z and take the KL in fp32
+            from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
+            posterior = DiagonalGaussianDistribution(posterior.parameters.float())
         z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=g)
-        y = vae.decode(z).sample
+        with self._autocast():
+            y = vae.decode(z).sample.float()
         loss = vae_loss(y, x, self.cfg.vae_edge_weight) + 1e-5 * posterior.kl().mean() / z[0].numel()
         for group in opt.param_groups:
             group["lr"] = lr
@@ -303,7 +329,7 @@ class Trainer:
             opt.load_state_dict(state["opt"])
             start = state["step"]
         self.vae.train()
-        total, stopped_at = plan["vae_steps"], None
+        total, stopped_at, losses = plan["vae_steps"], None, []
         last_save = time.perf_counter()
         with tqdm(total=total, initial=start, desc="VAE", unit="it", disable=self.quiet, file=sys.stderr,
                   dynamic_ncols=True) as bar:
@@ -314,6 +340,9 @@ class Trainer:
                     break
                 crop = step < plan["vae_crop_steps"]
                 loss = self._vae_step(self.vae, opt, step, crop, _lr(step, total, 1e-3, min(200, total // 10 + 1)))
+                losses.append(loss)
+                if (step + 1) % CURVE_EVERY == 0:
+                    self._log_curve("vae", step + 1, losses)
                 bar.update(1)
                 if step % 10 == 0:
                     bar.set_postfix(loss=f"{loss:.4f}", crop=crop)
@@ -324,6 +353,10 @@ class Trainer:
         self.vae.eval()
         psnr = self._psnr()
         self.log(f"VAE: PSNR {psnr:.2f} dB on 256 held-back pictures")
+        if self.curve is not None:
+            with self.curve.open("a", encoding="utf-8") as f:
+                f.write(json.dumps({"stage": "vae", "step": stopped_at or total, "psnr_db": round(psnr, 2),
+                                    "elapsed_s": round(self.elapsed(), 1), "config": self.cfg.name}) + "\n")
         report = {"steps": stopped_at or total, "planned_steps": total, "psnr_db": round(psnr, 2),
                   "finished_at_s": round(self.elapsed(), 1)}
         self._save_state({"stage": "unet", "step": 0, "vae": self.vae.state_dict(), "vae_report": report})
@@ -332,8 +365,8 @@ class Trainer:
     def _psnr(self) -> float:
         import torch
 
-        val = [s for s, _ in scenes.dataset(256, seed=self.seed + 999)]
-        x = _to_tensor(scenes.render_many(val))
+        val = [s for s, _ in self.world.scenes.dataset(256, seed=self.seed + 999)]
+        x = _to_tensor(self.world.scenes.render_many(val))
         with torch.no_grad():
             y = torch.cat([self.vae.decode(self.vae.encode(x[i:i + 64]).latent_dist.mean).sample
                            for i in range(0, len(x), 64)]).clamp(-1, 1)
@@ -347,7 +380,7 @@ class Trainer:
         import torch
         from tqdm.auto import tqdm
 
-        train = [s for s, _ in scenes.dataset(self.cfg.scenes, seed=self.seed)]
+        train = [s for s, _ in self.world.scenes.dataset(self.cfg.scenes, seed=self.seed)]
         path = self.ckpt_dir / "latents.pt"
         if path.is_file():
             latents = torch.load(path)
@@ -356,7 +389,7 @@ class Trainer:
             with torch.no_grad(), tqdm(total=len(train), desc="encode", unit="img", disable=self.quiet,
                                        file=sys.stderr, dynamic_ncols=True) as bar:
                 for i in range(0, len(train), 256):
-                    x = _to_tensor(scenes.render_many(train[i:i + 256]))
+                    x = _to_tensor(self.world.scenes.render_many(train[i:i + 256]))
                     chunks.append(self.vae.encode(x).latent_dist.mean)
                     bar.update(len(x))
             latents = torch.cat(chunks)
@@ -367,7 +400,7 @@ class Trainer:
     # -- stage 2: text encoder + UNet -------------------------------------------------------------
     def _captions(self, batch_scenes, step: int) -> list[str]:
         rng = random.Random(f"{self.seed}/caption/{step}")
-        return ["" if rng.random() < CFG_DROPOUT else scenes.caption(s, rng) for s in batch_scenes]
+        return ["" if rng.random() < CFG_DROPOUT else self.world.scenes.caption(s, rng) for s in batch_scenes]
 
     def _unet_step(self, unet, te, opt, latents, train_scenes, step: int, lr: float) -> float:
         import torch
@@ -379,7 +412,8 @@ class Trainer:
         z0 = latents[index]
         ids = self.tokenizer(self._captions([train_scenes[i] for i in index.tolist()], step), padding="max_length",
                              max_length=77, truncation=True, return_tensors="pt").input_ids
-        context = te(ids)[0]
+        with self._autocast():
+            context = te(ids)[0]
         t = torch.randint(0, 1000, (n,), generator=g)
         high = int(round(self.cfg.high_noise_share * n))
         if high:
@@ -387,7 +421,8 @@ class Trainer:
         noise = torch.randn(z0.shape, generator=g)
         ab = self.alphas_cumprod[t].view(-1, 1, 1, 1)
         noisy = ab.sqrt() * z0 + (1 - ab).sqrt() * noise
-        pred = unet(noisy, t, context).sample
+        with self._autocast():
+            pred = unet(noisy, t, context).sample.float()
         snr = ab.view(-1) / (1 - ab.view(-1))
         # min-SNR-gamma (faster, steadier training), in epsilon terms; the floor keeps the
         # noisiest steps, where layout is decided, from being weighted almost to nothing.
@@ -458,6 +493,8 @@ class Trainer:
                     for e, p in pairs:
                         e.lerp_(p, 1 - decay)
                 losses.append(loss)
+                if (step + 1) % CURVE_EVERY == 0:
+                    self._log_curve("unet", step + 1, losses)
                 bar.update(1)
                 if step % 10 == 0:
                     bar.set_postfix(loss=f"{sum(losses[-100:]) / len(losses[-100:]):.4f}")
@@ -485,7 +522,7 @@ class Trainer:
             safety_checker=None, feature_extractor=None, requires_safety_checker=False,
         )
         pipe.save_pretrained(self.out, safe_serialization=True)
-        (self.out / "sdlens_extras.json").write_text(json.dumps(extras(self.cfg.scenes), indent=2) + "\n")
+        (self.out / "sdlens_extras.json").write_text(json.dumps(self.world.extras(self.cfg.scenes), indent=2) + "\n")
         (self.out / "sdlens_train.json").write_text(json.dumps(report, indent=2) + "\n")
 
 
@@ -545,16 +582,21 @@ def model_card(scene_count: int) -> dict:
     }
 
 
-def train_tiny(out: Path, minutes: float = 60.0, config: str = "full", seed: int = 0, threads: int | None = None,
+def train_tiny(out: Path, minutes: float = 60.0, config: str | None = None, seed: int = 0, threads: int | None = None,
                force: bool = False, vae_steps: int | None = None, unet_steps: int | None = None,
-               vae_crop_steps: int | None = None, quiet: bool = False) -> dict:
+               vae_crop_steps: int | None = None, quiet: bool = False, world: str = "shapes",
+               curve: Path | None = None) -> dict:
+    """Train a world's model (config: one of the world's; default its first, "full")."""
     out = Path(out)
-    if config not in CONFIGS:
-        raise SdlensError(f"unknown config {config!r}; choose from {', '.join(CONFIGS)}")
+    the_world = world_named(world)
+    config = config or next(iter(the_world.configs))
+    if config not in the_world.configs:
+        raise SdlensError(f"unknown config {config!r} for the {world} world; choose from {', '.join(the_world.configs)}")
     if out.exists() and force:
         shutil.rmtree(out)
     if (out / "model_index.json").is_file():
         raise SdlensError(f"{out} already holds a trained pipeline; pass --force to train again")
     out.mkdir(parents=True, exist_ok=True)
-    return Trainer(out, CONFIGS[config], minutes, seed=seed, threads=threads, vae_steps=vae_steps,
-                   unet_steps=unet_steps, vae_crop_steps=vae_crop_steps, quiet=quiet).run()
+    return Trainer(out, the_world.configs[config], minutes, seed=seed, threads=threads, vae_steps=vae_steps,
+                   unet_steps=unet_steps, vae_crop_steps=vae_crop_steps, quiet=quiet, world=the_world,
+                   curve=curve).run()
