@@ -60,7 +60,7 @@ def test_expand_and_collapse(page, component):
 def test_tokens_displayed_are_the_tokenizers(page, models_dir):  # noqa: F811
     page.page.evaluate("window.sdlens.debug.open('text')")
     shown = page.page.evaluate("window.sdlens.debug.displayed.text")
-    tokenizer = ClipTokenizer.from_file(Model.from_dir(models_dir / "tiny-random").tokenizer_path())
+    tokenizer = Model.from_dir(models_dir / "tiny-random").load_tokenizer()
     expected = tokenizer.encode(SETTINGS["prompt"])
     assert shown["ids"] == expected.ids and shown["tokens"] == expected.tokens and shown["length"] == expected.length
     chips = page.page.locator("#detail ol.tokens li:not([hidden]) .id").all_text_contents()

@@ -77,9 +77,8 @@ def test_scheduler_messages_are_plain():
 
 def test_dropped_words_are_one_line_with_a_count(tiny_model_dir):
     from sdlens.model import Model
-    from sdlens.tokenizer import ClipTokenizer
 
-    tokenizer = ClipTokenizer.from_file(Model.from_dir(tiny_model_dir, verify=False).tokenizer_path())
+    tokenizer = Model.from_dir(tiny_model_dir, verify=False).load_tokenizer()
     note = tokenizer.encode(" ".join(f"word{i}" for i in range(500))).dropped_note()
     assert note == "The prompt is longer than 77 tokens: the last 472 words are dropped (from “word28 word29 word30 word31 …”)."
     assert "\n" not in note
