@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from sdlens.model import Model
-from sdlens.tokenizer import ClipTokenizer
 
 from .conftest import ROOT
 from .test_browser import Page, browser, models_dir, server  # noqa: F401  (shared fixtures)
