@@ -9,32 +9,21 @@ import numpy as np
 import pytest
 
 from . import hub_repos
-from .hub_server import MockHub, Repo
-from .test_browser import CHROMIUM, Page, Server
-from .test_hub_fetch import TOKENIZER_REPO, diffusers_image, optimum_export  # noqa: F401 (a fixture)
+from .test_browser import CHROMIUM, Page, Server, browser  # noqa: F401 (a fixture)
+from .test_hub_fetch import diffusers_image, hub, optimum_export  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian's chromium (scripts/install)")
 
 
 @pytest.fixture(scope="module")
-def hub_models(optimum_export, tmp_path_factory):  # noqa: F811
+def hub_models(hub, tmp_path_factory):  # noqa: F811
+    """The mock Hub's repos (test_hub_fetch's), fetched into one models folder."""
     from sdlens.cpython.fetch import fetch
 
-    hub = MockHub()
-    hub.repos.update({
-        "sdlens-test/tiny-sd-onnx": Repo(hub_repos.optimum_repo(optimum_export)),
-        "sdlens-test/tiny-sd-onnx-fp16": Repo(hub_repos.optimum_repo(optimum_export, fp16=True)),
-        hub_repos.WEBNN: Repo(hub_repos.webnn_repo(optimum_export)),
-        TOKENIZER_REPO: Repo(hub_repos.tokenizer_repo(optimum_export)),
-    })
-    hub.start()
     folder = tmp_path_factory.mktemp("hub-models")
-    try:
-        for repo, name in (("sdlens-test/tiny-sd-onnx", "tiny-sd-onnx"), ("sdlens-test/tiny-sd-onnx-fp16", "tiny-fp16"),
-                           (hub_repos.WEBNN, "sd15-webnn")):
-            fetch(repo, folder / name, endpoint=hub.endpoint, log=lambda line: None)
-    finally:
-        hub.stop()
+    for repo, name in (("sdlens-test/tiny-sd-onnx", "tiny-sd-onnx"), ("sdlens-test/tiny-sd-onnx-fp16", "tiny-fp16"),
+                       (hub_repos.WEBNN, "sd15-webnn")):
+        fetch(repo, folder / name, endpoint=hub.endpoint, log=lambda line: None)
     return folder
 
 
@@ -45,20 +34,8 @@ def hub_server(hub_models):
     srv.stop()
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    from .test_browser import FLAGS
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        yield b
-        b.close()
-
-
-def test_fetched_fp32_model_generates_as_diffusers_in_the_page(chromium, hub_server, tiny_pipeline_dir):
-    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+def test_fetched_fp32_model_generates_as_diffusers_in_the_page(browser, hub_server, tiny_pipeline_dir):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
     try:
         page = Page(context, hub_server, "?model=tiny-sd-onnx&backend=wasm&autorun=0").ready(unfold=False)
         for guidance in (1.0, 7.5):
@@ -71,8 +48,8 @@ def test_fetched_fp32_model_generates_as_diffusers_in_the_page(chromium, hub_ser
 
 
 @pytest.mark.parametrize("model", ["tiny-fp16", "sd15-webnn"])
-def test_fp16_models_say_what_would_run_them(chromium, hub_server, model):
-    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+def test_fp16_models_say_what_would_run_them(browser, hub_server, model):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
     try:
         page = Page(context, hub_server, f"?model={model}&autorun=0")
         message = page.page.evaluate("window.sdlens.ready.then(() => 'ready', (err) => err.message)")

@@ -18,21 +18,13 @@ from sdlens.errors import SdlensError
 from . import hub_repos
 from .conftest import ROOT
 from .hub_server import MockHub, Repo
+from .test_import import optimum_export  # noqa: F401 (a fixture: the tiny pipeline as optimum exports it)
 
 TOKENIZER_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
 
 @pytest.fixture(scope="module")
-def optimum_export(tiny_pipeline_dir, tmp_path_factory):
-    from optimum.exporters.onnx import main_export
-
-    out = tmp_path_factory.mktemp("optimum") / "tiny-onnx"
-    main_export(str(tiny_pipeline_dir), output=out, task="text-to-image", do_validation=False)
-    return out
-
-
-@pytest.fixture(scope="module")
-def hub(optimum_export):
+def hub(optimum_export):  # noqa: F811
     hub = MockHub()
     hub.repos.update({
         "sdlens-test/tiny-sd-onnx": Repo(hub_repos.optimum_repo(optimum_export), licence="mit"),
@@ -230,7 +222,7 @@ def test_a_connection_lost_mid_file_resumes(hub, tmp_path, monkeypatch):
     assert (out / "unet" / "model.onnx").stat().st_size == size  # … and the rest asked for with Range
 
 
-def test_unknown_repo_precision_from_bytes_per_parameter(optimum_export):
+def test_unknown_repo_precision_from_bytes_per_parameter(optimum_export):  # noqa: F811
     from sdlens.hub.describe import precision_of_text_encoder
 
     config = json.loads((optimum_export / "text_encoder" / "config.json").read_text())
@@ -239,7 +231,7 @@ def test_unknown_repo_precision_from_bytes_per_parameter(optimum_export):
     assert precision_of_text_encoder(config, fp32) == "fp32" and precision_of_text_encoder(config, fp16) == "fp16"
 
 
-def test_tokenizer_from_vocab_and_merges_equals_transformers(optimum_export):
+def test_tokenizer_from_vocab_and_merges_equals_transformers(optimum_export):  # noqa: F811
     from transformers import CLIPTokenizerFast
 
     from sdlens.tokenizer import ClipTokenizer
