@@ -10,6 +10,8 @@
 
 Faults a test can ask for: `cut` (path → times: the CDN closes the connection halfway through)
 and `corrupt` (paths served with one byte changed). `requests` records what was asked.
+`tree_page` (entries per page) makes the tree API page its answer as the Hub does past 1,000
+files: a `cursor` query and a Link header naming the next page.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ class Repo:
     commit: str = ""
     licence: str | None = None
     access: str = "public"  # or "private", "gated"
+    #: sizes the tree lists instead of the files' own (a repo with a file too large for a browser,
+    #: or a download large enough to ask first, without making one)
+    listed_sizes: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self):
         if not self.commit:
@@ -49,7 +54,7 @@ def git_oid(data: bytes) -> str:
 
 CORS = {"Access-Control-Allow-Origin": "*",
         "Access-Control-Expose-Headers": "Content-Length, Content-Range, ETag, X-Repo-Commit, X-Linked-Size, "
-                                         "X-Linked-Etag, X-Error-Code, Accept-Ranges"}
+                                         "X-Linked-Etag, X-Error-Code, Accept-Ranges, Link"}
 
 
 @dataclass
@@ -58,6 +63,7 @@ class MockHub:
     cut: dict[str, int] = field(default_factory=dict)
     corrupt: set[str] = field(default_factory=set)
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)  # (method, path, Range)
+    tree_page: int = 0  # 0: the whole tree in one answer
 
     def start(self) -> "MockHub":
         self.hub = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self, cdn=False))
@@ -130,7 +136,7 @@ def _handler(hub: MockHub, cdn: bool):
                 return self._info(m.group(1), m.group(2) or "main", head)
             m = re.fullmatch(r"/api/models/([^/]+/[^/]+)/tree/([^/]+)(?:/(.*))?", path)
             if m:
-                return self._tree(m.group(1), m.group(2), (m.group(3) or "").strip("/"), head)
+                return self._tree(m.group(1), m.group(2), (m.group(3) or "").strip("/"), head, url)
             m = re.fullmatch(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path)
             if m:
                 return self._resolve(m.group(1), m.group(2), m.group(3), head)
@@ -163,7 +169,7 @@ def _handler(hub: MockHub, cdn: bool):
                             "cardData": {"license": repo.licence} if repo.licence else {},
                             "siblings": [{"rfilename": p} for p in sorted(repo.files)]}, head)
 
-        def _tree(self, name: str, revision: str, under: str, head: bool):
+        def _tree(self, name: str, revision: str, under: str, head: bool, url=None):
             repo = self._repo(name, revision, head)
             if not repo:
                 return
@@ -174,13 +180,21 @@ def _handler(hub: MockHub, cdn: bool):
                 data = repo.files[path]
                 parts = path.split("/")
                 folders.update("/".join(parts[:i]) for i in range(1, len(parts)))
-                entry = {"type": "file", "oid": git_oid(data), "size": len(data), "path": path}
+                entry = {"type": "file", "oid": git_oid(data), "size": repo.listed_sizes.get(path, len(data)), "path": path}
                 if repo.is_lfs(path):
                     entry["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
                 entries.append(entry)
             dirs = [{"type": "directory", "oid": "0" * 40, "size": 0, "path": f} for f in sorted(folders)
                     if not under or f.startswith(under + "/")]
-            self._json(dirs + entries, head)
+            every = dirs + entries
+            if not hub.tree_page:
+                return self._json(every, head)
+            start = int(urllib.parse.parse_qs(url.query).get("cursor", ["0"])[0])
+            end = start + hub.tree_page
+            headers = {"Content-Type": "application/json"}
+            if end < len(every):
+                headers["Link"] = f'<{hub.endpoint}{url.path}?recursive=true&cursor={end}>; rel="next"'
+            self._send(200, json.dumps(every[start:end]).encode(), headers, head)
 
         def _resolve(self, name: str, revision: str, path: str, head: bool):
             repo = self._repo(name, revision, head)

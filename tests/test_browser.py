@@ -329,7 +329,8 @@ def test_model_picker_and_external_data(wasm_page, models_dir, cpython):
     manifest = json.loads((models_dir / "tiny-split" / "manifest.json").read_text())
     assert len(manifest["components"]["unet"]["variants"]["fp32"]["files"]) > 2  # graph + several data files
     p = wasm_page.page
-    assert p.locator("#model option").all_text_contents() == ["tiny-random", "tiny-split"]
+    assert p.locator("#model > option").all_text_contents() == ["tiny-random", "tiny-split"]
+    assert p.locator("#model optgroup option").all_text_contents() == ["Open a model from the Hub…"]  # (none opened yet)
     settings = dict(prompt="a green heart", negative="", seed=11, steps=2, guidance=7.5, scheduler="euler")
     result = wasm_page.generate(model="tiny-split", **settings)
     assert p.locator("#model").input_value() == "tiny-split"

@@ -169,7 +169,7 @@ def test_damaged_pieces_are_named(browser, models_dir, tmp_path):  # noqa: F811
     try:
         page = Page(context, srv, "?backend=wasm")
         text = wait_for_error(page)
-        assert f"Model file {piece} is {len(data) - 4096} bytes, its manifest says {len(data)}: truncated" in text, text
+        assert f"Model file {piece} is {len(data) - 4096} bytes, manifest.json says {len(data)}: truncated" in text, text
         path.write_bytes(data[:100] + bytes([data[100] ^ 1]) + data[101:])
         page.page.reload()
         page.page.wait_for_function(

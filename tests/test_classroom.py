@@ -210,6 +210,15 @@ def test_site_holds_exactly_what_the_server_serves(tmp_path):
 
 @needs_default_model
 @needs_runtime
+def test_site_points_its_hub_requests_where_told(tmp_path):
+    out = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "sdlens", "site", str(out), "--model", str(DEFAULT_MODEL),
+                    "--hub-endpoint", "https://hub-mirror.example.org/"], check=True, capture_output=True)
+    assert json.loads((out / "api" / "hub.json").read_text())["endpoint"] == "https://hub-mirror.example.org"
+
+
+@needs_default_model
+@needs_runtime
 def test_site_can_point_at_weights_elsewhere(tmp_path):
     out = tmp_path / "site"
     write_site(out, Layout.find(), [DEFAULT_MODEL], {"shapes": "https://weights.example.org/shapes"})

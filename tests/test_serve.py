@@ -116,6 +116,21 @@ def test_api_lists(server):
         assert get(server, "/" + url.removeprefix("./"), method="HEAD")[0].status == 200, url
 
 
+def test_api_hub_says_where_the_page_opens_hub_repos(server, tmp_path):
+    from sdlens.hub.known import KNOWN, endpoint_from
+
+    hub = json.loads(get(server, "/api/hub.json")[1])
+    assert hub["endpoint"] == endpoint_from(None)  # https://huggingface.co unless HF_ENDPOINT says otherwise
+    assert {k["repo"] for k in hub["known"]} == set(KNOWN) and all(k["licence"] and k["title"] for k in hub["known"])
+    mirror = serve.make_server("127.0.0.1", 0, tmp_path, quiet=True, hub_endpoint="http://hub-mirror.test/")
+    threading.Thread(target=mirror.serve_forever, daemon=True).start()
+    try:
+        assert json.loads(get(mirror, "/api/hub.json")[1])["endpoint"] == "http://hub-mirror.test"
+    finally:
+        mirror.shutdown()
+        mirror.server_close()
+
+
 def test_missing_runtime_files_say_what_to_run(server, monkeypatch):
     monkeypatch.setitem(RUNTIME_FILES, "vendor/nope/", ("nope", ["missing.mjs"]))
     monkeypatch.setitem(server.RequestHandlerClass.layout.vendor, "vendor/nope/", Path("/nonexistent/nope"))

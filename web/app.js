@@ -13,6 +13,9 @@ import { measured, rememberRun } from "./measured.js";
 import { endPhase, formatBytes, setProgress, showDownload, showPhase } from "./progress.js";
 import { decoderChoice, mountFinalDecoder, previewsNote } from "./stage/final_decoder.js";
 import { mountModelCard, mountResultNote } from "./model_card.js";
+import { mountModelMenu } from "./model_menu.js";
+import { registerServiceWorker } from "./offline.js";
+import { isOpenModel } from "./runtime/hub_id.js";
 import { mountPicture, PictureError, toInitImage } from "./picture/index.js";
 import { prepareWhileTyping } from "./prepare_text.js";
 import { mountStage } from "./stage/stage.js";
@@ -147,7 +150,7 @@ async function loadModel(modelId) {
     }
     setProgress(`Loading ${model.name}…`, 0);
     // Sent at once: the worker downloads the files and creates the sessions while Pyodide boots.
-    const loading = call("load", { modelId, manifestUrl: model.manifest, preference, threads: params.get("threads"), variant: params.get("variant") });
+    const loading = call("load", { modelId, manifestUrl: model.manifest, hub: model.hub, preference, threads: params.get("threads"), variant: params.get("variant") });
     loading.catch(() => {}); // where Python fails to start, that is the message (below), not this
     await state.init; // the scheduler menu, which the model's defaults choose from
     const loaded = await loading;
@@ -359,29 +362,6 @@ function stop() {
 // ---------------------------------------------------------------------------------------------
 // Start-up
 
-async function fillModels() {
-  state.models = await (await fetch("api/models.json")).json();
-  const select = $("model");
-  select.replaceChildren(...state.models.map((m) => new Option(m.name, m.id, m.default, m.default)));
-  if (!state.models.length) throw new Error("no models on this server; export one with: python -m export convert …");
-}
-
-async function registerServiceWorker() {
-  if (!("serviceWorker" in navigator)) return;
-  try {
-    await navigator.serviceWorker.register("sw.js");
-    if (!navigator.serviceWorker.controller) {
-      // Route the worker's requests through the service worker from the first visit on.
-      await new Promise((resolve) => {
-        navigator.serviceWorker.addEventListener("controllerchange", resolve, { once: true });
-        setTimeout(resolve, 5000);
-      });
-    }
-  } catch (err) {
-    console.warn(`offline support unavailable: ${err.message}`);
-  }
-}
-
 async function main() {
   startupMarks.module = performance.now();
   const note = contextNote();
@@ -403,13 +383,13 @@ async function main() {
     const words = crypto.getRandomValues(new Uint32Array(2));
     $("seed").value = String(BigInt(words[0]) * 4294967296n + BigInt(words[1]));
   });
-  $("model").addEventListener("change", () => loadModel($("model").value).catch((err) => showError(err.message)));
+  const menu = await mountModelMenu({
+    models: state.models, load: loadModel, current: () => state.modelId, showError, openSettings: () => ($("more-settings").open = true),
+    lookUp: (id) => call("hubLook", { hub: id, preference, threads: params.get("threads"), variant: params.get("variant") }),
+  });
   $("scheduler").addEventListener("change", syncKarras);
 
-  await fillModels();
-  // A link that names a model starts with that one, rather than downloading the default first.
-  const linked = state.models.find((m) => m.id === params.get("model"));
-  await loadModel((linked || state.models.find((m) => m.default)).id);
+  await menu.openFirst(params.get("model")); // a link's model, else the default
   startupMarks.loaded = performance.now();
   const explainer = await explainerModule;
   explainer.mountExplainer(store);
@@ -461,6 +441,8 @@ window.sdlens = {
   /** Generate with edited Python ({guidance?, step?} source text) in the worker, kept as run `runKey`. */
   explainWithCode: (options, code, runKey = "edited") =>
     ready.then(() => generate(options, { explain: true, runKey, show: false, code })),
+  /** Whether `id` (a link's model) is the open model. */
+  isOpen: (id) => isOpenModel(id, state.modelId),
   /** Load model `id` (if it is not the current one): the form then holds its defaults. */
   useModel: (id) => ready.then(() => loadModel(id)).catch((err) => {
     showError(err.message);

@@ -54,6 +54,21 @@ function element(tag, className, text) {
   return el;
 }
 
+// What a Hub manifest may take from sdlens' table of known repos (py/sdlens/hub/known.py).
+const TABLE_NUMBERS = {
+  vae_scaling_factor: "the VAE scaling factor", scheduler_config: "the noise schedule (scheduler settings)",
+  tokenizer_max_length: "the prompt length", defaults: "the default steps, guidance and scheduler",
+  sample_size: "the picture size", latent_channels: "the latent channels", text_hidden_size: "the text embedding size",
+};
+
+/** Which of a Hub model's numbers its files do not carry, and so came from sdlens' table. */
+function tableNote(hub) {
+  const named = hub.from_table.map((key) => TABLE_NUMBERS[key] || key.replaceAll("_", " "));
+  const tokenizer = hub.tokenizer_from ? `; its tokenizer is ${hub.tokenizer_from}'s` : "";
+  return `Not in this repo's files, so taken from sdlens' table of known repos: ${named.join(", ")}${tokenizer}. ` +
+    "Everything else (graph inputs and outputs, sizes) was read from the model itself.";
+}
+
 /** Fill `container` with the card of `manifest`. */
 export function renderModelCard(container, manifest) {
   container.replaceChildren();
@@ -62,6 +77,7 @@ export function renderModelCard(container, manifest) {
     `${manifest.name}: a ${manifest.pipeline || "Stable Diffusion"} model from ${manifest.source || "an unnamed source"}. ` +
       "Its manifest says nothing about its training data, so this page cannot tell which words it knows.";
   container.append(element("p", "card-description", description));
+  if (manifest.hub?.from_table?.length) container.append(element("p", "card-table", tableNote(manifest.hub)));
   if (!card) return;
   if (card.held_out?.length) {
     const line = element("p", "card-held-out");

@@ -198,9 +198,12 @@ class Pipeline:
 
     def _main_output(self, component: str, outputs: dict) -> Any:
         """The output the pipeline reads, by its name where the graph has it (a Hub graph may list
-        pooler_output first), else the graph's first."""
+        pooler_output first), else the graph's first (its only one, where the manifest lists none)."""
         wanted = MAIN_OUTPUTS[component]
-        return outputs[wanted] if wanted in outputs else outputs[self.model.graph(component)["outputs"][0]["name"]]
+        if wanted in outputs:
+            return outputs[wanted]
+        declared = self.model.graph(component)["outputs"]
+        return outputs[declared[0]["name"]] if declared else next(iter(outputs.values()))
 
     # -- stages -------------------------------------------------------------------------------
     def encode_text(self, encoding: Encoding):

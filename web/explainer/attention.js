@@ -146,8 +146,15 @@ function content(run, store, where, decode, pick, stretch) {
   if (!run.hasAttention) {
     const note = document.createElement("p");
     note.className = "note";
-    note.textContent = "This model has no attention output, so there are no maps to show. Add it with " +
-      "“python -m export attention MODEL_FOLDER” (the weights and pictures stay the same).";
+    const hub = run.manifest?.hub;
+    // A Hub repo's UNet is as published: it returns the noise prediction only (the maps are an
+    // output sdlens' own exports add), and its files are checked against the Hub's listing as they are.
+    note.textContent = hub
+      ? `This model is ${hub.repo} as published on the Hugging Face Hub: its UNet returns the noise prediction ` +
+        "only, without the per-word attention maps that sdlens' own exports add, so there are no maps to show. " +
+        "Every other view works. An export made with “python -m export convert” from the same weights has them."
+      : "This model has no attention output, so there are no maps to show. Add it with " +
+        "“python -m export attention MODEL_FOLDER” (the weights and pictures stay the same).";
     displayed.attention = { ...displayed.attention, [where]: { available: false } };
     return [heading, note];
   }

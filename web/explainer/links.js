@@ -66,7 +66,7 @@ export function linkFor(settings, compare, href = location.href) {
 function fillForm(settings) {
   for (const [key, value] of Object.entries(settings)) {
     const field = $(key);
-    if (!field) continue;
+    if (!field || key === "model") continue; // (the menu follows the open model: app.js opens the link's)
     if (key === "karras") field.checked = Boolean(karrasValue(value));
     else if (key === "scheduler") field.value = schedulerId(value); // "DDIM" and "ddim" are the same link
     else if (key === "decoder") field.value = decoderValue(value); // ("taesd" is the fast decoder too)
@@ -95,8 +95,10 @@ export function applyLinkSettings() {
   linkRun = (async () => {
     await window.sdlens.ready;
     try {
-      // The link's model first, so that what the link leaves out is that model's defaults.
-      if (settings.model) await window.sdlens.useModel(settings.model);
+      // The link's model first, so that what the link leaves out is that model's defaults. The
+      // page opened it already (app.js); where it could not, it said why, and the link's run is
+      // not made on another model.
+      if (settings.model && !window.sdlens.isOpen(settings.model)) return null;
       fillForm(settings);
       if (!settings.prompt) return null;
       if (compare) return await runComparison({ ...formSettings(settings) }, compare.mode, compare.value);

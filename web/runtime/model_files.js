@@ -8,10 +8,12 @@
 //
 // A verified file is stored with its sha256 in a header, so a later visit (or a retry after a
 // broken download) knows it without hashing gigabytes again, and a stale copy (a file whose
-// manifest entry changed) is never taken for the current one. Only whole, verified files enter
+// manifest entry changed) is never taken for the current one. A Hub repo's small files have no
+// sha256 in the Hub's listing, only git's blob id, and are checked against that (git_blob_id.js). Only whole, verified files enter
 // the cache: a download that breaks off, or a reload in the middle, resumes at the first file the
 // cache does not hold.
 
+import { gitBlobId } from "./git_blob_id.js";
 import { sha256HexPortable } from "./sha256.js";
 import { hasStorage, openStore } from "./storage.js";
 
@@ -50,18 +52,33 @@ export async function fetchJson(url) {
   }
 }
 
+/** Where an entry is: its own `url` (a file kept in another repo), else its path under baseUrl. */
+const fileUrl = (baseUrl, entry) => entry.url || new URL(entry.path, baseUrl).href;
+/** What a cached copy is known by: its sha256, or (a Hub repo's small file) its git blob id. */
+const checksum = (entry) => entry.sha256 || (entry.git_oid ? `git-blob:${entry.git_oid}` : null);
+
 const isCurrent = (response, entry) =>
-  response && response.headers.get(SHA_HEADER) === entry.sha256 && Number(response.headers.get(BYTES_HEADER)) === entry.bytes;
+  response && response.headers.get(SHA_HEADER) === checksum(entry) && Number(response.headers.get(BYTES_HEADER)) === entry.bytes;
+
+/** Whether `bytes` are the file the entry lists. */
+async function matches(bytes, entry) {
+  if (entry.sha256) return (await sha256Hex(bytes)) === entry.sha256;
+  if (entry.git_oid) return (await gitBlobId(bytes)) === entry.git_oid;
+  throw new ModelFileError(`${entry.path} has no checksum in its listing, so it cannot be checked`);
+}
+
+/** What the words of a failed check name: the listing files are checked against, and the remedy. */
+const LOCAL = { listing: "manifest.json", remedy: "re-export or re-copy the model" };
 
 /** One file from the network into memory, checking its size as it streams. */
-async function download(url, entry, onBytes) {
+async function download(url, entry, onBytes, origin) {
   let response;
   try {
     response = await fetch(url, { cache: "no-store" });
   } catch {
     throw new NetworkError(`Cannot download model file ${entry.path}: the server is not reachable`);
   }
-  if (!response.ok) throw new ModelFileError(`cannot download model file ${entry.path}: HTTP ${response.status}`);
+  if (!response.ok) throw new ModelFileError(`Cannot download model file ${entry.path}: HTTP ${response.status} from ${new URL(url).host}`);
   const bytes = new Uint8Array(entry.bytes);
   const reader = response.body.getReader();
   let received = 0;
@@ -78,7 +95,8 @@ async function download(url, entry, onBytes) {
     if (chunk.done) break;
     if (received + chunk.value.length > bytes.length) {
       reader.cancel().catch(() => {});
-      throw new ModelFileError(`Model file ${entry.path} is larger than its manifest says (${entry.bytes} bytes): corrupted?`);
+      throw new ModelFileError(`Model file ${entry.path} is larger than ${origin.listing} says (${entry.bytes} bytes): ` +
+        `corrupted; ${origin.remedy}`);
     }
     bytes.set(chunk.value, received);
     received += chunk.value.length;
@@ -86,8 +104,8 @@ async function download(url, entry, onBytes) {
   }
   if (received !== entry.bytes) {
     throw new ModelFileError(
-      `Model file ${entry.path} is ${received} bytes, its manifest says ${entry.bytes}: truncated or corrupted; ` +
-        "re-export or re-copy the model",
+      `Model file ${entry.path} is ${received} bytes, ${origin.listing} says ${entry.bytes}: truncated or corrupted; ` +
+        origin.remedy,
     );
   }
   return bytes;
@@ -111,6 +129,14 @@ function quotaError(need, free) {
   );
 }
 
+/** How many bytes of `entries` are not in the cache yet (what opening them would download). */
+export async function bytesToFetch(baseUrl, entries) {
+  const cache = await openStore(CACHE);
+  let missing = 0;
+  for (const entry of entries) if (!isCurrent(await cache.match(fileUrl(baseUrl, entry)), entry)) missing += entry.bytes;
+  return missing;
+}
+
 /**
  * Make sure every manifest entry {path, bytes, sha256} (relative to baseUrl) is in the cache,
  * verified. Files already there are kept; the rest are downloaded one at a time. onProgress gets
@@ -118,15 +144,16 @@ function quotaError(need, free) {
  * `resumed` counts the files a previous, unfinished download left verified in the cache.
  * Returns {downloaded, fromCache, notKept}: `notKept` lists the files the browser refused to store
  * for a reason other than its quota (they are used from memory this once, and downloaded again on
- * the next visit).
+ * the next visit). `origin` names the listing the files are checked against in messages, and the
+ * remedy: {listing: "manifest.json", remedy: "re-export or re-copy the model"} unless told.
  */
-export async function ensureCached(baseUrl, entries, onProgress = () => {}) {
+export async function ensureCached(baseUrl, entries, onProgress = () => {}, origin = LOCAL) {
   const cache = await openStore(CACHE);
   const total = entries.reduce((sum, e) => sum + e.bytes, 0);
   const missing = [];
   let have = 0;
   for (const entry of entries) {
-    if (isCurrent(await cache.match(new URL(entry.path, baseUrl).href), entry)) have += entry.bytes;
+    if (isCurrent(await cache.match(fileUrl(baseUrl, entry)), entry)) have += entry.bytes;
     else missing.push(entry);
   }
   const resumed = missing.length && missing.length < entries.length ? entries.length - missing.length : 0;
@@ -140,25 +167,24 @@ export async function ensureCached(baseUrl, entries, onProgress = () => {}) {
   let saved = entries.length - missing.length;
   const notKept = []; // files the browser would not store: {path, bytes, reason}
   for (const entry of missing) {
-    const url = new URL(entry.path, baseUrl).href;
+    const url = fileUrl(baseUrl, entry);
     let bytes;
     try {
       bytes = await download(url, entry, (received) =>
         onProgress({ file: entry.path, received, size: entry.bytes, source: "network", totalReceived: done + received, total, resumed }),
-      );
+      origin);
     } catch (err) {
       if (err instanceof NetworkError) {
         err.message += `. ${saved} of ${entries.length} files are saved; reload the page to resume from there.`;
       }
       throw err;
     }
-    if ((await sha256Hex(bytes)) !== entry.sha256) {
-      throw new ModelFileError(
-        `Model file ${entry.path} failed its checksum (sha256 differs from manifest.json): it is corrupted; ` +
-          "re-export or re-copy the model",
-      );
+    if (!(await matches(bytes, entry))) {
+      const which = entry.sha256 ? "sha256" : "git blob id";
+      throw new ModelFileError(`Model file ${entry.path} failed its checksum (its ${which} differs from ${origin.listing}): ` +
+        `it is corrupted; ${origin.remedy}`);
     }
-    const headers = { "Content-Type": "application/octet-stream", [BYTES_HEADER]: String(entry.bytes), [SHA_HEADER]: entry.sha256 };
+    const headers = { "Content-Type": "application/octet-stream", [BYTES_HEADER]: String(entry.bytes), [SHA_HEADER]: checksum(entry) };
     if (!hasStorage()) held.set(url, bytes);
     try {
       await cache.put(url, new Response(bytes, { headers }));
@@ -178,7 +204,7 @@ export async function ensureCached(baseUrl, entries, onProgress = () => {}) {
 
 /** The bytes of one entry that ensureCached stored. The caller should drop them once used. */
 export async function readCached(baseUrl, entry) {
-  const url = new URL(entry.path, baseUrl).href;
+  const url = fileUrl(baseUrl, entry);
   if (held.has(url)) {
     const bytes = held.get(url);
     held.delete(url);

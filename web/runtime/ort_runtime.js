@@ -32,9 +32,12 @@ export class OrtRuntime {
     this.preloaded = new Map(); // path → session created before Python asked for it
   }
 
-  /** Create a graph's session ahead of time (while Pyodide boots); load() hands it over once. */
+  /** Create a graph's session ahead of time (while Pyodide boots); load() hands it over once.
+   * Returns it (a Hub model's manifest is read from its inputs and outputs). */
   async preload(path, externalData = []) {
-    this.preloaded.set(path, await this.create(path, externalData));
+    const session = await this.create(path, externalData);
+    this.preloaded.set(path, session);
+    return session;
   }
 
   sessionOptions() {

@@ -3,7 +3,8 @@
 // the page's thread, so the page stays responsive.
 
 import { afterSelfCheck, chooseBackend, probeDevice, probeWebGPU } from "./backend.js";
-import { ensureCached, fetchJson, ModelFileError, readCached } from "./model_files.js";
+import { bytesToFetch, ensureCached, fetchJson, ModelFileError, readCached } from "./model_files.js";
+import { lookUp, manifestOf, tooLarge } from "./hub.js";
 import { OrtRuntime } from "./ort_runtime.js";
 import { previewImage } from "../preview.js";
 import { runF16SelfCheck } from "./selfcheck.js";
@@ -107,12 +108,42 @@ async function tokenizerTexts(manifest, base) {
 
 let f16Check = null; // the fp16 self-check's result, once per worker (one adapter)
 
-async function loadModel({ modelId, manifestUrl, preference, threads, variant }) {
+/** A Hub repo looked up (hub.js), read by py/sdlens/browser/hub.py once Python is up. */
+async function planHub(hub) {
+  await startUp().python;
+  return lookUp(hub, pyodide.pyimport("sdlens.browser.hub"));
+}
+
+const deviceOf = (threads, variant) => ({ ...probeDevice(), isolated: self.crossOriginIsolated, requested: threads ? Number(threads) : null, variant });
+
+/** What the page shows before a Hub model downloads: the summary, whether (and how) this browser
+ * runs it, and how much is still to download (files already in the cache are not). */
+async function hubLook({ hub, preference, threads, variant }) {
+  const plan = await planHub(hub);
+  gpu = await startUp().gpu;
+  const { repo, commit, summary, manifest } = plan;
+  const refusal = tooLarge(summary);
+  if (refusal) return { repo, commit, summary, runs: { ok: false, message: refusal } };
+  let backend;
+  try {
+    backend = chooseBackend(manifest, gpu, preference, deviceOf(threads, variant));
+  } catch (err) {
+    return { repo, commit, summary, runs: { ok: false, message: err.message } };
+  }
+  const toFetch = await bytesToFetch(plan.base, neededFiles(manifest, backend.variants));
+  return { repo, commit, summary, runs: { ok: true, label: backend.label, reason: backend.reason }, toFetch };
+}
+
+async function loadModel({ modelId, manifestUrl, hub, preference, threads, variant }) {
   const boot = startUp();
   const marks = { load: now() };
-  const manifest = await fetchJson(appUrl(manifestUrl));
+  // A Hub repo: its manifest is known in full only once its graphs are open (their inputs and
+  // outputs); until then the plan's skeleton (files, where they run) chooses and downloads.
+  const plan = hub ? await planHub(hub) : null;
+  if (plan && tooLarge(plan.summary)) throw new ModelFileError(tooLarge(plan.summary));
+  let manifest = plan ? plan.manifest : await fetchJson(appUrl(manifestUrl));
   gpu = await boot.gpu;
-  const device = { ...probeDevice(), isolated: self.crossOriginIsolated, requested: threads ? Number(threads) : null, variant };
+  const device = deviceOf(threads, variant);
   let backend = chooseBackend(manifest, gpu, preference, device);
   await loadOrt(backend.ep, backend.threads);
   if (backend.ep === "webgpu" && backend.variant === "fp16") {
@@ -121,7 +152,8 @@ async function loadModel({ modelId, manifestUrl, preference, threads, variant })
   }
   backend.threads = ort.env.wasm.numThreads;
   post({ type: "backend", backend }); // the badge tells the choice while the files download
-  const base = new URL(manifestUrl, APP_ROOT);
+  const base = plan ? plan.base : new URL(manifestUrl, APP_ROOT);
+  const origin = plan?.origin; // the words a failed check uses: the Hub's listing, or manifest.json
   const needed = neededFiles(manifest, backend.variants);
   // Each graph's files are read back from the cache only while its session is created, then
   // dropped: onnxruntime keeps its own copy, and the page holds no second one.
@@ -143,7 +175,7 @@ async function loadModel({ modelId, manifestUrl, preference, threads, variant })
   const notKept = [];
   const download = async (entries) => {
     for (const entry of entries) byPath.set(entry.path, entry);
-    const cached = await ensureCached(base, entries, (progress) => post({ type: "download", ...progress }));
+    const cached = await ensureCached(base, entries, (progress) => post({ type: "download", ...progress }), origin);
     notKept.push(...cached.notKept);
   };
   await download(needed);
@@ -154,10 +186,12 @@ async function loadModel({ modelId, manifestUrl, preference, threads, variant })
   const sessionsStarted = performance.now();
   post({ type: "sessions", total: 3 });
   await opsMade;
+  const opened = {};
   for (const component of ["text_encoder", "unet", "vae_decoder"]) {
     const [first, ...rest] = manifest.components[component].variants[backend.variants[component]].files.map((f) => f.path);
-    await runtime.preload(first, rest);
+    opened[component] = await runtime.preload(first, rest);
   }
+  if (plan) manifest = manifestOf(plan, opened, pyodide.pyimport("sdlens.browser.hub"));
   let sessionsMs = performance.now() - sessionsStarted;
   marks.sessions = now();
   await boot.python;
@@ -180,7 +214,7 @@ async function loadModel({ modelId, manifestUrl, preference, threads, variant })
   await session.preview.prepare.callPromising();
   sessionsMs += performance.now() - adoptStarted;
   const preview = fromPython(session.preview_info());
-  loaded = { modelId, manifest, backend, session, runtime, preview, base, byPath, encoder: null };
+  loaded = { modelId, manifest, backend, session, runtime, preview, base, origin, byPath, encoder: null };
   marks.ready = now();
   const timings = { download_ms: downloadMs, sessions_ms: sessionsMs, marks };
   const kept = notKept.length
@@ -196,10 +230,10 @@ async function loadModel({ modelId, manifestUrl, preference, threads, variant })
  * this variant of it, is left to Python, which says so in words.
  */
 async function ensureEncoder() {
-  const { manifest, backend, base, byPath } = loaded;
+  const { manifest, backend, base, origin, byPath } = loaded;
   const files = manifest.components.vae_encoder?.variants?.[backend.variant]?.files;
   if (!files) return;
-  loaded.encoder ??= ensureCached(base, files, (progress) => post({ type: "download", component: "vae_encoder", ...progress }))
+  loaded.encoder ??= ensureCached(base, files, (progress) => post({ type: "download", component: "vae_encoder", ...progress }), origin)
     .then(() => files.forEach((entry) => byPath.set(entry.path, entry)))
     .catch((err) => {
       loaded.encoder = null; // the next try downloads again
@@ -277,6 +311,7 @@ const handlers = {
     return { gpu, interrupt, schedulers, boot: python, marks: { worker: workerStarted, python: now() } };
   },
   load: loadModel,
+  hubLook,
   generate,
   encode,
   async decode({ latent, shape }) {

@@ -22,10 +22,8 @@ from pathlib import Path
 
 from ..errors import SdlensError
 from ..hub import describe as hub_describe
-from ..hub.known import known
-from ..hub.layouts import CONFIGS, TOKENIZER_FILES, listing, read_layout
-
-DEFAULT_ENDPOINT = "https://huggingface.co"
+from ..hub.known import endpoint_from, known
+from ..hub.layouts import listing, read_layout, tokenizer_entries
 
 ONNX_DTYPES = {1: "float32", 10: "float16", 6: "int32", 7: "int64", 11: "float64", 16: "bfloat16", 9: "bool"}
 
@@ -37,10 +35,6 @@ def _lost_connection(err: Exception) -> bool:
     import requests
 
     return isinstance(err, (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, requests.ReadTimeout))
-
-
-def endpoint_from(value: str | None) -> str:
-    return (value or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
 
 
 def _hub():
@@ -150,7 +144,9 @@ def fetch(repo: str, out: Path, revision: str | None = None, endpoint: str | Non
     partial = out.with_name(out.name + ".partial")
     partial.mkdir(parents=True, exist_ok=True)
 
-    def download(source_repo: str, path: str, at: str, entries: dict, dest: str | None = None) -> Path:
+    def download(source_repo: str, path: str, at: str, entry: dict, dest: str | None = None) -> Path:
+        """`path` of `source_repo` at commit `at` into OUT.partial/ (at `dest`, else its own path),
+        checked against its listing `entry`, which then holds the file's sha256."""
         for attempt in range(RETRIES + 1):
             try:
                 local = Path(hf.hf_hub_download(source_repo, path, revision=at, local_dir=partial, endpoint=endpoint))
@@ -167,33 +163,35 @@ def fetch(repo: str, out: Path, revision: str | None = None, endpoint: str | Non
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(local, target)
             local = target
-        entries[dest or path]["sha256"] = check_file(local, {**entries[path if dest is None else dest]}, source_repo)
+        entry["sha256"] = check_file(local, {**entry, "path": path}, source_repo)
         return local
 
     configs = {}
     for key, path in layout.configs.items():
-        configs[key] = json.loads(download(repo, path, commit, by_path).read_text(encoding="utf-8"))
+        configs[key] = json.loads(download(repo, path, commit, by_path[path]).read_text(encoding="utf-8"))
     if "config" in layout.tokenizer:
-        configs["tokenizer"] = json.loads(download(repo, layout.tokenizer["config"], commit, by_path).read_text("utf-8"))
-    plan = hub_describe.summary(repo, files, layout, configs)
+        path = layout.tokenizer["config"]
+        configs["tokenizer"] = json.loads(download(repo, path, commit, by_path[path]).read_text("utf-8"))
+    card = info.card_data.to_dict() if getattr(info, "card_data", None) else {}
+    plan = hub_describe.summary(repo, files, layout, configs, card)
     log(f"{repo} at {commit[:12]}: {plan['bytes'] / 1e6:.1f} MB, {plan['precision']} "
         f"(needs {plan['needs']} in a browser), licence: {plan['licence'] or 'see the repo'}")
     graphs = {}
     for component, paths in layout.graphs.items():
         for path in paths:
             log(f"  {path} ({by_path[path]['bytes'] / 1e6:.1f} MB)")
-            download(repo, path, commit, by_path)
+            download(repo, path, commit, by_path[path])
         graphs[component] = graph_io(partial / paths[0])
     tokenizer_files = None
     source = known(repo).get("tokenizer")
     if source:  # the layout has no tokenizer: the repo it was made with has it (the known table)
-        tokenizer_files = _fetch_tokenizer(api, hf, source, download, partial)
+        tokenizer_files = _fetch_tokenizer(api, source, download)
     else:
         for key, path in layout.tokenizer.items():
             if key != "config":
-                download(repo, path, commit, by_path)
+                download(repo, path, commit, by_path[path])
     manifest = hub_describe.describe(repo, commit, files, layout, configs, graphs, tokenizer_files,
-                                     name=name or out.name)
+                                     name=name or out.name, card=card)
     manifest["hub"]["endpoint"] = endpoint
     (partial / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     shutil.rmtree(partial / ".cache", ignore_errors=True)  # huggingface_hub's download bookkeeping
@@ -215,7 +213,8 @@ def _tree_entry(item) -> dict:
             "lfs": {"oid": lfs.sha256, "size": lfs.size} if lfs else None}
 
 
-def _fetch_tokenizer(api, hf, source: dict, download, partial: Path) -> dict:
+def _fetch_tokenizer(api, source: dict, download) -> dict:
+    """The tokenizer from the repo the known table names (`source`), into the folder's tokenizer/."""
     repo, folder = source["repo"], source["folder"]
     try:
         info = api.model_info(repo)
@@ -223,17 +222,8 @@ def _fetch_tokenizer(api, hf, source: dict, download, partial: Path) -> dict:
                                                                       recursive=True)])
     except Exception as err:  # noqa: BLE001
         raise _explain(err, repo, folder) from None
-    theirs = {f["path"]: f for f in files}
-    entries = {}
-    for key, ours in TOKENIZER_FILES.items():
-        path = f"{folder}/{ours.split('/', 1)[1]}"
-        if path not in theirs:
-            if key == "config":
-                continue
-            raise SdlensError(f"{repo} has no {path}, which the tokenizer needs")
-        entries[ours] = {**theirs[path], "path": ours}
-        tmp = {path: theirs[path], ours: entries[ours]}
-        download(repo, path, info.sha, tmp, dest=ours)
-        entries[ours]["sha256"] = tmp[ours]["sha256"]
-    return {key: {k: v for k, v in entries[p].items() if k in ("path", "bytes", "sha256", "git_oid")}
-            for key, p in TOKENIZER_FILES.items() if p in entries}
+    entries = tokenizer_entries(repo, files, folder)
+    for entry in entries.values():
+        download(repo, entry["source"], info.sha, entry, dest=entry["path"])
+    return {key: {k: v for k, v in entry.items() if k in ("path", "bytes", "sha256", "git_oid")}
+            for key, entry in entries.items()}

@@ -51,20 +51,37 @@ def _int(shape: list, index: int):
     return value if isinstance(value, int) and value > 0 else None
 
 
+def file_entry(by_path: dict, path: str) -> dict:
+    """A manifest's entry for a repo file: its path, size and the checksum the Hub lists."""
+    f = by_path[path]
+    return {"path": path, "bytes": f["bytes"], "sha256": f.get("sha256"), **({"git_oid": f["git_oid"]} if f.get("git_oid") else {})}
+
+
+def licence_of(repo: str, card: dict | None) -> tuple[str | None, str | None]:
+    """The licence and where it was read: sdlens' table for the known repos, else the repo's model
+    card (the Hub's `cardData.license`), else nowhere."""
+    if known(repo).get("licence"):
+        return known(repo)["licence"], "sdlens' table of known repos"
+    licence = (card or {}).get("license")
+    if isinstance(licence, list):
+        licence = ", ".join(map(str, licence))
+    return (str(licence), "the repo's model card") if licence else (None, None)
+
+
 def describe(repo: str, commit: str, files: list[dict], layout: Layout, configs: dict, graphs: dict,
-             tokenizer_files: dict | None = None, name: str | None = None) -> dict:
+             tokenizer_files: dict | None = None, name: str | None = None, card: dict | None = None) -> dict:
     """The manifest of a repo at `commit`. `configs`: CONFIGS name → parsed JSON (those the repo
     has); `graphs`: component → {inputs, outputs, precision}, read from the graph files;
     `tokenizer_files`: "vocab"/"merges"/"config" → file entry, where the tokenizer is not the
     repo's own (the known table names its source)."""
     table = known(repo)
+    licence, _ = licence_of(repo, card)
     numbers = table.get("numbers", {})
     from_table = []
     by_path = {f["path"]: f for f in files}
 
     def entry(path: str) -> dict:
-        f = by_path[path]
-        return {"path": path, "bytes": f["bytes"], "sha256": f.get("sha256"), **({"git_oid": f["git_oid"]} if f.get("git_oid") else {})}
+        return file_entry(by_path, path)
 
     def number(key: str, *found):
         for value in found:
@@ -102,7 +119,9 @@ def describe(repo: str, commit: str, files: list[dict], layout: Layout, configs:
     max_length = number("tokenizer_max_length", tok_cfg.get("model_max_length") if tok_cfg else None)
     components = {}
     for component, paths in layout.graphs.items():
-        io = graphs[component]
+        # A graph not opened yet (the page opens the VAE encoder on a first run from a picture)
+        # lists no inputs and outputs: the pipeline reads its one output by name when it runs.
+        io = graphs.get(component) or {"inputs": [], "outputs": [], "precision": graphs["unet"]["precision"]}
         precision = io["precision"]
         components[component] = {"variants": {precision: {
             "files": [entry(p) for p in paths], "inputs": io["inputs"], "outputs": io["outputs"],
@@ -120,7 +139,7 @@ def describe(repo: str, commit: str, files: list[dict], layout: Layout, configs:
         "name": name or repo.split("/")[-1],
         "source": f"hub:{repo}@{commit}",
         "pipeline": "StableDiffusionPipeline",
-        "hub": {"repo": repo, "commit": commit, "layout": layout.kind, "licence": table.get("licence"),
+        "hub": {"repo": repo, "commit": commit, "layout": layout.kind, "licence": licence,
                 "title": table.get("title"), "from_table": from_table,
                 **({"tokenizer_from": table["tokenizer"]["repo"]} if tokenizer_files else {})},
         "tokenizer": {"files": tokenizer, "max_length": min(int(max_length), 77)},
@@ -134,17 +153,39 @@ def describe(repo: str, commit: str, files: list[dict], layout: Layout, configs:
         "scheduler_config": scheduler_config,
         "defaults": defaults,
         "description": (f"{table.get('title') or repo}, opened from the Hugging Face Hub ({repo} at "
-                        f"{commit[:12]}), files as published. Licence: {table.get('licence') or 'see the repo'}."),
+                        f"{commit[:12]}), files as published. Licence: {licence or 'see the repo'}."),
         "starter_prompts": ["a photo of a cat sitting on a windowsill", "a lighthouse on a cliff at sunset, oil painting",
                             "a bowl of ramen, studio photo"],
     }
 
 
-def summary(repo: str, files: list[dict], layout: Layout, configs: dict) -> dict:
-    """What the page shows before a download: the total size, the licence, the precision (and so
+def skeleton(repo: str, commit: str, files: list[dict], layout: Layout, configs: dict, precision: str | None) -> dict:
+    """The manifest as far as it is known before any graph is read: each component's files and
+    where they can run, and the picture size where the configs give it. Enough for the page to
+    choose a backend and download; `describe` gives the whole manifest once the graphs' inputs and
+    outputs are known."""
+    by_path = {f["path"]: f for f in files}
+    precision = precision or "fp32"
+    components = {component: {"variants": {precision: {
+        "files": [file_entry(by_path, p) for p in paths],
+        "backends": backends_for(precision, {"inputs": [], "outputs": []})}}}
+        for component, paths in layout.graphs.items()}
+    size = configs.get("unet", {}).get("sample_size")
+    blocks = configs.get("vae", {}).get("block_out_channels")
+    scale = 2 ** (len(blocks) - 1) if blocks else 8
+    defaults = {"width": size * scale, "height": size * scale} if isinstance(size, int) else {}
+    return {"format": MANIFEST_FORMAT, "name": known(repo).get("title") or repo, "source": f"hub:{repo}@{commit}",
+            "components": components, "vae_scale_factor": scale, "defaults": defaults,
+            "tokenizer": {"files": {k: file_entry(by_path, p) for k, p in layout.tokenizer.items()}}}
+
+
+def summary(repo: str, files: list[dict], layout: Layout, configs: dict, card: dict | None = None) -> dict:
+    """What the page shows before a download: the total size, the licence (`card`: the Hub's
+    cardData), the precision (and so
     the backend it needs), and what the browser cannot hold. The precision comes from the table
     for known repos, else from the text encoder's bytes per parameter."""
     table = known(repo)
+    licence, licence_from = licence_of(repo, card)
     by_path = {f["path"]: f for f in files}
     needed = [p for paths in layout.graphs.values() for p in paths] + list(layout.tokenizer.values())
     total = sum(by_path[p]["bytes"] for p in needed)
@@ -155,8 +196,8 @@ def summary(repo: str, files: list[dict], layout: Layout, configs: dict) -> dict
             "the text encoder's size against its parameter count"
     too_big = [p for p in needed if by_path[p]["bytes"] > MAX_BROWSER_FILE]
     return {
-        "repo": repo, "title": table.get("title") or repo, "licence": table.get("licence"),
-        "bytes": total, "confirm": total > CONFIRM_BYTES, "precision": precision, "precision_from": precision_from,
+        "repo": repo, "title": table.get("title") or repo, "licence": licence, "licence_from": licence_from,
+        "bytes": total, "confirm_bytes": CONFIRM_BYTES, "precision": precision, "precision_from": precision_from,
         "needs": "WebGPU with shader-f16" if precision == "fp16" else "WebGPU or WASM",
         "too_big": [{"path": p, "bytes": by_path[p]["bytes"]} for p in too_big],
         "over_memory": total > MAX_BROWSER_MODEL,

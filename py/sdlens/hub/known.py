@@ -10,6 +10,16 @@ their demos' code (shared notes, hub-layouts.md), not from the files: they are u
 
 from __future__ import annotations
 
+import os
+
+#: Where the page and `sdlens fetch` find the Hub unless told otherwise (--hub-endpoint, HF_ENDPOINT).
+DEFAULT_ENDPOINT = "https://huggingface.co"
+
+
+def endpoint_from(value: str | None) -> str:
+    """The Hub's address: `value`, else $HF_ENDPOINT (as huggingface_hub reads it), else the Hub."""
+    return (value or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+
 #: SD 1.5's noise schedule (its scheduler_config.json), for Euler as the WebNN demo runs it.
 SD15_EULER = {
     "_class_name": "EulerDiscreteScheduler",
@@ -54,6 +64,7 @@ def known(repo: str) -> dict:
     return KNOWN.get(repo, {})
 
 
-def known_names() -> list[str]:
-    """The repos the page offers by name."""
-    return sorted(KNOWN)
+def offered() -> list[dict]:
+    """The repos the page offers by name, with what it says of each before looking them up."""
+    return [{"repo": repo, "title": KNOWN[repo]["title"], "licence": KNOWN[repo]["licence"],
+             "precision": KNOWN[repo]["precision"]} for repo in sorted(KNOWN)]

@@ -76,6 +76,21 @@ def read_layout(repo: str, files: list[dict]) -> Layout:
     return Layout("optimum", graphs, {k: p for k, p in CONFIGS.items() if p in paths}, tokenizer)
 
 
+def tokenizer_entries(repo: str, files: list[dict], folder: str) -> dict[str, dict]:
+    """A tokenizer kept in another repo's `folder` (the known table's `tokenizer`): "vocab"/
+    "merges"/"config" → its listing entry, with `source` its path there and `path` the one it
+    takes in a model folder (tokenizer/…)."""
+    theirs = {f["path"]: f for f in files}
+    entries = {}
+    for key, ours in TOKENIZER_FILES.items():
+        source = f"{folder}/{ours.split('/', 1)[1]}"
+        if source in theirs:
+            entries[key] = {**theirs[source], "path": ours, "source": source}
+        elif key != "config":
+            raise SdlensError(f"{repo} has no {source}, which the tokenizer needs{_found(set(theirs))}")
+    return entries
+
+
 def _beside(graph: str, paths: set[str]) -> list[str]:
     """A graph's external data: the files onnx writes beside it (`model.onnx_data`, `weights.pb`)."""
     folder = graph.rpartition("/")[0]

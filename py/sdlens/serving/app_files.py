@@ -75,6 +75,7 @@ MIME_TYPES = {
 
 # The JSON documents the page reads; the server makes them per request, a static site as files.
 API_MODELS, API_PYTHON, API_SHELL = "api/models.json", "api/python.json", "api/shell.json"
+API_HUB = "api/hub.json"  # where the page's "Open a model from the Hub" asks, and the repos it offers
 
 
 def mime_type(name: str) -> str:
@@ -152,7 +153,7 @@ def python_sources(python_dir: Path) -> list[str]:
 
 def shell_urls(layout: Layout) -> list[str]:
     """Every app file a visit may need offline (the service worker caches them), page-relative."""
-    return ["./", API_PYTHON, API_MODELS, *layout.web_files(), *layout.python_files(), *layout.runtime_files(),
+    return ["./", API_PYTHON, API_MODELS, API_HUB, *layout.web_files(), *layout.python_files(), *layout.runtime_files(),
             *layout.built_files()]
 
 
@@ -195,10 +196,18 @@ def manifest_files(manifest: dict) -> list[dict]:
     return entries
 
 
-def api_documents(layout: Layout, model_dirs: list[Path]) -> dict[str, object]:
+def hub_document(endpoint: str) -> dict:
+    """api/hub.json: the Hub's address (a mirror or a test server may stand in) and the known repos."""
+    from ..hub.known import offered
+
+    return {"endpoint": endpoint.rstrip("/"), "known": offered()}
+
+
+def api_documents(layout: Layout, model_dirs: list[Path], hub_endpoint: str) -> dict[str, object]:
     """URL → JSON value for the documents the page reads."""
     return {
         API_MODELS: models_list(model_dirs),
+        API_HUB: hub_document(hub_endpoint),
         API_PYTHON: python_sources(layout.python),
         API_SHELL: shell_urls(layout),
     }

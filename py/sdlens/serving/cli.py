@@ -19,6 +19,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser, layout: Layout) -> None
     parser.add_argument("--models", type=Path, default=layout.models, help="folder of exported models")
     parser.add_argument("--cert-dir", type=Path, help="where --lan keeps its certificate (default ~/.sdlens/lan)")
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
+    add_hub_argument(parser)
+
+
+def add_hub_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--hub-endpoint", metavar="URL",
+                        help="where the page opens Hugging Face Hub repos: a mirror, or a test server "
+                             "(default: $HF_ENDPOINT, else https://huggingface.co)")
 
 
 def serve(args, layout: Layout) -> int:
@@ -56,7 +63,8 @@ def serve(args, layout: Layout) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
     try:
-        server = make_server(host, args.port, args.models, args.quiet, ssl_context=context, layout=layout)
+        server = make_server(host, args.port, args.models, args.quiet, ssl_context=context, layout=layout,
+                             hub_endpoint=args.hub_endpoint)
     except OSError as err:
         print(f"error: cannot listen on {host}:{args.port}: {err.strerror}", file=sys.stderr)
         return 2
@@ -100,6 +108,7 @@ def add_site_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-url", action="append", default=[], metavar="NAME=URL",
                         help="do not copy model NAME's files: its manifest points at URL/<file> "
                              "(another origin, which must send CORS headers)")
+    add_hub_argument(parser)
 
 
 def site(args, layout: Layout) -> int:
@@ -112,7 +121,7 @@ def site(args, layout: Layout) -> int:
         return 2
     models = args.model or None
     try:
-        report = write_site(args.out, layout, models, linked)
+        report = write_site(args.out, layout, models, linked, hub_endpoint=args.hub_endpoint)
     except SiteError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

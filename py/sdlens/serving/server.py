@@ -37,6 +37,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from ..hub.known import endpoint_from
 from . import app_files, sending
 from .app_files import Layout
 from .refusals import DEADLINE_S, TLS_HANDSHAKE, WAITING_IN_ALL, Refusals
@@ -90,6 +91,7 @@ class Handler(BaseHTTPRequestHandler):
     # Set per server by make_server.
     layout: Layout
     models_dir: Path
+    hub_endpoint: str  # api/hub.json: where the page opens Hub repos
     quiet = False
     timeout = IDLE_TIMEOUT_S  # StreamRequestHandler applies it to the socket: idle clients are dropped
 
@@ -150,7 +152,7 @@ class Handler(BaseHTTPRequestHandler):
         if not path.startswith("/"):
             return self.send_error(HTTPStatus.BAD_REQUEST)
         url = path[1:]
-        documents = app_files.api_documents(self.layout, app_files.model_folders(self.models_dir)) \
+        documents = app_files.api_documents(self.layout, app_files.model_folders(self.models_dir), self.hub_endpoint) \
             if url.startswith("api/") else {}
         if url in documents:
             return self.send_json(documents[url], head)
@@ -378,13 +380,14 @@ def raise_open_file_limit(needed: int) -> None:
 def make_server(host: str, port: int, models_dir: Path, quiet: bool = False, *,
                 ssl_context: ssl.SSLContext | None = None, layout: Layout | None = None,
                 idle_timeout: float = IDLE_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS,
-                per_client: int = PER_CLIENT, log=log_to_stderr) -> Server:
+                per_client: int = PER_CLIENT, log=log_to_stderr, hub_endpoint: str | None = None) -> Server:
     """`log` receives the one line per client that hits a limit (even when `quiet`, which silences
     the line per request)."""
     # A descriptor per connection, per file being sent, per refusal waiting, and some to spare.
     raise_open_file_limit(2 * max_connections + WAITING_IN_ALL + 64)
     handler = type("SdlensHandler", (Handler,), {
         "layout": layout or Layout.find(), "models_dir": Path(models_dir).resolve(), "quiet": quiet,
+        "hub_endpoint": endpoint_from(hub_endpoint),
         "timeout": idle_timeout,
     })
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

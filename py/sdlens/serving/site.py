@@ -17,6 +17,7 @@ import shutil
 import urllib.parse
 from pathlib import Path
 
+from ..hub.known import endpoint_from
 from . import app_files
 from .app_files import Layout
 
@@ -26,7 +27,7 @@ class SiteError(Exception):
 
 
 def write_site(out: Path, layout: Layout, model_dirs: list[Path] | None = None,
-               linked: dict[str, str] | None = None) -> str:
+               linked: dict[str, str] | None = None, hub_endpoint: str | None = None) -> str:
     out = Path(out)
     linked = dict(linked or {})
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -89,7 +90,7 @@ def write_site(out: Path, layout: Layout, model_dirs: list[Path] | None = None,
                     raise SiteError(f"{source} is missing or not the size its manifest says; re-export the model")
                 copy(source, base + entry["path"])
         write_json(base + "manifest.json", manifest)
-    for url, value in app_files.api_documents(layout, model_dirs).items():
+    for url, value in app_files.api_documents(layout, model_dirs, endpoint_from(hub_endpoint)).items():
         write_json(url, value)
     (out / ".nojekyll").write_text("")  # GitHub Pages: serve every file as it is
 
