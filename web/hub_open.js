@@ -112,7 +112,8 @@ export function mountHubOpen(root, { hub, look, open }) {
     }
     if (mine !== asked) return null;
     say("");
-    result.append(summaryList(answer, hub.endpoint));
+    const facts = summaryList(answer, hub.endpoint);
+    result.append(facts);
     if (!answer.runs.ok) fail(answer.runs.message);
     const model = {
       id: hubModelId(answer.repo, answer.commit), name: answer.summary.title,
@@ -121,7 +122,10 @@ export function mountHubOpen(root, { hub, look, open }) {
     const start = () => {
       remember(model);
       say(`Opening ${answer.summary.title}: the progress line under the picture follows the download.`, "info");
-      return open(model).then(() => say(""), (err) => fail(err.message));
+      return open(model).then(() => {
+        say("");
+        facts.replaceWith(summaryList({ ...answer, toFetch: 0 }, hub.endpoint)); // (downloaded now)
+      }, (err) => fail(err.message));
     };
     if (answer.toFetch <= answer.summary.confirm_bytes) return start();
     const button = element("button", `Download ${formatBytes(answer.toFetch)} and open`);
