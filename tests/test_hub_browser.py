@@ -19,7 +19,7 @@ import serve
 from . import hub_repos
 from .hub_server import MockHub, Repo
 from .test_browser import ARTIFACTS, CHROMIUM, Page, Server, browser  # noqa: F401 (a fixture)
-from .test_hub_fetch import diffusers_image, hub, optimum_export  # noqa: F401 (fixtures)
+from .test_hub_fetch import diffusers_image, hub, optimum_export, webnn_fp32_hub  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian's chromium (scripts/install)")
 
@@ -146,6 +146,7 @@ def test_a_link_opens_an_fp32_repo_that_generates_as_diffusers(browser, app, pag
         # The link is pinned to the commit it resolved to.
         assert parse_qs(urlsplit(p.url).query)["model"] == [f"hub:sdlens-test/tiny-sd-onnx@{commit}"]
         assert p.evaluate("window.sdlens.backend.ep") == "wasm"
+        assert p.evaluate("document.getElementById('model').value") == f"hub:sdlens-test/tiny-sd-onnx@{commit}"
         # Large files came through the 302 to the CDN origin; no request left for anywhere else.
         assert {"text_encoder/model.onnx", "unet/model.onnx", "vae_decoder/model.onnx"} <= set(downloads(page_hub))
         assert page.origins <= {app.url, page_hub.endpoint, page_hub.cdn_origin, "blob", "data"}, page.origins
@@ -304,3 +305,33 @@ def test_too_little_storage_is_explained(browser, app, page_hub):  # noqa: F811
         assert not [u for u in cached_urls(p) if "/resolve/" in u and "/unet/" in u]
     finally:
         context.close()
+
+
+def test_the_webnn_layout_runs_in_the_page_with_its_fixed_batch_and_sd15s_tokenizer(browser, webnn_fp32_hub,  # noqa: F811
+                                                                                      tiny_pipeline_dir, tmp_path):
+    """The WebNN repo's layout (graphs in the root, no configs, no tokenizer: the table's numbers and
+    SD 1.5's tokenizer files), here with float32 I/O so WASM runs it, fetched and served: the UNet
+    fixed at batch 2 generates as diffusers in the page, with and without guidance. (The page cannot
+    open this stand-in from the Hub itself: for the repos it knows by name it takes the precision
+    from sdlens' table, fp16, before any graph is downloaded, and refuses as it should for the real
+    repo on this machine; test_repos_the_page_cannot_open_are_named_before_any_download.)"""
+    from sdlens.cpython.fetch import fetch
+
+    fetch(hub_repos.WEBNN, tmp_path / "models" / "sd15-webnn", endpoint=webnn_fp32_hub.endpoint, log=lambda line: None)
+    srv = Server(tmp_path / "models")
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = Page(context, srv, "?model=sd15-webnn&backend=wasm&autorun=0").ready(unfold=False)
+        for guidance in (1.0, 7.5):
+            result = page.generate(prompt="a red circle", seed=7, steps=4, guidance=guidance, scheduler="ddim")
+            assert np.abs(pixels(result) - diffusers_image(tiny_pipeline_dir, guidance)).max() <= 3
+        hub = page.page.evaluate("window.sdlens.store.main.manifest")["hub"]
+        assert hub["tokenizer_from"] == "stable-diffusion-v1-5/stable-diffusion-v1-5"
+        assert {"vae_scaling_factor", "scheduler_config"} <= set(hub["from_table"])
+        card = page.page.locator("#model-card").text_content()
+        assert "taken from sdlens' table of known repos: " in card and "the VAE scaling factor" in card, card
+        assert "stable-diffusion-v1-5/stable-diffusion-v1-5's" in card
+        assert not page.errors, page.errors
+    finally:
+        context.close()
+        srv.stop()
