@@ -61,6 +61,18 @@ def displayed(page, where):
     return page.page.evaluate(f"window.sdlens.debug.displayed.attention.{where}")
 
 
+# The Refiner's map over x̂₀ is drawn once x̂₀ is decoded, after the rest of its view: the figure
+# says so (data-drawn), for the map of this word at this step.
+OVERLAY_DRAWN_JS = """([label, step]) => {
+    const shown = window.sdlens.debug.displayed.attention?.refiner;
+    const over = document.querySelector('#detail .attention-refiner .attention-over');
+    return shown?.label === label && (step === null || shown.step === step) && over?.dataset.drawn === 'true'; }"""
+
+
+def overlay_drawn(p, label, step=None):
+    p.wait_for_function(OVERLAY_DRAWN_JS, arg=[label, step])
+
+
 def test_displayed_map_is_the_steps_tensor_for_the_word(page):
     p = page.page
     maps = np.array(page.result["maps"], np.float32).reshape(page.result["shape"])
@@ -82,7 +94,7 @@ def test_displayed_map_is_the_steps_tensor_for_the_word(page):
         assert np.allclose(shown["sum"], maps[:, 3].sum(axis=0).ravel(), atol=1e-6)
     assert np.array_equal(np.array(displayed(page, "refiner")["map"], np.float32), maps[0, 3].ravel())
     assert p.locator("#detail .attention-refiner .chip[aria-pressed=true]").all_text_contents() == ["circle"]
-    p.wait_for_timeout(300)  # the x̂₀ decode behind the overlay
+    overlay_drawn(p, "circle", 0)
     p.locator("#detail .attention-refiner").screenshot(path=str(ARTIFACTS / "attention-refiner-1280.png"))
     p.locator("#attention-final").screenshot(path=str(ARTIFACTS / "attention-final-1280.png"))
     p.set_viewport_size({"width": 390, "height": 900})
@@ -172,13 +184,14 @@ def test_default_model_maps_in_the_page(browser, backend):  # noqa: F811
         page.page.locator("#attention-final").screenshot(path=str(ARTIFACTS / f"attention-default-final-{backend}-1280.png"))
         page.page.evaluate("window.sdlens.debug.open('refiner')")
         page.page.evaluate("window.sdlens.store.select(4)")
-        page.page.wait_for_timeout(500)
+        overlay_drawn(page.page, "red", 4)
+        page.settled("#detail .attention-refiner")
         page.page.locator("#detail .attention-refiner").screenshot(
             path=str(ARTIFACTS / f"attention-default-refiner-{backend}-1280.png"))
         page.page.locator("#detail .attention-refiner .chip", has_text="background").first.click()
-        page.page.wait_for_timeout(300)
+        overlay_drawn(page.page, "background", 4)
         page.page.set_viewport_size({"width": 390, "height": 900})
-        page.page.wait_for_timeout(300)
+        page.settled("#detail .attention-refiner")
         page.page.locator("#detail .attention-refiner").screenshot(
             path=str(ARTIFACTS / f"attention-default-refiner-background-{backend}-390.png"))
         assert page.errors == [] and page.origins == {srv.url}
@@ -220,7 +233,7 @@ def shapes(browser):  # noqa: F811
 
 def pick(page, label):
     page.page.locator("#attention-final .chip", has_text=label).first.click()
-    page.page.wait_for_timeout(150)  # the x̂₀ decode behind the Refiner's overlay
+    overlay_drawn(page.page, label)
     return displayed(page, "final"), displayed(page, "refiner")
 
 
@@ -322,7 +335,8 @@ def test_screenshots_of_the_maps(shapes):
         p.set_viewport_size({"width": width, "height": height})
         for word in ("circle", "big"):
             pick(shapes, word)
-            p.wait_for_timeout(200)
+            shapes.settled("#attention-final")
+            shapes.settled("#detail .attention-refiner")
             p.locator("#attention-final").screenshot(path=str(ARTIFACTS / f"attention-final-{word}-{size}.png"))
             p.locator("#detail .attention-refiner").screenshot(path=str(ARTIFACTS / f"attention-refiner-{word}-{size}.png"))
     p.set_viewport_size({"width": 1280, "height": 900})

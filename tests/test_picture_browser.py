@@ -18,7 +18,7 @@ import serve
 from sdlens.forward import alphas_cumprod, run_noise, weights
 
 from .conftest import ROOT
-from .test_browser import Page, browser, server  # noqa: F401  (shared fixtures)
+from .test_browser import Page, browser, server, settled  # noqa: F401  (shared fixtures)
 
 ARTIFACTS = ROOT / "test-artifacts"
 DEFAULT_MODEL = serve.ROOT / "models" / "shapes"
@@ -52,9 +52,9 @@ def shot(p, selector, name):
     """The element at 1280×720 and at 390×844 (where nothing may overflow)."""
     for width, height in ((1280, 720), (390, 844)):
         p.set_viewport_size({"width": width, "height": height})
-        p.wait_for_timeout(300)
+        settled(p, selector)
         p.evaluate("(s) => document.querySelector(s).scrollIntoView({block: 'start'})", selector)
-        p.wait_for_timeout(200)
+        settled(p, selector)
         p.screenshot(path=str(ARTIFACTS / f"picture-{name}-{width}.png"))
         if width < 600:
             assert p.evaluate("document.documentElement.scrollWidth") <= width, f"{name} overflows at {width} px"
@@ -334,7 +334,11 @@ def test_a_rough_red_circle_is_cleaned_up_as_the_cli_does(page, cpython):
     shot(p, "#start-picture", "sketch-pad")
     sketch = pad_pixels(p)
     p.click("#generate")
-    p.wait_for_function("window.sdlens.store.main?.final && !document.getElementById('generate').disabled", timeout=TIMEOUT)
+    # A run started with Generate plays once on the stage, a step every 100 ms: the steps below are
+    # chosen once it has played and rests on the image (mid-play, the next tick moves the step on).
+    p.wait_for_function("window.sdlens.store.main?.final && !document.getElementById('generate').disabled"
+                        " && window.sdlens.debug.displayed.stage?.kind === 'final'"
+                        " && !document.getElementById('tl-play').dataset.playing", timeout=TIMEOUT)
     page_image = np.array(p.evaluate("Array.from(window.sdlens.store.main.final.rgba)"), np.uint8).reshape(64, 64, 4)[..., :3]
 
     result = cpython.generate(Settings(prompt=PROMPT, seed=42, steps=25, guidance=7.5, scheduler="ddim",
@@ -435,9 +439,12 @@ def test_drop_and_paste_take_a_picture(page):
     # Text pasted into the prompt stays text
     p.fill("#prompt", PROMPT)
     p.focus("#prompt")
-    p.evaluate("""() => { const t = new DataTransfer(); t.setData('text/plain', 'x');
+    # The page decides at once: a paste it takes, it keeps from the field (preventDefault) and reads.
+    taken = p.evaluate("""() => { const t = new DataTransfer(); t.setData('text/plain', 'x');
         t.items.add(new File([new Uint8Array(4)], 'a.png', {type: 'image/png'}));
-        document.getElementById('prompt').dispatchEvent(new ClipboardEvent('paste', {clipboardData: t, bubbles: true, cancelable: true})); }""")
-    p.wait_for_timeout(300)
+        const paste = new ClipboardEvent('paste', {clipboardData: t, bubbles: true, cancelable: true});
+        document.getElementById('prompt').dispatchEvent(paste);
+        return paste.defaultPrevented; }""")
+    assert not taken
     assert p.text_content("#picture-note") == "200×200 → resized to 64×64."
     assert p.text_content("#init_image-message") == ""

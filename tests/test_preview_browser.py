@@ -297,9 +297,12 @@ def test_words_typed_are_encoded_before_generate(taesd_page):
     page, _ = taesd_page
     p = page.page
     p.evaluate(WATCH_PROGRESS_JS)
+    p.evaluate("""() => { window.__prepared = [];
+        window.addEventListener('sdlens:prepared', ({ detail }) => window.__prepared.push(detail.settings.prompt)); }""")
     p.fill("#prompt", "")
     p.locator("#prompt").type("a green star at the top")
-    p.wait_for_timeout(3000)  # the words rest 0.5 s, then the worker encodes them (a slow machine: slack)
+    # the words rest 0.5 s, then the worker encodes them: prepare_text.js says when it has
+    p.wait_for_function("window.__prepared.includes('a green star at the top')")
     p.evaluate("window.__progress = []")
     p.click("#generate")
     # this run done and shown (an earlier run's time line is there until the run clears it)

@@ -131,8 +131,8 @@ def generate_from_the_form(p, prompt, steps, explain):
     p.click("#generate")
     done(p)
     # A run started with Generate plays once on the stage (from 300 ms after it ends), then rests
-    # on the finished image.
-    p.wait_for_timeout(400)
+    # on the finished image. The stage asks to play (tl-play's data-playing "soon", then "1") as the
+    # run's pictures are in, before Generate is enabled again: so once done, not playing means played.
     p.wait_for_function("window.sdlens.debug.displayed.stage?.kind === 'final' && !document.getElementById('tl-play').dataset.playing",
                         timeout=TIMEOUT)
 

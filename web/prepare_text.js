@@ -11,9 +11,14 @@ const REST_MS = 500;
  */
 export function prepareWhileTyping({ fields, words, idle, prepare }) {
   let timer = null;
+  // "sdlens:prepared" ({settings, ran, ms}) says the worker has made these words' embeddings: what
+  // a test waits on before Generate, rather than on time passing (the rest, then the worker's turn).
+  const made = (settings) => prepare(settings)
+    .then((answer) => window.dispatchEvent(new CustomEvent("sdlens:prepared", { detail: { settings, ...answer } })))
+    .catch(() => {});
   const soon = () => {
     clearTimeout(timer);
-    timer = setTimeout(() => idle() && prepare(words()).catch(() => {}), REST_MS);
+    timer = setTimeout(() => idle() && made(words()), REST_MS);
   };
   for (const field of fields) field.addEventListener("input", soon);
 }
