@@ -1,6 +1,8 @@
 """Edited guidance and scheduler steps (py/sdlens/edited.py) on the tiny model, in CPython: the
 same code the browser's Pyodide runs."""
 
+import time
+
 import numpy as np
 import pytest
 
@@ -83,6 +85,17 @@ def test_wrong_return_and_endless_loop(pipeline):
     with pytest.raises(CodeError, match="still running after 0.5 s") as err:
         run(pipeline, code=EditedCode(guidance=loop, time_limit_s=0.5))
     assert err.value.line in (2, 3)
+    # Stop (the page's shared flag) ends the loop at its next line, long before the time limit.
+    looked = []
+
+    def stopped():  # Stop, pressed once the loop has gone round a while
+        looked.append(1)
+        return len(looked) > 1000
+
+    started = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        run(pipeline, code=EditedCode(guidance=loop, time_limit_s=60, stopped=stopped))
+    assert time.perf_counter() - started < 30 and len(looked) == 1001  # each line looked, until Stop
     with pytest.raises(CodeError, match="define a function named guide"):
         EditedCode(guidance="x = 1\n")
 

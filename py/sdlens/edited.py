@@ -116,14 +116,20 @@ def _compile(part: str, source: str, namespace: dict):
     return function
 
 
-def _guarded(part: str, function, limit_s: float):
-    """`function`, run with a time limit, its errors turned into CodeErrors with the line."""
+def _guarded(part: str, function, limit_s: float, stopped=None):
+    """`function`, run with a time limit, its errors turned into CodeErrors with the line.
+    `stopped()` (when given) says the learner pressed Stop: checked at each line of the edited
+    code, so a loop that never ends stops at once. (The check is here, in the edited code's own
+    lines, and not an interrupt that may land anywhere: one landing while the runtime waits for
+    the device, in a UNet call, never returns.)"""
     filename = _filename(part)
 
     def call(*args, **kwargs):
         started = time.perf_counter()
 
         def local(frame, event, arg):
+            if stopped is not None and stopped():
+                raise KeyboardInterrupt
             if time.perf_counter() - started > limit_s:
                 raise _TimeLimit()
             return local
@@ -157,12 +163,13 @@ class EditedCode:
     """Edited guidance and/or step for one run. Raises CodeError for code that does not compile."""
 
     def __init__(self, guidance: str | None = None, step: str | None = None, scheduler: str = "ddim",
-                 time_limit_s: float = TIME_LIMIT_S):
+                 time_limit_s: float = TIME_LIMIT_S, stopped=None):
+        """`stopped()`: whether the learner has pressed Stop (the page's shared flag)."""
         self.scheduler = scheduler
         self.guide = None
         self._step = None
         if guidance is not None:
-            raw = _guarded("guidance", _compile("guidance", guidance, vars(guidance_module)), time_limit_s)
+            raw = _guarded("guidance", _compile("guidance", guidance, vars(guidance_module)), time_limit_s, stopped)
 
             def guide(ops, eps_uncond, eps_cond, scale):
                 ops = FormulaOps(ops)
@@ -177,7 +184,7 @@ class EditedCode:
             cls = SCHEDULERS.get(scheduler)
             if cls is None:
                 raise SdlensError(f"unknown scheduler {scheduler!r}")
-            self._step = _guarded("step", _compile("step", step, vars(sys.modules[cls.__module__])), time_limit_s)
+            self._step = _guarded("step", _compile("step", step, vars(sys.modules[cls.__module__])), time_limit_s, stopped)
 
     @property
     def modified(self) -> bool:

@@ -19,7 +19,9 @@ let gpu = null;
 let ort = null;
 let loaded = null; // {modelId, manifest, backend, session}
 let stopRequested = false;
-// Shared with the page: it writes 2 (SIGINT) to stop edited Python mid-step (needs cross-origin isolation).
+// Shared with the page: it writes 2 to stop edited Python mid-step (needs cross-origin isolation). The
+// edited code's own lines read it (py/sdlens/edited.py); it is not Pyodide's interrupt buffer, whose
+// interrupt may land while Python waits for a UNet call, and such a wait never returns.
 const interrupt = self.crossOriginIsolated ? new Int32Array(new SharedArrayBuffer(4)) : null;
 
 const post = (message) => self.postMessage(message);
@@ -267,7 +269,7 @@ async function generate({ settings, explain = false, code = null, pictures = tru
   // (a UNet call's phase also says which: step of steps, call of calls, and the batch)
   const onPhase = (phase, decoder, step, steps, call, calls, batch) =>
     post({ type: "phase", phase, decoder, at: now(), ...(phase === "unet" ? { step, steps, call, calls, batch } : {}) });
-  const js = fromPython(await session.generate.callPromising(pySettings, onStep, shouldStop, explain, pyCode, pictures, onPhase));
+  const js = fromPython(await session.generate.callPromising(pySettings, onStep, shouldStop, explain, pyCode, pictures, onPhase, interrupt || undefined));
   if (interrupt) interrupt[0] = 0;
   pySettings.destroy();
   pyCode?.destroy();
@@ -305,7 +307,6 @@ const handlers = {
     const boot = startUp();
     gpu = await boot.gpu;
     const python = await boot.python;
-    if (interrupt) pyodide.setInterruptBuffer(interrupt);
     // The scheduler menu comes from the Python classes, the one place their names are written.
     const schedulers = fromPython(pyodide.pyimport("sdlens.browser.session").schedulers());
     return { gpu, interrupt, schedulers, boot: python, marks: { worker: workerStarted, python: now() } };

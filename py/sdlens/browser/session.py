@@ -135,14 +135,15 @@ class BrowserSession:
         return shape[3] * scale, shape[2] * scale
 
     def generate(self, settings: dict, on_step, should_stop, explain: bool = False, code=None,
-                 pictures: bool = True, on_phase=None) -> dict:
+                 pictures: bool = True, on_phase=None, stop_flag=None) -> dict:
         """Run; after each step call on_step(info, tensors, picture). `tensors` holds x̂0 only, or
         with `explain` every tensor of the step (x_t, ε parts, x̂0, and the per-token attention maps
         when the model has them), as JavaScript Float32Arrays; `picture` is x̂0 decoded to RGB bytes
         (a Uint8Array), or None where the page draws it. `pictures=False` decodes no step's x̂0
         (the page decodes them after the final image, with decode(): a first visit's run). With
         the fast final decoder the last call's picture is left to the page the same way (its info
-        says picture_later)."""
+        says picture_later). `stop_flag`: the page's shared Int32Array, 2 once Stop is pressed,
+        which edited code reads at each of its lines (a loop in it never lets the stop message in)."""
         s = self._settings(settings)
         # Reading the maps back costs a copy per step, so only an explained run asks for them.
         attention = explain and self.pipeline.has_attention()
@@ -153,7 +154,8 @@ class BrowserSession:
             code = code.to_py() if hasattr(code, "to_py") else dict(code)
             try:
                 edited = EditedCode(guidance=code.get("guidance"), step=code.get("step"), scheduler=s.scheduler,
-                                    time_limit_s=float(code.get("time_limit_s") or 5.0))
+                                    time_limit_s=float(code.get("time_limit_s") or 5.0),
+                                    stopped=(lambda: stop_flag[0] == 2) if stop_flag is not None else None)
             except CodeError as err:
                 return _code_error(err)
         runtime = self.runtime
@@ -227,7 +229,7 @@ class BrowserSession:
                                             on_phase=phase if on_phase is not None else None)
         except Cancelled:
             return {"cancelled": True}
-        except KeyboardInterrupt:  # Stop during edited code (the page's interrupt buffer)
+        except KeyboardInterrupt:  # Stop during edited code (its lines read the page's stop flag)
             return {"cancelled": True}
         except CodeError as err:
             return _code_error(err)
