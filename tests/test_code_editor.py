@@ -70,7 +70,7 @@ def test_editor_shows_the_real_source_highlighted(page):
 def test_guidance_returning_eps_cond_equals_guidance_off(page):
     p = page.page
     edited = original_source("guidance").replace(
-        "return eps_uncond + scale * (eps_cond - eps_uncond)", "return eps_cond")
+        "return eps_uncond + g * (eps_cond - eps_uncond)", "return eps_cond")
     assert run_edit(page, "guidance", edited)
     assert not p.locator("#code-badge").is_hidden()
     b = latents(page, "compare")
@@ -101,7 +101,7 @@ def test_reset_restores_bit_identical_output(page):
 
 
 @pytest.mark.parametrize("part,line_text,broken,message", [
-    ("guidance", "return eps_uncond", "    return eps_uncond + scale * (eps_cond - eps_uncond\n", "SyntaxError"),
+    ("guidance", "return eps_uncond", "    return eps_uncond + g * (eps_cond - eps_uncond\n", "SyntaxError"),
     ("step", "b_t = 1.0 - a_t", "    b_t = 1.0 - a_t\n    b_t = b_t / 0\n", "ZeroDivisionError"),
 ])
 def test_errors_show_their_line_and_the_next_run_works(page, part, line_text, broken, message):
@@ -152,11 +152,11 @@ def test_guidance_written_as_a_formula_gives_the_standard_image(page):
     """The standard guide is the formula; the same sum written another way, or with ops.combine as it
     used to be, runs as the same one linear combination: the same pixels. Compare names each edit."""
     p = page.page
-    standard = "return eps_uncond + scale * (eps_cond - eps_uncond)"
+    standard = "return eps_uncond + g * (eps_cond - eps_uncond)"
     assert standard in original_source("guidance")
     captions = []
-    for rewritten in ("return (1 - scale) * eps_uncond + scale * eps_cond",
-                      "return ops.combine([(1.0 - scale, eps_uncond), (scale, eps_cond)])"):
+    for rewritten in ("return (1 - g) * eps_uncond + g * eps_cond",
+                      "return ops.combine([(1.0 - g, eps_uncond), (g, eps_cond)])"):
         assert run_edit(page, "guidance", original_source("guidance").replace(standard, rewritten))
         assert np.array_equal(latents(page, "compare"), latents(page, "main"))
         a, b = (p.evaluate(f"Array.from(window.sdlens.store.runs.get('{k}').final.rgba)") for k in ("main", "compare"))
@@ -169,15 +169,15 @@ def test_guidance_written_as_a_formula_gives_the_standard_image(page):
             p.locator("#code-section").screenshot(path=str(ARTIFACTS / "code-editor-formula-1280.png"))
             p.locator("#compare-section").screenshot(path=str(ARTIFACTS / "code-editor-formula-compare-1280.png"))
     # Two different edits, two names: each says the line it changed.
-    assert "modified code" in captions[0] and "(1 - scale) * eps_uncond" in captions[0]
+    assert "modified code" in captions[0] and "(1 - g) * eps_uncond" in captions[0]
     assert "ops.combine" in captions[1] and captions[0] != captions[1]
     p.evaluate("window.sdlens.debug.code.reset()")
 
 
 def test_tensor_times_tensor_is_said_in_words_on_its_line(page):
     p = page.page
-    source = original_source("guidance").replace("return eps_uncond + scale * (eps_cond - eps_uncond)",
-                                                 "return eps_uncond + scale * (eps_cond * eps_uncond)")
+    source = original_source("guidance").replace("return eps_uncond + g * (eps_cond - eps_uncond)",
+                                                 "return eps_uncond + g * (eps_cond * eps_uncond)")
     assert not run_edit(page, "guidance", source)
     error = p.evaluate("window.sdlens.debug.code.state.lastError")
     shown = p.locator("#code-error").text_content()

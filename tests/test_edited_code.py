@@ -26,7 +26,7 @@ def run(pipeline, guidance=7.5, code=None, **settings):
 
 
 def test_sources_are_the_running_functions():
-    assert original_source("guidance").startswith("def guide(ops, eps_uncond, eps_cond, scale: float):")
+    assert original_source("guidance").startswith("def guide(ops, eps_uncond, eps_cond, g: float):")  # g, as the page writes the formula
     for name in SCHEDULERS:
         assert original_source("step", name).startswith("def step(self, model_output, index")
 
@@ -40,7 +40,7 @@ def test_unedited_source_gives_bit_identical_output(pipeline, scheduler):
 
 def test_guidance_that_returns_eps_cond_equals_guidance_off(pipeline):
     source = original_source("guidance").replace(
-        "    return eps_uncond + scale * (eps_cond - eps_uncond)", "    return eps_cond")
+        "    return eps_uncond + g * (eps_cond - eps_uncond)", "    return eps_cond")
     assert source.rstrip().endswith("return eps_cond")
     edited = run(pipeline, 7.5, EditedCode(guidance=source))
     off = run(pipeline, 1.0)
@@ -59,7 +59,7 @@ def test_edited_step_changes_the_result(pipeline):
 
 def test_syntax_error_names_its_line():
     source = original_source("guidance").splitlines()
-    source[2] = "    return eps_uncond + scale * (eps_cond - eps_uncond"  # missing bracket
+    source[2] = "    return eps_uncond + g * (eps_cond - eps_uncond"  # missing bracket
     with pytest.raises(CodeError) as err:
         EditedCode(guidance="\n".join(source))
     assert err.value.part == "guidance" and err.value.line == 3 and "SyntaxError" in str(err.value)

@@ -46,7 +46,7 @@ def test_attention_edited_code_and_umap_on_webgpu(browser):  # noqa: F811
 
         # 2. Edited guidance that returns ε_cond: the same latents as guidance off (g = 1).
         edited = original_source("guidance").replace(
-            "return eps_uncond + scale * (eps_cond - eps_uncond)", "return eps_cond")
+            "return eps_uncond + g * (eps_cond - eps_uncond)", "return eps_cond")
         run = p.evaluate("([s, c]) => window.sdlens.explainWithCode(s, {guidance: c}, 'edited').then((r) => r.modified_code)",
                          [SETTINGS, edited])
         assert run == ["guidance"]

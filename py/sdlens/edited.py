@@ -6,7 +6,7 @@ the edit. This module turns the edited text into functions the pipeline calls in
 
 - the code runs in the namespace of the module it came from, so it can use what the original uses
   (`combine`, `StepResult`, `math`, …) and nothing the page cannot already reach;
-- tensors in the code can be written as formulas (`eps_uncond + scale * (eps_cond - eps_uncond)`):
+- tensors in the code can be written as formulas (`eps_uncond + g * (eps_cond - eps_uncond)`):
   each formula runs as one `ops.combine` (see formula.py);
 - every error is a `CodeError` naming the part ("guidance" or "step") and the line of the edited
   text where it happened: syntax errors, exceptions, a wrong return value, and code that runs past

@@ -48,6 +48,6 @@ def check_flag(value, name: str) -> bool:
     raise SdlensError(f"{name} must be true or false, {as_typed(value)}")
 
 
-def guide(ops, eps_uncond, eps_cond, scale: float):
-    """ε_uncond + g·(ε_cond − ε_uncond), computed as one linear combination (see formula.py)."""
-    return eps_uncond + scale * (eps_cond - eps_uncond)
+def guide(ops, eps_uncond, eps_cond, g: float):
+    """ε_uncond + g·(ε_cond − ε_uncond), g the guidance scale: one linear combination (formula.py)."""
+    return eps_uncond + g * (eps_cond - eps_uncond)

@@ -52,7 +52,7 @@ export function mountCodeEditor(container, store) {
     <p class="hint">This is the real Python that runs in this page (in the worker's Pyodide). Edit it and press
       Run: the same seed is generated with the standard code (A) and with yours (B), compared below.
       Tensors can be added, subtracted and multiplied or divided by numbers, as in the formula
-      <code>eps_uncond + scale * (eps_cond - eps_uncond)</code>: each such expression runs as one linear
+      <code>eps_uncond + g * (eps_cond - eps_uncond)</code>: each such expression runs as one linear
       combination. Try guidance that returns only <code>eps_cond</code>, or a step that skips the noise re-injection.</p>
     <div class="code-tabs" role="tablist">
       <button type="button" role="tab" data-part="guidance" aria-selected="true">Guidance</button>
