@@ -1,4 +1,4 @@
-"""python -m export {tiny,family,convert,import,attention,train-tiny,judge,judge-objects} …: build and convert models for sdlens (CPython only)."""
+"""python -m export {tiny,family,convert,import,attention,train-tiny,judge,judge-objects,objects-snapshot} …: build and convert models for sdlens (CPython only)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,11 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 def _float_or_none(text):
     return None if text is None else float(text)
+
+
+def curve_scores(results: dict) -> dict:
+    """judge-objects' results → the learning curve's (and a snapshot's) four scores."""
+    return {f"{split}_{k}": round(results[split]["all"][k], 4) for split in ("objects", "heldout") for k in ("object", "place")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,6 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     judge_objects.add_argument("--grid", type=Path, help="save a PNG: one row per object, one column per seed")
     judge_objects.add_argument("--json", type=Path, help="also write the scores as JSON")
     judge_objects.add_argument("--curve", type=Path, help="append the scores to this learning-curve file")
+
+    snapshot = commands.add_parser("objects-snapshot",
+                                   help="judge an objects run and, when clearly better than the kept one, write its "
+                                        "fp16 weights to export/objects/snapshot.safetensors")
+    snapshot.add_argument("run", type=Path, help="a train-tiny --world objects OUT with a checkpoint at the UNet stage")
+    snapshot.add_argument("--out", type=Path, help="the snapshot file (default export/objects/snapshot.safetensors)")
+    snapshot.add_argument("--force", action="store_true", help="write it even if the judge has not clearly improved")
+    snapshot.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
 
     args = parser.parse_args(argv)
     try:
@@ -217,10 +230,19 @@ def main(argv: list[str] | None = None) -> int:
                 args.json.write_text(json.dumps(results, indent=2) + "\n")
             if args.curve:
                 line = {"stage": "judge", "step": results["checkpoint_step"], "guidance": args.guidance,
-                        "seeds": args.seeds, **{f"{split}_{k}": round(results[split]["all"][k], 4)
-                                                 for split in ("objects", "heldout") for k in ("object", "place")}}
+                        "seeds": args.seeds, **curve_scores(results)}
                 with args.curve.open("a", encoding="utf-8") as f:
                     f.write(json.dumps(line) + "\n")
+        elif args.command == "objects-snapshot":
+            import torch
+
+            from .objects.judge import judge
+            from .objects.snapshot import SNAPSHOT, write_snapshot
+
+            torch.set_num_threads(args.threads)
+            results = judge(args.run, seeds=4)
+            print(write_snapshot(args.run, {"step": results["checkpoint_step"], "seeds": 4, **curve_scores(results)},
+                                 args.out or SNAPSHOT, force=args.force))
     except SdlensError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

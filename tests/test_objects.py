@@ -161,6 +161,44 @@ def test_resuming_the_objects_world_under_bf16_gives_the_same_model(tmp_path, mo
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
+def test_a_weights_only_snapshot_is_the_run_and_is_replaced_only_when_clearly_better(tmp_path, monkeypatch):
+    """A run stopped mid-UNet (its checkpoint) → export/objects/snapshot.py's fp16 file → a pipeline
+    that draws what the checkpoint's EMA weights draw; a score not clearly above the kept one keeps it."""
+    import torch
+
+    from export.objects.judge import load_pipeline
+    from export.objects.snapshot import kept_scores, write_snapshot
+    from export.shapes import train
+
+    torch.set_num_threads(1)
+    monkeypatch.setattr(train, "CHECKPOINT_EVERY_S", 0)
+    original, calls = train.Trainer._unet_step, {"n": 0}
+
+    def interrupting(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4 + 3:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(train.Trainer, "_unet_step", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        train.train_tiny(tmp_path / "run", minutes=5, world="objects", config="reduced", vae_steps=4, unet_steps=6,
+                         quiet=True, threads=1)
+    file = tmp_path / "snapshot.safetensors"
+    scores = {"objects_object": 0.5, "objects_place": 0.9, "heldout_object": 0.4, "heldout_place": 0.8}
+    assert write_snapshot(tmp_path / "run", scores, file).startswith("wrote ")
+    assert kept_scores(file) == scores
+    assert write_snapshot(tmp_path / "run", {**scores, "objects_object": 0.53}, file).startswith("kept ")
+
+    def draw(pipe):
+        with torch.no_grad():
+            return pipe("a cat on the left", num_inference_steps=3, generator=torch.Generator().manual_seed(0),
+                        output_type="np").images[0]
+
+    from_run, from_file = draw(load_pipeline(tmp_path / "run")), draw(load_pipeline(file))
+    assert np.abs(from_run - from_file).max() < 0.03  # fp16 weights, computed in fp32
+
+
 # -- the judge ---------------------------------------------------------------------------------------
 
 def test_the_judge_reads_rendered_pictures_it_never_trained_on():

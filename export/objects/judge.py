@@ -175,7 +175,8 @@ def score(readings: list[tuple[str, str]], truths: list[scenes.Scene]) -> dict:
 # -- generating from a model ------------------------------------------------------------------------
 
 def load_pipeline(model: Path):
-    """A diffusers pipeline from a finished run's folder, or from a run's mid-run checkpoint (EMA weights)."""
+    """A diffusers pipeline from a finished run's folder, a run's mid-run checkpoint (EMA weights), or
+    a weights-only snapshot file."""
     from diffusers import DDIMScheduler, StableDiffusionPipeline
     from transformers import CLIPTokenizer
 
@@ -186,6 +187,10 @@ def load_pipeline(model: Path):
     from .model import CONFIGS
 
     model = Path(model)
+    if model.suffix == ".safetensors":  # a weights-only snapshot (snapshot.py)
+        from .snapshot import pipeline
+
+        return pipeline(model)
     if (model / "model_index.json").is_file():
         return StableDiffusionPipeline.from_pretrained(model, local_files_only=True, safety_checker=None)
     ckpt = model / "checkpoint"
