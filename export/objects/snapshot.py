@@ -96,3 +96,17 @@ def pipeline(path: Path = SNAPSHOT):
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.sdlens_step = meta["step"]
     return pipe
+
+
+def write_pipeline(path: Path, out: Path) -> Path:
+    """A snapshot → a diffusers folder with the world's `sdlens_extras.json`, as a finished run
+    writes it: what `python -m export convert OUT models/objects` takes."""
+    from .world import FULL, extras
+
+    out = Path(out)
+    if out.exists():
+        raise SdlensError(f"{out} already exists")
+    pipe = pipeline(path)
+    pipe.save_pretrained(out, safe_serialization=True)
+    (out / "sdlens_extras.json").write_text(json.dumps(extras(FULL.scenes), indent=2) + "\n")
+    return out
