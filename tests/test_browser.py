@@ -262,6 +262,20 @@ def test_bad_input_shows_a_message_by_the_field(wasm_page, field, value, message
     assert len(wasm_page.generate(prompt="ok", steps=1)["timings"]["step_ms"]) == 1
 
 
+def test_a_corrected_value_clears_its_message_at_once(wasm_page):
+    """Seed −1 corrected to 42: its message and the box by the form go as it is typed (29)."""
+    p = wasm_page.page
+    try:
+        p.locator("#seed").fill("-1")
+        p.evaluate("window.sdlens.generate({}).catch(() => null)")
+        assert "error" in p.locator("#seed-message").get_attribute("class") and not p.locator("#error").is_hidden()
+        p.locator("#seed").fill("42")
+        p.wait_for_function("document.getElementById('seed-message').textContent === '' && document.getElementById('error').hidden")
+        assert "error" not in p.locator("#seed-message").get_attribute("class")
+    finally:
+        p.locator("#seed").fill("42")
+
+
 @pytest.mark.parametrize("typed, kind, words", [
     ("-5", "error", f"{GUIDANCE_RULE}, not “-5”"),
     ("abc", "error", f"{GUIDANCE_RULE}, not “abc”"),  # a type=number box reads "abc" as empty

@@ -6,7 +6,7 @@ import { decodeStepPictures, firstVisit, onPageClock, startupMarks } from "./fir
 import { keepFocusAndShortcut } from "./form_keys.js";
 import { RunStore } from "./explainer/store.js";
 import { fillSchedulerSelect, karrasValue, schedulerId, setCatalogue } from "./schedulers.js";
-import { applyDefaults, clearFieldMessages, fieldMessage, followForm, mountGuidanceFields, readForm, setDecoderChoice, syncKarras, writeForm } from "./form.js";
+import { applyDefaults, clearFieldMessages, clearMessagesWhenFixed, fieldMessage, followForm, mountGuidanceFields, readForm, setDecoderChoice, syncKarras, writeForm } from "./form.js";
 import { showBackend } from "./backend_badge.js";
 import { mountEstimate } from "./estimate.js";
 import { measured, rememberRun } from "./measured.js";
@@ -379,6 +379,7 @@ async function main() {
   mountTextSizeButton($("text-size"));
   mountResultNote(store, $("image"));
   mountGuidanceFields();
+  clearMessagesWhenFixed((settings) => (state.modelId ? call("check", { settings }) : Promise.resolve(null)), () => showError(""));
   $("random-seed").addEventListener("click", () => {
     const words = crypto.getRandomValues(new Uint32Array(2));
     $("seed").value = String(BigInt(words[0]) * 4294967296n + BigInt(words[1]));

@@ -80,6 +80,28 @@ export function clearFieldMessages() {
   }
 }
 
+/**
+ * A field's error goes as soon as its value is fixed, not at the next Generate: after each edit
+ * while an error shows, the worker's `check(settings)` (plain Python, no model run) says which
+ * field is still wrong, and every other error is cleared; `onFixed()` clears what else showed it
+ * (the box by the form) once none is left.
+ */
+export function clearMessagesWhenFixed(check, onFixed) {
+  const errors = () => FIELDS.map((f) => $(`${f}-message`)).filter((el) => el.classList.contains("error") && el.textContent);
+  $("controls").addEventListener("input", async () => {
+    if (!errors().length) return;
+    const answer = await check(readForm()).catch(() => null);
+    if (!answer) return;
+    for (const el of errors()) {
+      if (answer.ok || el.id !== `${answer.field}-message`) {
+        el.textContent = "";
+        el.className = "field-message";
+      }
+    }
+    if (answer.ok) onFixed();
+  });
+}
+
 export function fieldMessage(field, text, warning = false) {
   // (a field with no message line of its own, such as a setting only the API sets, uses the prompt's)
   const el = (field && $(`${field}-message`)) || $("prompt-message");
