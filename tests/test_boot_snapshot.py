@@ -82,8 +82,8 @@ def test_changed_source_falls_back(built, browser, tmp_path):
     shutil.copytree(layout.python / "sdlens", python / "sdlens", ignore=shutil.ignore_patterns("__pycache__"))
     guidance = python / "sdlens" / "guidance.py"
     text = guidance.read_text(encoding="utf-8")
-    assert "    return eps_uncond + scale" in text
-    guidance.write_text(text.replace("    return eps_uncond + scale", "    # a learner's local change\n    return eps_uncond + scale"),
+    assert "    return eps_uncond + g" in text
+    guidance.write_text(text.replace("    return eps_uncond + g", "    # a learner's local change\n    return eps_uncond + g"),
                         encoding="utf-8")
     changed = dataclasses.replace(layout, python=python, built=built)
     assert "other py/sdlens sources" in changed.built_staleness()

@@ -128,7 +128,7 @@ def test_the_formula_is_one_combine_with_the_same_numbers(scale):
     uncond, cond = noise_pair()
     ops = CountingRuntime()
     expected = ops.combine([(1.0 - scale, uncond), (scale, cond)])
-    for body in ("eps_uncond + scale * (eps_cond - eps_uncond)",   # as the page writes it
+    for body in ("eps_uncond + scale * (eps_cond - eps_uncond)",   # the shipped formula
                  "eps_uncond + (eps_cond - eps_uncond) * scale",
                  "(1 - scale) * eps_uncond + scale * eps_cond"):
         ops.combines = 0
