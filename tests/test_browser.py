@@ -28,8 +28,9 @@ pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian
 
 
 class Server:
-    def __init__(self, models_dir):
-        self.httpd = serve.make_server("127.0.0.1", 0, models_dir, quiet=True)
+    def __init__(self, models_dir, **options):
+        """serve.py on `models_dir`; `options` go to make_server (hub_endpoint, say)."""
+        self.httpd = serve.make_server("127.0.0.1", 0, models_dir, quiet=True, **options)
         self.url = f"http://localhost:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()

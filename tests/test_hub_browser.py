@@ -8,13 +8,10 @@ half-downloaded stays in the cache."""
 import hashlib
 import re
 import shutil
-import threading
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
-
-import serve
 
 from . import hub_repos
 from .hub_server import MockHub, Repo
@@ -85,14 +82,9 @@ def page_hub(hub):  # noqa: F811
     hub.cut.clear()
 
 
-class HubAppServer(Server):
+def hub_app(models_dir, endpoint):
     """serve.py on the tiny default model, its page pointed at a Hub (serve.py --hub-endpoint)."""
-
-    def __init__(self, models_dir, endpoint):
-        self.httpd = serve.make_server("127.0.0.1", 0, models_dir, quiet=True, hub_endpoint=endpoint)
-        self.url = f"http://localhost:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+    return Server(models_dir, hub_endpoint=endpoint)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +96,7 @@ def app_models(tiny_model_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def app(app_models, page_hub):
-    srv = HubAppServer(app_models, page_hub.endpoint)
+    srv = hub_app(app_models, page_hub.endpoint)
     yield srv
     srv.stop()
 
@@ -177,7 +169,7 @@ def test_a_later_visit_opens_the_repo_from_the_cache_with_the_hub_gone(browser, 
     own = MockHub()  # a Hub of this test's own, to stop halfway
     own.repos["sdlens-test/tiny-sd-onnx"] = Repo(hub_repos.optimum_repo(optimum_export))
     own.start()
-    srv = HubAppServer(app_models, own.endpoint)
+    srv = hub_app(app_models, own.endpoint)
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     try:
         first = Page(context, srv, hub_link("sdlens-test/tiny-sd-onnx")).ready(unfold=False)

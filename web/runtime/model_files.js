@@ -9,9 +9,9 @@
 // A verified file is stored with its sha256 in a header, so a later visit (or a retry after a
 // broken download) knows it without hashing gigabytes again, and a stale copy (a file whose
 // manifest entry changed) is never taken for the current one. A Hub repo's small files have no
-// sha256 in the Hub's listing, only git's blob id, and are checked against that (git_blob_id.js). Only whole, verified files enter
-// the cache: a download that breaks off, or a reload in the middle, resumes at the first file the
-// cache does not hold.
+// sha256 in the Hub's listing, only git's blob id, and are checked against that (git_blob_id.js).
+// Only whole, verified files enter the cache: a download that breaks off, or a reload in the
+// middle, resumes at the first file the cache does not hold.
 
 import { gitBlobId } from "./git_blob_id.js";
 import { sha256HexPortable } from "./sha256.js";
@@ -129,12 +129,16 @@ function quotaError(need, free) {
   );
 }
 
+/** The entries the cache does not hold verified yet. */
+async function notCached(cache, baseUrl, entries) {
+  const missing = [];
+  for (const entry of entries) if (!isCurrent(await cache.match(fileUrl(baseUrl, entry)), entry)) missing.push(entry);
+  return missing;
+}
+
 /** How many bytes of `entries` are not in the cache yet (what opening them would download). */
 export async function bytesToFetch(baseUrl, entries) {
-  const cache = await openStore(CACHE);
-  let missing = 0;
-  for (const entry of entries) if (!isCurrent(await cache.match(fileUrl(baseUrl, entry)), entry)) missing += entry.bytes;
-  return missing;
+  return (await notCached(await openStore(CACHE), baseUrl, entries)).reduce((sum, e) => sum + e.bytes, 0);
 }
 
 /**
@@ -150,12 +154,8 @@ export async function bytesToFetch(baseUrl, entries) {
 export async function ensureCached(baseUrl, entries, onProgress = () => {}, origin = LOCAL) {
   const cache = await openStore(CACHE);
   const total = entries.reduce((sum, e) => sum + e.bytes, 0);
-  const missing = [];
-  let have = 0;
-  for (const entry of entries) {
-    if (isCurrent(await cache.match(fileUrl(baseUrl, entry)), entry)) have += entry.bytes;
-    else missing.push(entry);
-  }
+  const missing = await notCached(cache, baseUrl, entries);
+  const have = total - missing.reduce((sum, e) => sum + e.bytes, 0);
   const resumed = missing.length && missing.length < entries.length ? entries.length - missing.length : 0;
   onProgress({ file: null, received: 0, size: 0, source: "cache", totalReceived: have, total, resumed, missing: missing.length });
   if (!missing.length) return { downloaded: 0, fromCache: entries.length, notKept: [] };

@@ -142,7 +142,8 @@ async function loadModel({ modelId, manifestUrl, hub, preference, threads, varia
   // A Hub repo: its manifest is known in full only once its graphs are open (their inputs and
   // outputs); until then the plan's skeleton (files, where they run) chooses and downloads.
   const plan = hub ? await planHub(hub) : null;
-  if (plan && tooLarge(plan.summary)) throw new ModelFileError(tooLarge(plan.summary));
+  const refusal = plan && tooLarge(plan.summary);
+  if (refusal) throw new ModelFileError(refusal);
   let manifest = plan ? plan.manifest : await fetchJson(appUrl(manifestUrl));
   gpu = await boot.gpu;
   const device = deviceOf(threads, variant);
