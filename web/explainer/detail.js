@@ -484,6 +484,7 @@ export function mountDetail(container, store) {
     open = null;
     container.dispatchEvent(new CustomEvent("panel-close", { detail: { id: was } }));
     d3.select(container).transition().duration(200).style("opacity", 0).on("end", () => {
+      if (open) return; // opened again while it faded: it stays
       container.hidden = true;
       document.querySelector(`#overview g.component[aria-label="open ${COMPONENTS.find((c) => c.id === was).title}"]`)?.focus();
     });
