@@ -87,9 +87,11 @@ export function clearFieldMessages() {
  * (the box by the form) once none is left.
  */
 export function clearMessagesWhenFixed(check, onFixed) {
-  const errors = () => FIELDS.map((f) => $(`${f}-message`)).filter((el) => el.classList.contains("error") && el.textContent);
-  $("controls").addEventListener("input", async () => {
-    if (!errors().length) return;
+  // Only the fields the check reads (readForm's): a picture's message (picture/) is its own.
+  const checked = FIELDS.filter((f) => !["init_image", "strength"].includes(f));
+  const errors = () => checked.map((f) => $(`${f}-message`)).filter((el) => el.classList.contains("error") && el.textContent);
+  $("controls").addEventListener("input", async (event) => {
+    if (!checked.includes(event.target.id.replace(/-slider$/, "")) || !errors().length) return; // (guidance's slider too)
     const answer = await check(readForm()).catch(() => null);
     if (!answer) return;
     for (const el of errors()) {
