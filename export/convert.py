@@ -298,8 +298,8 @@ def _source_extras(src: str) -> dict:
     if not path.is_file():
         return {}
     extras = json.loads(path.read_text())
-    carried = ("starter_prompts", "prompt_pairs", "held_out_pairs", "text_encoder_training", "defaults", "description",
-               "model_card")
+    carried = ("starter_prompts", "prompt_pairs", "held_out_pairs", "held_out_kind", "place_phrases",
+               "text_encoder_training", "defaults", "description", "model_card")
     return {k: extras[k] for k in carried if k in extras}
 
 

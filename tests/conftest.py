@@ -10,6 +10,29 @@ if str(ROOT) not in sys.path:
 
 ALL_VARIANTS = ["fp32", "fp16", "int8", "q4"]
 
+#: The models the repo ships. OBJECTS is the one a first visit opens (its manifest says "default");
+#: SHAPES is the composition lab, which the tests of colour+shape lessons and numbers use.
+SHAPES = ROOT / "models" / "shapes"
+OBJECTS = ROOT / "models" / "objects"
+
+
+def embedded_default() -> Path:
+    """The folder `python serve.py` opens when no model is named (sdlens.model.resolve_model_dir)."""
+    from sdlens.model import resolve_model_dir
+
+    return Path(resolve_model_dir(None, str(ROOT / "models")))
+
+
+@pytest.fixture(scope="session")
+def shapes_only(tmp_path_factory) -> Path:
+    """A models/ folder with the shapes model alone, for tests whose prompts and numbers are the
+    shapes world's, whichever model is the embedded default."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("shapes-only")
+    shutil.copytree(SHAPES, folder / "shapes")
+    return folder
+
 
 @pytest.fixture(scope="session")
 def tiny_pipeline_dir(tmp_path_factory) -> Path:

@@ -165,9 +165,9 @@ DEFAULT_MODEL = ROOT / "models" / "shapes"
 
 @pytest.mark.skipif(not (DEFAULT_MODEL / "manifest.json").is_file(), reason="models/shapes is not built")
 @pytest.mark.parametrize("backend", ["wasm"])
-def test_default_model_maps_in_the_page(browser, backend):  # noqa: F811
-    """The committed default model: the page's maps are CPython's, and "red" lights up the star."""
-    srv = Server(ROOT / "models")
+def test_default_model_maps_in_the_page(browser, backend, shapes_only):  # noqa: F811
+    """The committed shapes model: the page's maps are CPython's, and "red" lights up the star."""
+    srv = Server(shapes_only)
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     settings = dict(prompt="a big red star on the left, light blue background", negative="", seed=1, steps=10,
                     guidance=7.5, scheduler="ddim")
@@ -214,10 +214,10 @@ PIXELS_JS = """(sel) => { const c = document.querySelector(sel);
 
 
 @pytest.fixture(scope="module")
-def shapes(browser):  # noqa: F811
+def shapes(browser, shapes_only):  # noqa: F811
     if not (DEFAULT_MODEL / "manifest.json").is_file():
         pytest.skip("models/shapes is not built")
-    srv = Server(ROOT / "models")
+    srv = Server(shapes_only)
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = Page(context, srv, "?backend=wasm").ready()
     page.result = page.page.evaluate(MAPS_JS, CIRCLE)

@@ -18,6 +18,8 @@ from sdlens.model import Model
 from sdlens.pipeline import Pipeline, Settings
 from sdlens.schedulers import SCHEDULERS
 
+from .conftest import embedded_default
+
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--no-first-run", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--disable-quic", "--enable-unsafe-webgpu"]
@@ -426,18 +428,18 @@ def test_backend_choice_never_takes_the_software_adapter(context, server):
     assert not webgpu["ok"] and "f16" in webgpu["reason"], webgpu
 
 
-DEFAULT_MODEL = serve.ROOT / "models" / "shapes"
+DEFAULT_MODEL = embedded_default()
 
 
-@pytest.mark.skipif(not (DEFAULT_MODEL / "manifest.json").is_file(), reason="models/shapes is not built")
+@pytest.mark.skipif(not (DEFAULT_MODEL / "manifest.json").is_file(), reason="the embedded models are not built")
 def test_the_embedded_default_model_runs_in_the_browser(browser):
     """What `python serve.py` serves on a fresh clone: the committed default model, preselected."""
     srv = Server(serve.ROOT / "models")
     context = browser.new_context()
     try:
         page = Page(context, srv, "?backend=wasm").ready()
-        assert page.page.locator("#model").input_value() == "shapes"
-        settings = dict(prompt="a big red circle on the left, light blue background", negative="", seed=1,
+        assert page.page.locator("#model").input_value() == "objects"
+        settings = dict(prompt="a big cat on the left, light blue background", negative="", seed=1,
                         steps=4, guidance=7.5, scheduler="ddim")
         result = page.generate(**settings)
         got = np.array(result["rgba"], np.uint8).reshape(result["height"], result["width"], 4)[..., :3]

@@ -27,20 +27,21 @@ from sdlens.serving import app_files
 from sdlens.serving.app_files import Layout
 from sdlens.serving.site import write_site
 
+from .conftest import OBJECTS, SHAPES, embedded_default
 from .test_browser import CHROMIUM, FLAGS, TOLERANCE, Page, Server
 
 ROOT = Path(serve.__file__).resolve().parent
-DEFAULT_MODEL = ROOT / "models" / "shapes"
+DEFAULT_MODEL = embedded_default()  # what a fresh clone opens: models/objects
 ARTIFACTS = ROOT / "test-artifacts"
 # A name that is not localhost: Chromium treats http://classroom.test as what a student's laptop
 # sees, a plain-http page from another machine (no secure context).
 LAN_NAME = "classroom.test"
-SETTINGS = dict(prompt="a big red circle on the left, light blue background", negative="", seed=1,
+SETTINGS = dict(prompt="a big cat on the left, light blue background", negative="", seed=1,
                 steps=3, guidance=7.5, scheduler="ddim")
 
 pytestmark = [
     pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian's chromium (scripts/install)"),
-    pytest.mark.skipif(not (DEFAULT_MODEL / "manifest.json").is_file(), reason="models/shapes is not built"),
+    pytest.mark.skipif(not (DEFAULT_MODEL / "manifest.json").is_file(), reason="the embedded models are not built"),
     pytest.mark.skipif(bool(Layout.find().missing_runtime_files()), reason="needs npm ci"),
 ]
 
@@ -182,10 +183,10 @@ def static_host(tmp_path_factory, served):
     remote = tmp_path_factory.mktemp("remote-model") / "elsewhere"
     remote.mkdir()
     manifest = app_files.read_manifest(DEFAULT_MODEL)
-    manifest.update(name="shapes (weights on another origin)", default=False)
+    manifest.update(name=f"{DEFAULT_MODEL.name} (weights on another origin)", default=False)
     (remote / "manifest.json").write_text(__import__("json").dumps(manifest))
-    weights = f"http://127.0.0.1:{served.httpd.server_address[1]}/models/shapes"
-    write_site(www / "sdlens", Layout.find(), [DEFAULT_MODEL, remote], {"elsewhere": weights})
+    weights = f"http://127.0.0.1:{served.httpd.server_address[1]}/models/{DEFAULT_MODEL.name}"
+    write_site(www / "sdlens", Layout.find(), [SHAPES, OBJECTS, remote], {"elsewhere": weights})
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
                                 "--directory", str(www)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -203,6 +204,9 @@ def test_static_site_generates_the_same_pixels_as_the_server(browser, static_hos
         seen = page.page.evaluate("""() => ({isolated: crossOriginIsolated,
             note: document.getElementById("context-note").textContent})""")
         assert seen["isolated"] is False and "COOP/COEP" in seen["note"] and "one thread" in seen["note"]
+        offered = page.page.eval_on_selector_all("#model option", "options => options.map((o) => o.value)")
+        assert {"shapes", "objects", "elsewhere"} <= set(offered), offered  # the site carries both embedded models
+        assert page.page.locator("#model").input_value() == DEFAULT_MODEL.name
         result = page.generate(**SETTINGS)
         screenshots(page.page, "static-site")
         assert np.array_equal(pixels(result), plain_http["pixels"])
@@ -222,8 +226,9 @@ def test_wheel_holds_what_the_server_serves(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for url in {**layout.web_files(), **layout.runtime_files()}:
         assert f"sdlens/_app/{'web/' if not url.startswith('vendor/') else ''}{url}" in names, url
-    for entry in app_files.manifest_files(app_files.read_manifest(DEFAULT_MODEL)):
-        assert f"sdlens/_app/models/shapes/{entry['path']}" in names
+    for model in (SHAPES, OBJECTS):  # both embedded models
+        for entry in app_files.manifest_files(app_files.read_manifest(model)):
+            assert f"sdlens/_app/models/{model.name}/{entry['path']}" in names
     for url in layout.python_files():
         assert url.removeprefix("py/") in names
     assert layout.built_files(), "the wheel build makes the Python snapshot and the .pyc stdlib"

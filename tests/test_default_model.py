@@ -1,20 +1,46 @@
-"""The committed default model (models/shapes): it loads, it is the default, and it draws what it is told."""
+"""The committed models: models/objects (the embedded default, what a first visit opens) and
+models/shapes (the composition lab). Each loads, carries the card its world writes, and draws what
+it is told."""
+
+import json
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import OBJECTS, ROOT
 
 MODEL = ROOT / "models" / "shapes"
-pytestmark = pytest.mark.skipif(not (MODEL / "manifest.json").is_file(), reason="models/shapes is not built")
+pytestmark = pytest.mark.skipif(not (MODEL / "manifest.json").is_file() or not (OBJECTS / "manifest.json").is_file(),
+                                reason="the embedded models are not built")
 
 
-def test_is_the_default_and_verifies():
-    from sdlens.model import Model, resolve_model_dir
+def test_objects_is_the_default_and_both_verify():
+    from sdlens.model import Model, list_models, resolve_model_dir
 
-    assert resolve_model_dir(None, str(ROOT / "models")) == str(MODEL)
-    model = Model.from_dir(str(MODEL))  # checks every file's sha256
-    assert model.defaults["steps"] == 25 and model.defaults["guidance"] == 7.5 and model.defaults["scheduler"] == "ddim"
-    assert model.manifest["starter_prompts"] and model.manifest["prompt_pairs"]
+    assert resolve_model_dir(None, str(ROOT / "models")) == str(OBJECTS)
+    assert sorted(list_models(str(ROOT / "models"))) == sorted([str(MODEL), str(OBJECTS)])
+    for folder in (MODEL, OBJECTS):
+        model = Model.from_dir(str(folder))  # checks every file's sha256
+        assert model.defaults["steps"] == 25 and model.defaults["guidance"] == 7.5 and model.defaults["scheduler"] == "ddim"
+        assert model.manifest["starter_prompts"] and model.manifest["prompt_pairs"]
+
+
+def test_objects_manifest_is_what_its_world_writes():
+    """The page's card, starters, pairs and held-out lesson for the objects model come from
+    export/objects/world.py (the source of truth), and a starter shows a held-out pair off."""
+    from export.objects import scenes
+    from export.objects.world import extras
+
+    manifest = json.loads((OBJECTS / "manifest.json").read_text())
+    written = extras()
+    assert all(manifest[key] == value for key, value in written.items() if key != "defaults")
+    assert manifest["held_out_kind"] == "object+place" and set(manifest["place_phrases"]) == set(scenes.POSITIONS)
+    assert {tuple(pair) for pair in manifest["held_out_pairs"]} == set(scenes.HELD_OUT)
+    card = manifest["model_card"]
+    assert "cat" in card["vocabulary"] and "circle" not in card["vocabulary"]
+    for credit in ("Apache-2.0", "CC-BY-4.0", "MIT"):
+        assert any(credit in line for line in card["licences"]), credit
+    assert any(f"{name} {manifest['place_phrases'][place]}" in prompt
+               for prompt in manifest["starter_prompts"] for name, place in scenes.HELD_OUT)
 
 
 def test_model_card_is_the_one_its_world_describes():
@@ -49,16 +75,17 @@ def test_manifest_names_the_held_out_pairs_of_its_training_data():
                for colour, shape in scenes.HELD_OUT)
 
 
-def test_browser_download_is_small():
+@pytest.mark.parametrize("folder, most", [(MODEL, 25_000_000), (OBJECTS, 40_000_000)], ids=["shapes", "objects"])
+def test_browser_download_is_small(folder, most):
     from sdlens.model import Model
 
-    model = Model.from_dir(str(MODEL), verify=False)
+    model = Model.from_dir(str(folder), verify=False)
     for variant in model.manifest["components"]["unet"]["variants"]:
         model.use_variant(variant)
         # What the browser fetches: the tokenizer, then the three graphs it runs (not the encoder).
         total = model.manifest["tokenizer"]["file"]["bytes"] + sum(
             f["bytes"] for c in ("text_encoder", "unet", "vae_decoder") for f in model.graph(c)["files"])
-        assert total <= 25_000_000, (variant, total)
+        assert total <= most, (variant, total)
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,8 @@ def latents(p, key):
     return np.array(p.evaluate(f"Array.from(window.sdlens.store.runs.get('{key}').latents)"), np.float32)
 
 
-def test_attention_edited_code_and_umap_on_webgpu(browser):  # noqa: F811
-    srv = Server(ROOT / "models")
+def test_attention_edited_code_and_umap_on_webgpu(browser, shapes_only):  # noqa: F811
+    srv = Server(shapes_only)
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
         page = Page(context, srv, "?backend=webgpu&autorun=0").ready()

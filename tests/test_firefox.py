@@ -18,10 +18,11 @@ from sdlens.cpython.runtime import OnnxRuntime
 from sdlens.model import Model
 from sdlens.pipeline import Pipeline, Settings
 
+from .conftest import embedded_default
 from .test_browser import TOLERANCE, Server
 
 FIREFOX = "/usr/bin/firefox-esr"
-DEFAULT_MODEL = serve.ROOT / "models" / "shapes"
+DEFAULT_MODEL = embedded_default()  # models/objects
 SCRIPT = serve.ROOT / "tests" / "web" / "firefox_first_visit.mjs"
 
 pytestmark = [
@@ -29,7 +30,7 @@ pytestmark = [
     pytest.mark.skipif(not shutil.which("node"), reason="needs node (scripts/install)"),
     pytest.mark.skipif(not (serve.ROOT / "node_modules" / "puppeteer-core").is_dir(),
                        reason="needs npm puppeteer-core (npm ci)"),
-    pytest.mark.skipif(not (DEFAULT_MODEL / "manifest.json").is_file(), reason="models/shapes is not built"),
+    pytest.mark.skipif(not (DEFAULT_MODEL / "manifest.json").is_file(), reason="the embedded models are not built"),
 ]
 
 
@@ -45,7 +46,7 @@ def page_pixels(run):
 
 def test_firefox_first_visit_runs_by_itself_and_equals_the_cli():
     srv = Server(serve.ROOT / "models")
-    request = dict(prompt="a small green square on the right, beige background", seed=7, steps=6)
+    request = dict(prompt="a small apple on the right, beige background", seed=7, steps=6)
     try:
         out = subprocess.run(["node", str(SCRIPT), srv.url, json.dumps(request)], cwd=serve.ROOT,
                              capture_output=True, text=True, timeout=900)

@@ -3,6 +3,8 @@
 // manifest's `description` and `model_card`) says so before anyone wonders why "a cute puppy"
 // gives a grey square.
 
+import { heldOutPairsIn, pairLabel } from "./held_out.js";
+
 /** A text's words as the model card counts them: lower-case runs of letters or digits, any script
  * (the same rule as export/shapes/scenes.py's `words`). */
 export function promptWords(text) {
@@ -20,9 +22,8 @@ export function vocabularyCheck(prompt, manifest) {
   const known = new Set(card.vocabulary);
   const words = promptWords(prompt);
   const unknown = [...new Set(words.filter((w) => !known.has(w)))];
-  const heldOut = (card.held_out || [])
-    .filter(([colour, shape]) => words.some((w, i) => w === colour && words.slice(i + 1, i + 3).includes(shape)))
-    .map((pair) => pair.join(" "));
+  const heldOut = heldOutPairsIn(prompt, { ...manifest, held_out_pairs: card.held_out || [] })
+    .map((pair) => pairLabel(pair, manifest));
   return { unknown, heldOut };
 }
 
@@ -81,7 +82,7 @@ export function renderModelCard(container, manifest) {
   if (!card) return;
   if (card.held_out?.length) {
     const line = element("p", "card-held-out");
-    line.append(element("b", "", "Never shown in training: "), card.held_out.map((pair) => pair.join(" ")).join(", "), ".");
+    line.append(element("b", "", "Never shown in training: "), card.held_out.map((pair) => pairLabel(pair, manifest)).join(", "), ".");
     container.append(line);
   }
   const details = element("details", "card-details");

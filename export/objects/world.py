@@ -3,6 +3,7 @@ and what the app shows next to the model (description, model card with licences,
 
 from __future__ import annotations
 
+from ..shapes.scenes import POSITION_PHRASES
 from ..shapes.world import World
 from . import icons, scenes
 from .model import CONFIGS, FULL
@@ -54,6 +55,10 @@ def extras(scene_count: int = FULL.scenes) -> dict:
             ["a sun at the top, light blue background", "a moon at the top, light blue background"],
         ],
         "held_out_pairs": sorted([name, position] for name, position in scenes.HELD_OUT),
+        # How the page reads and says these pairs (web/held_out.js): an object and one of the nine places,
+        # each place said as the captions' first phrase for it ("in the top left corner").
+        "held_out_kind": "object+place",
+        "place_phrases": {position: phrases[0] for position, phrases in POSITION_PHRASES.items()},
         "text_encoder_training": ("its text encoder has CLIP's design and CLIP's 49,408-token vocabulary, but it "
                                   "learned from scratch together with the UNet, from the denoising task alone, so its "
                                   "numbers mean whatever helped the UNet draw the training objects."),

@@ -5,7 +5,7 @@
 // The tour borrows the page: when it ends, the learner's prompt, settings, run and text size come
 // back as they were. Its card sits beside, below or above what it points at, never on it.
 
-import { heldOutPairsIn } from "./generalisation.js";
+import { heldOutPairsIn, pairNamed } from "../held_out.js";
 import { selectedManifest } from "./starters.js";
 import { hiddenNow, settled } from "./settled.js";
 import { placeCardBy } from "./tour_place.js";
@@ -157,8 +157,8 @@ export const STOPS = [
       await generateFromForm();
     },
     text: (c) => {
-      const pairs = heldOutPairsIn(c.heldOutPrompt, c.manifest).map((p) => p.join(" ")).join(" and ");
-      return `Now “${esc(c.heldOutPrompt)}”: training never showed this model a <b>${esc(pairs)}</b>, yet here is what it
+      const pairs = heldOutPairsIn(c.heldOutPrompt, c.manifest).map((p) => pairNamed(p, c.manifest)).join(" and ");
+      return `Now “${esc(c.heldOutPrompt)}”: training never showed this model ${esc(pairs)}, yet here is what it
         drew: to draw it, the model has to combine words it learned apart. That is generalisation.`;
     },
   },
