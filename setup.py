@@ -1,6 +1,6 @@
 """The wheel carries the whole app (`pip wheel . --no-deps`): besides the sdlens package, the
 files app_files describes (web/, the vendored runtime from node_modules) and the embedded
-default model, under sdlens/_app/. Installed with `pip install --no-index sdlens-*.whl`, then
+models (app_files.EMBEDDED_MODELS), under sdlens/_app/. Installed with `pip install --no-index sdlens-*.whl`, then
 `sdlens serve` runs the app with no network, npm or compiler. Metadata is in pyproject.toml."""
 
 import json
@@ -36,15 +36,18 @@ class build_py_with_app(build_py):
             shutil.rmtree(app)
         for url, source in {**layout.web_files(), **layout.runtime_files(), **layout.built_files()}.items():
             self.copy_into(source, app / ("web" if not url.startswith(("vendor/", "built/")) else "") / url)
-        defaults = [f for f in app_files.model_folders(layout.models)
-                    if (app_files.read_manifest(f) or {}).get("default")]
+        embedded = [layout.models / name for name in app_files.EMBEDDED_MODELS]
+        missing = [f.name for f in embedded if app_files.read_manifest(f) is None]
+        if missing:
+            raise SystemExit(f"the wheel embeds models/{', models/'.join(app_files.EMBEDDED_MODELS)}; missing: {missing}")
+        defaults = [f.name for f in embedded if app_files.read_manifest(f).get("default")]
         if len(defaults) != 1:
-            raise SystemExit(f"the wheel embeds one default model; found {len(defaults)} in {layout.models}")
-        model = defaults[0]
-        manifest = app_files.read_manifest(model)
-        for entry in app_files.manifest_files(manifest):
-            self.copy_into(model / entry["path"], app / "models" / model.name / entry["path"])
-        (app / "models" / model.name / "manifest.json").write_text(json.dumps(manifest, indent=1))
+            raise SystemExit(f"one embedded model is the default; found {len(defaults)}: {defaults}")
+        for model in embedded:
+            manifest = app_files.read_manifest(model)
+            for entry in app_files.manifest_files(manifest):
+                self.copy_into(model / entry["path"], app / "models" / model.name / entry["path"])
+            (app / "models" / model.name / "manifest.json").write_text(json.dumps(manifest, indent=1))
 
     @staticmethod
     def copy_into(source: Path, target: Path):

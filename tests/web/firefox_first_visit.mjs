@@ -8,6 +8,22 @@ import puppeteer from "puppeteer-core";
 const [url, generateJson] = process.argv.slice(2);
 const executablePath = process.env.SDLENS_FIREFOX || "/usr/bin/firefox-esr";
 
+// A wait that did not end says where the page was, so that a failure can be read from the log.
+async function waitFor(page, expression, options, errors) {
+  try {
+    await page.waitForFunction(expression, options);
+  } catch (err) {
+    const where = await Promise.race([
+      page.evaluate(() => ({ progress: document.getElementById("progress-text")?.textContent,
+        startup: window.sdlens?.startup, boot: window.sdlens?.debug?.boot, backend: window.sdlens?.backend,
+        stage: window.sdlens?.debug?.displayed?.stage?.kind })).catch((e) => `page did not answer: ${e}`),
+      new Promise((resolve) => setTimeout(() => resolve("page did not answer in 10 s"), 10_000)),
+    ]);
+    console.error(`waiting for ${expression}: ${err.message}\npage: ${JSON.stringify(where)}\nerrors: ${JSON.stringify(errors)}`);
+    throw err;
+  }
+}
+
 const browser = await puppeteer.launch({ browser: "firefox", executablePath, headless: true, protocolTimeout: 600_000 });
 try {
   const page = await browser.newPage();
@@ -16,12 +32,12 @@ try {
   page.on("console", (message) => message.type() === "error" && errors.push(message.text()));
   await page.goto(`${url}/?backend=wasm`);
   // The first visit's own run: nothing here asks for it.
-  await page.waitForFunction("window.sdlens?.startup?.firstImage", { timeout: 600_000, polling: 100 });
+  await waitFor(page, "window.sdlens?.startup?.firstImage", { timeout: 600_000, polling: 100 }, errors);
   // It plays once by itself (the stage); the picture is compared once the play has ended on it.
   // (Its step pictures are decoded after the image, then it plays: startup.pictures marks that.)
-  await page.waitForFunction("window.sdlens.startup?.pictures && window.sdlens.debug?.displayed?.stage?.kind === 'final' " +
+  await waitFor(page, "window.sdlens.startup?.pictures && window.sdlens.debug?.displayed?.stage?.kind === 'final' " +
     "&& !document.getElementById('tl-play').dataset.playing",
-    { timeout: 120_000, polling: 100 });
+    { timeout: 120_000, polling: 100 }, errors);
   const result = await page.evaluate(async (request) => {
     await window.sdlens.ready;
     const rgb = (rgba) => {

@@ -157,6 +157,12 @@ def shell_urls(layout: Layout) -> list[str]:
             *layout.built_files()]
 
 
+#: The models committed in models/ and packed into the wheel: the objects model (a first visit's,
+#: its manifest says "default") and the shapes model (the composition lab). Others in models/ are
+#: the user's own exports, served by serve.py but never packed.
+EMBEDDED_MODELS = ("objects", "shapes")
+
+
 def model_folders(models_dir: Path) -> list[Path]:
     return sorted(p.parent for p in Path(models_dir).glob("*/manifest.json"))
 
