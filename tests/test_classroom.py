@@ -185,8 +185,10 @@ needs_runtime = pytest.mark.skipif(bool(Layout.find().missing_runtime_files()), 
 @needs_runtime
 def test_site_holds_exactly_what_the_server_serves(tmp_path):
     out = tmp_path / "site"
-    assert subprocess.run([sys.executable, "-m", "sdlens", "site", str(out), "--model", str(DEFAULT_MODEL)],
+    # No --model: every model of models/, as `python serve.py` serves them (both embedded ones).
+    assert subprocess.run([sys.executable, "-m", "sdlens", "site", str(out)],
                           check=True, capture_output=True, text=True).stdout.startswith("wrote ")
+    assert (out / "models" / "objects" / "manifest.json").is_file() and (out / "models" / "shapes" / "manifest.json").is_file()
     server = start(serve.make_server("127.0.0.1", 0, DEFAULT_MODEL.parent, quiet=True))
     try:
         files = sorted(p for p in out.rglob("*") if p.is_file() and p.name != ".nojekyll")

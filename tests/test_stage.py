@@ -207,3 +207,29 @@ def test_labels_are_12px_or_more_and_disabled_controls_say_why(page):
     reason = p.locator("#karras-reason")
     assert reason.is_visible() and "DDIM" in reason.text_content()
     p.locator("#more-settings > summary").click()
+
+
+@pytest.mark.parametrize("width, height", [(1280, 720), (390, 844)])
+def test_an_opened_level_comes_into_view_and_esc_goes_back(page, width, height):
+    """Opened from the top of the page, the panel comes up on screen (not just its heading under the
+    grown diagram); Esc scrolls back to where the reader was. Smoothly, or at once with reduced motion."""
+    p = page.page
+    p.set_viewport_size({"width": width, "height": height})
+    try:
+        for motion in ("no-preference", "reduce"):
+            p.emulate_media(reduced_motion=motion)
+            p.evaluate("window.scrollTo(0, 0)")
+            settled(p, "#stage")
+            p.locator('#overview g.component[data-id="refiner"]').dispatch_event("click")
+            p.wait_for_function("!document.getElementById('detail').hidden")
+            settled(p, "#detail")  # the smooth scroll, and the box growing in place, have ended
+            top = p.evaluate("document.getElementById('detail').getBoundingClientRect().top")
+            assert -2 <= top <= 0.4 * height, (motion, top)
+            assert p.evaluate("window.scrollY") > 0
+            if motion == "no-preference":
+                shot(p, f"{width}x{height}-opened-in-view")
+            p.keyboard.press("Escape")
+            p.wait_for_function("document.getElementById('detail').hidden")
+            p.wait_for_function("window.scrollY === 0")  # back where the reader was
+    finally:
+        p.emulate_media(reduced_motion="no-preference")

@@ -468,14 +468,26 @@ export function mountDetail(container, store) {
     if (run.explained) for (const draw of extensions[open]) draw(open === "refiner" ? levelThree(body) : body, run, store);
   }
 
+  // Where the page was scrolled when the first panel opened: closing it goes back there.
+  let scrolledFrom = null;
+  const motion = () => (matchMedia("(prefers-reduced-motion: reduce)").matches ? "auto" : "smooth");
+
   function show(id) {
+    if (!open) scrolledFrom = window.scrollY;
     open = id;
     container.hidden = false;
     container.dispatchEvent(new CustomEvent("panel-open", { detail: { id } })); // expand.js grows the diagram
     render();
+    container.querySelector(".close")?.focus({ preventScroll: true });
+    // A panel that opened with little more than its heading on screen (under the grown diagram)
+    // comes up into view once it has its full size; one already well in view stays where it is.
     d3.select(container).style("opacity", 0).style("transform", "scale(0.96)")
-      .transition().duration(250).style("opacity", 1).style("transform", "scale(1)");
-    container.querySelector(".close")?.focus();
+      .transition().duration(250).style("opacity", 1).style("transform", "scale(1)")
+      .on("end", () => {
+        if (open === id && container.getBoundingClientRect().top > innerHeight * 0.4) {
+          container.scrollIntoView({ block: "start", behavior: motion() });
+        }
+      });
   }
 
   function close() {
@@ -483,10 +495,13 @@ export function mountDetail(container, store) {
     const was = open;
     open = null;
     container.dispatchEvent(new CustomEvent("panel-close", { detail: { id: was } }));
+    if (scrolledFrom !== null) window.scrollTo({ top: scrolledFrom, behavior: motion() });
+    scrolledFrom = null;
     d3.select(container).transition().duration(200).style("opacity", 0).on("end", () => {
       if (open) return; // opened again while it faded: it stays
       container.hidden = true;
-      document.querySelector(`#overview g.component[aria-label="open ${COMPONENTS.find((c) => c.id === was).title}"]`)?.focus();
+      document.querySelector(`#overview g.component[aria-label="open ${COMPONENTS.find((c) => c.id === was).title}"]`)
+        ?.focus({ preventScroll: true });
     });
   }
 
