@@ -137,3 +137,53 @@ def test_a_link_opens_the_shapes_lab(page, served):
         assert other.errors == []
     finally:
         other.page.close()
+
+
+def test_the_forward_process_noises_the_objects_picture(page):
+    """x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε with the model's own ᾱ, x₀ the final image encoded back."""
+    from sdlens.forward import alphas_cumprod, run_noise, weights
+
+    p = page.page
+    p.evaluate("document.getElementById('picture-details').open = true")
+    p.set_checked("#picture-on", False)  # (the run from a picture above left the picture on)
+    p.evaluate("(s) => window.sdlens.explain(s).then(() => null)", {**CAT, "steps": 6, "seed": 11})
+    p.locator("#forward-section").scroll_into_view_if_needed()  # it computes when looked at
+    # (the view may still show the run before this one: wait for this run's own)
+    this_run = "(f) => f?.source === 'encoded' && String(f.seed) === '11'"
+    p.wait_for_function(f"({this_run})(window.sdlens.debug.displayed.forward)", timeout=120_000)
+    p.evaluate("""() => { const s = document.getElementById('forward-t'); s.value = '500'; s.dispatchEvent(new Event('input')); }""")
+    p.wait_for_function(f"({this_run})(window.sdlens.debug.displayed.forward) && window.sdlens.debug.displayed.forward.t === 500",
+                        timeout=120_000)
+    shown = p.evaluate("""() => { const f = window.sdlens.debug.displayed.forward;
+        return {weights: f.weights, shape: f.shape, latent: Array.from(f.latent), x0: Array.from(f.x0)}; }""")
+    signal, noise = weights(alphas_cumprod(MANIFEST["scheduler_config"]), 500)
+    assert shown["weights"] == pytest.approx([signal, noise], abs=1e-7)
+    eps = np.array(run_noise(11, shown["shape"], from_picture=True), np.float32)
+    expected = np.float32(signal) * np.array(shown["x0"], np.float32) + np.float32(noise) * eps
+    got = np.array(shown["latent"], np.float32)
+    assert np.abs(got - expected).max() <= 1e-3 * float(expected.max() - expected.min())
+    p.locator("#forward-section").screenshot(path=str(ARTIFACTS / "objects-forward.png"))
+
+
+def test_the_tour_walks_the_objects_model_and_says_what_it_never_saw(page):
+    from .test_explainer_lessons import assert_card_clear_of_target, walk_tour
+
+    p = page.page
+    p.evaluate("window.scrollTo(0, 0)")
+    texts = {}
+
+    def check(stop):
+        assert_card_clear_of_target(p, stop)
+        texts[stop] = p.locator("#tour-card").text_content()
+
+    visited = walk_tour(p, check)
+    assert visited[0] == "welcome" and visited[-1] == "end" and "never-seen" in visited
+    # The first starter that asks for held-out pairs, each named as a caption says it.
+    phrases = MANIFEST["place_phrases"]
+    prompt, named = next((prompt, [f"a {name} {phrases[place]}" for name, place in MANIFEST["held_out_pairs"]
+                                   if f"{name} {phrases[place]}" in prompt])
+                         for prompt in MANIFEST["starter_prompts"]
+                         if any(f"{name} {phrases[place]}" in prompt for name, place in MANIFEST["held_out_pairs"]))
+    text = " ".join(texts["never-seen"].split())
+    assert f"Now “{prompt}”: training never showed this model" in text, text
+    assert all(pair in text for pair in named), (named, text)

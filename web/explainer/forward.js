@@ -130,7 +130,7 @@ export function mountForward(explainer, store, api) {
         $("forward-formula").textContent =
           `x_${at} = ${fmt(out.signal)} · x₀ + ${fmt(out.noise)} · ε    (ᾱ_t = ${fmt(out.alpha_bar)}; ${fmt(out.signal)}² + ${fmt(out.noise)}² = 1)`;
         drawCurve(at);
-        displayed.forward = { t: at, weights: [out.signal, out.noise], alpha_bar: out.alpha_bar, source: clean.source,
+        displayed.forward = { t: at, seed: run.settings.seed, weights: [out.signal, out.noise], alpha_bar: out.alpha_bar, source: clean.source,
           from_picture: clean.fromPicture, t_start: startT, shape: clean.shape, latent: out.latent, x0: clean.latent,
           picture: { width: out.width, height: out.height, rgba: out.rgba }, decoded_by: out.by };
         section.dispatchEvent(new CustomEvent("forward", { detail: displayed.forward }));
