@@ -36,15 +36,14 @@ class build_py_with_app(build_py):
             shutil.rmtree(app)
         for url, source in {**layout.web_files(), **layout.runtime_files(), **layout.built_files()}.items():
             self.copy_into(source, app / ("web" if not url.startswith(("vendor/", "built/")) else "") / url)
-        embedded = [layout.models / name for name in app_files.EMBEDDED_MODELS]
-        missing = [f.name for f in embedded if app_files.read_manifest(f) is None]
+        embedded = {layout.models / name: app_files.read_manifest(layout.models / name) for name in app_files.EMBEDDED_MODELS}
+        missing = [f.name for f, manifest in embedded.items() if manifest is None]
         if missing:
             raise SystemExit(f"the wheel embeds models/{', models/'.join(app_files.EMBEDDED_MODELS)}; missing: {missing}")
-        defaults = [f.name for f in embedded if app_files.read_manifest(f).get("default")]
+        defaults = [f.name for f, manifest in embedded.items() if manifest.get("default")]
         if len(defaults) != 1:
             raise SystemExit(f"one embedded model is the default; found {len(defaults)}: {defaults}")
-        for model in embedded:
-            manifest = app_files.read_manifest(model)
+        for model, manifest in embedded.items():
             for entry in app_files.manifest_files(manifest):
                 self.copy_into(model / entry["path"], app / "models" / model.name / entry["path"])
             (app / "models" / model.name / "manifest.json").write_text(json.dumps(manifest, indent=1))

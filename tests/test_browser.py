@@ -106,6 +106,14 @@ def models_dir(tiny_model_dir, tiny_pipeline_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def served():
+    """serve.py on the repo's own models/, as `python serve.py` serves a fresh clone."""
+    srv = Server(serve.ROOT / "models")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
 def server(models_dir):
     srv = Server(models_dir)
     yield srv

@@ -28,7 +28,7 @@ from sdlens.serving.app_files import Layout
 from sdlens.serving.site import write_site
 
 from .conftest import OBJECTS, SHAPES, embedded_default
-from .test_browser import CHROMIUM, FLAGS, TOLERANCE, Page, Server
+from .test_browser import CHROMIUM, FLAGS, TOLERANCE, Page, Server, served  # noqa: F401  (shared fixture)
 
 ROOT = Path(serve.__file__).resolve().parent
 DEFAULT_MODEL = embedded_default()  # what a fresh clone opens: models/objects
@@ -94,13 +94,6 @@ def browser():
                               args=[*FLAGS, f"--host-resolver-rules=MAP {LAN_NAME} 127.0.0.1"])
         yield b
         b.close()
-
-
-@pytest.fixture(scope="module")
-def served():
-    srv = Server(ROOT / "models")
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture(scope="module")

@@ -13,22 +13,15 @@ from sdlens.cpython.runtime import OnnxRuntime
 from sdlens.model import Model
 from sdlens.pipeline import Pipeline, Settings
 
-from .conftest import OBJECTS, ROOT
+from .conftest import OBJECTS
 from .test_attention_browser import MAPS_JS, cpython_maps
-from .test_browser import ARTIFACTS, TOLERANCE, Page, Server, _picture_rgba, browser  # noqa: F401  (shared fixtures)
+from .test_browser import ARTIFACTS, TOLERANCE, Page, _picture_rgba, browser, served  # noqa: F401  (shared fixtures)
 
 pytestmark = pytest.mark.skipif(not (OBJECTS / "manifest.json").is_file(), reason="models/objects is not built")
 MANIFEST = Model.from_dir(str(OBJECTS), verify=False).manifest
 CAT = dict(prompt="a big cat in the center, white background", negative="", seed=3, steps=10, guidance=7.5,
            scheduler="ddim")
 CAT_TOKEN = 3  # <start> a big cat
-
-
-@pytest.fixture(scope="module")
-def served():
-    srv = Server(ROOT / "models")
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture(scope="module")
