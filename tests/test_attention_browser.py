@@ -61,6 +61,18 @@ def displayed(page, where):
     return page.page.evaluate(f"window.sdlens.debug.displayed.attention.{where}")
 
 
+def choose_word(p, where, label):
+    """Chooses `label`'s chip in the attention view `where` ("final" or "refiner") by keyboard, then
+    waits until the view draws that word. By keyboard, because a pointer click lands on a point of
+    the screen: while the page still scrolls (an opened panel comes into view smoothly), that point
+    can be another chip's."""
+    container = "#attention-final" if where == "final" else "#detail .attention-refiner"
+    chip = p.locator(f"{container} .attention-chips").get_by_role("button", name=label, exact=True).first
+    chip.focus()
+    chip.press("Enter")
+    p.wait_for_function("([w, l]) => window.sdlens.debug.displayed.attention?.[w]?.label === l", arg=[where, label])
+
+
 # The Refiner's map over x̂₀ is drawn once x̂₀ is decoded, after the rest of its view: the figure
 # says so (data-drawn), for the map of this word at this step.
 OVERLAY_DRAWN_JS = """([label, step]) => {
@@ -79,7 +91,7 @@ def test_displayed_map_is_the_steps_tensor_for_the_word(page):
     p.evaluate("window.sdlens.debug.open('refiner')")
     p.wait_for_selector("#detail .attention-refiner .attention-chips")
     # The default word is the most concentrated one (tested on the default model below); pick "red".
-    p.locator("#detail .attention-refiner .chip", has_text="red").first.click()
+    choose_word(p, "refiner", "red")
     for index in (2, 0):
         p.evaluate(f"window.sdlens.store.select({index})")
         shown = displayed(page, "refiner")
@@ -87,7 +99,7 @@ def test_displayed_map_is_the_steps_tensor_for_the_word(page):
         assert np.array_equal(np.array(shown["map"], np.float32), maps[index, 2].ravel())
         assert np.allclose(shown["sum"], maps[:, 2].sum(axis=0).ravel(), atol=1e-6)
     # Choosing a word in the Refiner changes the view beside the final image too.
-    p.locator("#detail .attention-refiner .chip", has_text="circle").first.click()
+    choose_word(p, "refiner", "circle")
     for where in ("refiner", "final"):
         shown = displayed(page, where)
         assert shown["label"] == "circle" and shown["positions"] == [3]
@@ -122,7 +134,7 @@ def test_a_new_prompt_never_shows_the_old_words_label(page):
     same tokens; otherwise the map would be another word's under the old label."""
     p = page.page
     p.evaluate("window.sdlens.debug.open('refiner')")
-    p.locator("#detail .attention-refiner .chip", has_text="background").first.click()
+    choose_word(p, "refiner", "background")
     assert displayed(page, "final")["label"] == "background"
     result = p.evaluate(MAPS_JS, dict(SETTINGS, prompt="a blue square at the top", steps=2))
     shown = displayed(page, "final")
@@ -130,7 +142,7 @@ def test_a_new_prompt_never_shows_the_old_words_label(page):
     # The default: the content word whose map is most concentrated (see test_default_word_...).
     expected = max(((w, t) for t, w in [(2, "blue"), (3, "square"), (6, "top")]), key=lambda wt: peak_over_mean(maps, [wt[1]]))
     assert (shown["label"], shown["positions"]) == (expected[0], [expected[1]])
-    p.locator("#attention-final .chip", has_text="square").first.click()
+    choose_word(p, "final", "square")
     p.evaluate(MAPS_JS, dict(SETTINGS, prompt="a red square at the top", steps=2))  # "square" is still token 3
     shown = displayed(page, "final")
     assert (shown["label"], shown["positions"]) == ("square", [3])
@@ -177,7 +189,7 @@ def test_default_model_maps_in_the_page(browser, backend, shapes_only):  # noqa:
         expected = cpython_maps(DEFAULT_MODEL, settings)
         got = np.array(result["maps"], np.float32).reshape(expected.shape)
         assert np.abs(got - expected).max() <= (1e-5 if backend == "wasm" else 1e-3)
-        page.page.locator("#attention-final .chip", has_text="red").first.click()
+        choose_word(page.page, "final", "red")
         shown = page.page.evaluate("window.sdlens.debug.displayed.attention.final")
         assert shown["label"] == "red"
         assert np.allclose(shown["sum"], expected[:, 3].sum(axis=0).ravel(), atol=1e-5)
@@ -188,7 +200,7 @@ def test_default_model_maps_in_the_page(browser, backend, shapes_only):  # noqa:
         page.settled("#detail .attention-refiner")
         page.page.locator("#detail .attention-refiner").screenshot(
             path=str(ARTIFACTS / f"attention-default-refiner-{backend}-1280.png"))
-        page.page.locator("#detail .attention-refiner .chip", has_text="background").first.click()
+        choose_word(page.page, "refiner", "background")
         overlay_drawn(page.page, "background", 4)
         page.page.set_viewport_size({"width": 390, "height": 900})
         page.settled("#detail .attention-refiner")
@@ -232,7 +244,7 @@ def shapes(browser, shapes_only):  # noqa: F811
 
 
 def pick(page, label):
-    page.page.locator("#attention-final .chip", has_text=label).first.click()
+    choose_word(page.page, "final", label)
     overlay_drawn(page.page, label)
     return displayed(page, "final"), displayed(page, "refiner")
 

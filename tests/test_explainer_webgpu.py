@@ -11,7 +11,7 @@ import pytest
 from sdlens.edited import original_source
 
 from .conftest import ROOT
-from .test_attention_browser import MAPS_JS, cpython_maps
+from .test_attention_browser import MAPS_JS, choose_word, cpython_maps
 from .test_browser import Page, Server, browser  # noqa: F401  (shared fixtures)
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -40,7 +40,7 @@ def test_attention_edited_code_and_umap_on_webgpu(browser, shapes_only):  # noqa
         expected = cpython_maps(DEFAULT_MODEL, SETTINGS)
         got = np.array(result["maps"], np.float32).reshape(expected.shape)
         assert np.abs(got - expected).max() <= 1e-3
-        p.locator("#attention-final .chip", has_text="red").first.click()
+        choose_word(p, "final", "red")
         shown = p.evaluate("window.sdlens.debug.displayed.attention.final")
         assert shown["label"] == "red" and np.allclose(shown["sum"], got[:, 3].sum(axis=0).ravel(), atol=1e-6)
 

@@ -14,7 +14,7 @@ from sdlens.model import Model
 from sdlens.pipeline import Pipeline, Settings
 
 from .conftest import OBJECTS
-from .test_attention_browser import MAPS_JS, cpython_maps
+from .test_attention_browser import MAPS_JS, choose_word, cpython_maps
 from .test_browser import ARTIFACTS, TOLERANCE, Page, _picture_rgba, browser, served  # noqa: F401  (shared fixtures)
 
 pytestmark = pytest.mark.skipif(not (OBJECTS / "manifest.json").is_file(), reason="models/objects is not built")
@@ -79,7 +79,7 @@ def test_cat_attention_lies_over_the_cat(page):
     print(f"cat's attention: {on_cat:.4f} on the cat, {off_cat:.4f} on the background ({covered.round(1).tolist()})")
     assert covered.max() > 0.5 and (covered == 0).any()
     assert on_cat > 1.5 * off_cat
-    page.page.locator("#attention-final .chip", has_text="cat").first.click()
+    choose_word(page.page, "final", "cat")
     assert page.page.evaluate("window.sdlens.debug.displayed.attention.final")["label"] == "cat"
     page.page.locator("#attention-final").screenshot(path=str(ARTIFACTS / "objects-attention-cat.png"))
 
