@@ -15,7 +15,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 import serve
-from sdlens.forward import alphas_cumprod, run_noise, weights
+from sdlens.forward import alphas_cumprod, predicted_noise, run_noise, squared_error, weights
 
 from .conftest import ROOT
 from .test_browser import Page, browser, server, settled  # noqa: F401  (shared fixtures)
@@ -244,6 +244,35 @@ def check_encoded_final_image(p, shown, seed):
     assert np.abs(got - expected).max() <= 1e-3 * float(expected.max() - expected.min())
 
 
+def check_training_question(p, shape, x_t, eps, t):
+    """The view's ε is the ε that made its x_t, drawn by the VAE as CPython draws it; its ε̂ is the
+    UNet's prediction from that x_t, t and the prompt, as CPython's; its loss is their mean squared
+    difference."""
+    from sdlens.cpython.runtime import OnnxRuntime
+    from sdlens.model import Model
+    from sdlens.pipeline import Pipeline
+
+    shown = p.evaluate("""() => { const f = window.sdlens.debug.displayed.forward;
+        return {eps: Array.from(f.eps), predicted: Array.from(f.predicted), loss: f.loss, zero: f.eps_mean_square,
+                prompt: f.prompt, by: f.eps_decoded_by, picture: Array.from(f.eps_picture.rgba),
+                drawn: ['forward-eps', 'forward-eps-true', 'forward-predicted'].map((id) => document.getElementById(id).width),
+                text: document.getElementById('forward-loss').textContent}; }""")
+    assert np.array_equal(np.array(shown["eps"], np.float32), eps)
+    pipeline = Pipeline(Model.from_dir(str(DEFAULT_MODEL)), OnnxRuntime())
+    runtime = pipeline.runtime
+    eps_hat = np.array(runtime.read(predicted_noise(pipeline, x_t.reshape(shape), t, shown["prompt"])), np.float32)
+    got = np.array(shown["predicted"], np.float32)
+    assert np.abs(got - eps_hat).max() <= 1e-3 * float(np.abs(eps_hat).max()), t
+    assert shown["loss"] == pytest.approx(float(np.mean((got - eps) ** 2)), rel=1e-4)
+    assert shown["loss"] == pytest.approx(squared_error(eps_hat.tolist(), eps.tolist()), rel=1e-3)
+    assert shown["zero"] == pytest.approx(float(np.mean(eps.astype(np.float64) ** 2)), rel=1e-5)
+    assert shown["by"] == "vae" and shown["drawn"] == [64, 64, 64]
+    picture = np.frombuffer(bytes(runtime.to_rgb8(pipeline.decode(eps.reshape(shape)))), np.uint8).reshape(64, 64, 3)
+    page_rgb = np.array(shown["picture"], np.int16).reshape(64, 64, 4)[..., :3]
+    assert np.abs(page_rgb - picture).max() <= 2
+    assert f"{shown['loss']:.3f}" in shown["text"] and f"{shown['zero']:.3f}" in shown["text"]
+
+
 def test_forward_view_equals_cpython(page):
     p = page.page
     p.set_checked("#picture-on", False)
@@ -276,6 +305,7 @@ def test_forward_view_equals_cpython(page):
         got = np.array(shown["latent"], np.float32)
         span = float(expected.max() - expected.min())
         assert np.abs(got - expected).max() <= 1e-3 * span, (t, np.abs(got - expected).max(), span)
+        check_training_question(p, shown["shape"], got, eps, t)
     assert p.text_content("#forward-formula").startswith("x_999 = ")
     p.evaluate("""() => { const s = document.getElementById('forward-t'); s.value = '500'; s.dispatchEvent(new Event('input')); }""")
     p.wait_for_function("window.sdlens.debug.displayed.forward.t === 500", timeout=TIMEOUT)

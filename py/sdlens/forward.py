@@ -3,7 +3,8 @@
     x_t = √ᾱ_t · x₀ + √(1 − ᾱ_t) · ε        ᾱ_t = (1 − β_0)(1 − β_1)…(1 − β_t)
 
 This is how the UNet was trained: take a picture's latent x₀, draw noise ε and a timestep t, make
-x_t as above, and ask the UNet to predict ε from x_t and t. Generating runs it the other way: from
+x_t as above, and ask the UNet to predict ε from x_t and t (and the picture's caption); the loss
+is the mean of (ε̂ − ε)² over the latent's numbers. Generating runs it the other way: from
 noise, each step removes the noise the UNet predicts. A run from a picture (img2img) starts with
 exactly this jump, to the timestep of its first step.
 
@@ -44,3 +45,17 @@ def noised(ops, x0, eps, t: int, alphas: list[float]):
     """x_t on the runtime (one ops.combine): what the UNet would see at training timestep t."""
     signal, noise = weights(alphas, t)
     return ops.combine([(signal, x0), (noise, eps)])
+
+
+def predicted_noise(pipeline, x_t, t: int, prompt: str):
+    """ε̂: what the UNet predicts from x_t at training timestep t, with the prompt as the caption.
+    Training shows it exactly this and compares the answer with the ε that made x_t."""
+    context = pipeline.encode_text(pipeline.tokenizer.encode(prompt))
+    return pipeline.predict_noise(x_t, float(t), context)
+
+
+def squared_error(predicted: list[float], eps: list[float]) -> float:
+    """Training's loss for one picture: the mean of (ε̂ − ε)² over every number of the latent."""
+    if len(predicted) != len(eps) or not eps:
+        raise ValueError(f"ε̂ has {len(predicted)} numbers and ε {len(eps)}: they must be the same latent")
+    return sum((a - b) ** 2 for a, b in zip(predicted, eps)) / len(eps)

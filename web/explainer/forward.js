@@ -1,7 +1,8 @@
 // The forward process, made visible: the current run's clean latent x₀ noised to any training
 // timestep t in one jump, x_t = √ᾱ_t · x₀ + √(1 − ᾱ_t) · ε, with the run's own ε (from its seed)
-// and the model's own ᾱ (its scheduler config). x_t is computed in the worker on the run's
-// backend (one ops.combine) and drawn by the same decoder as every other latent on the page.
+// and the model's own ᾱ (its scheduler config); then training's question about that x_t: the
+// UNet's ε̂ beside the true ε, and the loss between them. Computed in the worker on the run's
+// backend and drawn by the same decoder as every other latent on the page.
 
 import { drawRgba } from "./colormaps.js";
 import { displayed } from "./displayed.js";
@@ -46,6 +47,14 @@ async function encodedLatent(run, api) {
   return fallback;
 }
 
+/** Training's loss for this one x_t, in words: the number, what it is, and what a guess of zero scores. */
+function lossText(out, shape) {
+  const count = shape.reduce((a, b) => a * b, 1);
+  return `How far off: the mean of (ε̂ − ε)² over the ${count} numbers is ${fmt(out.loss)}. ` +
+    `This is the loss training makes small, over many pictures, timesteps and noises ` +
+    `(guessing ε̂ = 0 everywhere would score ${fmt(out.eps_mean_square)}).`;
+}
+
 export function mountForward(explainer, store, api) {
   let section = document.getElementById("forward-section");
   if (!section) {
@@ -57,12 +66,29 @@ export function mountForward(explainer, store, api) {
   section.innerHTML = `
     <h3>The forward process: where the noise comes from</h3>
     <p>Training runs the other way from generating: it takes a clean picture's latent x₀, adds noise ε
-      in one jump to a random timestep t, and teaches the UNet to predict that ε from x_t and t.
-      That prediction is what the Refiner's ε_cond panel shows at each step of the reverse process.</p>
+      in one jump to a random timestep t, and teaches the UNet to predict that ε from x_t, t and the
+      picture's caption. Below, the UNet answers for this x_t, beside the true ε. Its answer is what the
+      Refiner's ε_cond panel shows at each step of the reverse process.</p>
     <p class="note" id="forward-source"></p>
     <div class="forward-body">
-      <figure><canvas class="forward-picture" id="forward-x0"></canvas><figcaption>x₀ (t = 0)</figcaption></figure>
-      <figure><canvas class="forward-picture" id="forward-xt"></canvas><figcaption id="forward-xt-caption">x_t</figcaption></figure>
+      <div class="forward-pictures">
+        <div class="forward-row" role="group" aria-label="noising x₀ to x_t">
+          <figure><canvas class="forward-picture" id="forward-x0"></canvas><figcaption>x₀ (t = 0)</figcaption></figure>
+          <span class="forward-op" aria-hidden="true">+</span>
+          <figure><canvas class="forward-picture" id="forward-eps"></canvas><figcaption id="forward-eps-caption">ε, the noise</figcaption></figure>
+          <span class="forward-op" aria-hidden="true">=</span>
+          <figure><canvas class="forward-picture" id="forward-xt"></canvas><figcaption id="forward-xt-caption">x_t</figcaption></figure>
+        </div>
+        <div class="forward-row" role="group" aria-label="what training asks the UNet">
+          <figure><canvas class="forward-picture" id="forward-predicted"></canvas>
+            <figcaption>ε̂: the UNet's guess, from x_t, t and the prompt</figcaption></figure>
+          <span class="forward-op" aria-hidden="true">vs</span>
+          <figure><canvas class="forward-picture" id="forward-eps-true"></canvas><figcaption>ε: the true noise</figcaption></figure>
+          <p class="forward-loss" id="forward-loss" aria-live="polite"></p>
+        </div>
+        <p class="note" id="forward-noise-note">ε and ε̂ are latents, not images: their pictures are the noise
+          decoded as if it were a latent, by the decoder the step strip uses. The number says how close they are.</p>
+      </div>
       <div class="forward-controls">
         <label>t = <output id="forward-t-value">500</output>
           <input type="range" id="forward-t" min="0" max="999" step="1" value="500" aria-label="training timestep t"></label>
@@ -122,17 +148,26 @@ export function mountForward(explainer, store, api) {
         const at = wanted;
         wanted = null;
         const { run, clean } = current;
-        const out = await api.forward({ x0: clean.latent, shape: clean.shape, t: at, seed: run.settings.seed, fromPicture: clean.fromPicture });
+        const out = await api.forward({ x0: clean.latent, shape: clean.shape, t: at, seed: run.settings.seed,
+          fromPicture: clean.fromPicture, prompt: run.settings.prompt });
         if (current?.run !== run) return;
         drawRgba($("forward-xt"), out);
+        drawRgba($("forward-eps"), out.eps);
+        drawRgba($("forward-eps-true"), out.eps);
+        drawRgba($("forward-predicted"), out.predicted);
         $("forward-t-value").textContent = String(at);
         $("forward-xt-caption").textContent = `x_t at t = ${at}, decoded`;
+        $("forward-eps-caption").textContent = `ε, the noise (from seed ${run.settings.seed})`;
         $("forward-formula").textContent =
           `x_${at} = ${fmt(out.signal)} · x₀ + ${fmt(out.noise)} · ε    (ᾱ_t = ${fmt(out.alpha_bar)}; ${fmt(out.signal)}² + ${fmt(out.noise)}² = 1)`;
+        $("forward-loss").textContent = lossText(out, clean.shape);
         drawCurve(at);
         displayed.forward = { t: at, seed: run.settings.seed, weights: [out.signal, out.noise], alpha_bar: out.alpha_bar, source: clean.source,
           from_picture: clean.fromPicture, t_start: startT, shape: clean.shape, latent: out.latent, x0: clean.latent,
-          picture: { width: out.width, height: out.height, rgba: out.rgba }, decoded_by: out.by };
+          picture: { width: out.width, height: out.height, rgba: out.rgba }, decoded_by: out.by,
+          prompt: run.settings.prompt, eps: out.eps.latent, predicted: out.predicted.latent, loss: out.loss,
+          eps_mean_square: out.eps_mean_square,
+          eps_picture: { width: out.eps.width, height: out.eps.height, rgba: out.eps.rgba }, eps_decoded_by: out.eps.by };
         section.dispatchEvent(new CustomEvent("forward", { detail: displayed.forward }));
       }
     } catch (err) {

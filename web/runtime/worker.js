@@ -326,12 +326,14 @@ const handlers = {
     const js = fromPython(await loaded.session.redraw.callPromising(latent, shape, decoder));
     return { ...js, rgba: rgbToRgba(js.rgb, js.width * js.height), rgb: undefined };
   },
-  // The forward-process view (explainer/forward.js): x_t from a run's x₀ and its own noise.
-  async forward({ x0, shape, t, seed, fromPicture }) {
+  // The forward-process view (explainer/forward.js): x_t from a run's x₀ and its own noise ε, and
+  // the UNet's ε̂ from that x_t: three pictures.
+  async forward({ x0, shape, t, seed, fromPicture, prompt }) {
     const forward = pyodide.pyimport("sdlens.browser.forward");
-    const js = fromPython(await forward.forward.callPromising(loaded.session, x0, shape, t, seed, fromPicture));
+    const js = fromPython(await forward.forward.callPromising(loaded.session, x0, shape, t, seed, fromPicture, prompt));
     forward.destroy();
-    return { ...js, rgba: rgbToRgba(js.rgb, js.width * js.height), rgb: undefined };
+    const picture = (p) => ({ ...p, rgba: rgbToRgba(p.rgb, p.width * p.height), rgb: undefined });
+    return { ...picture(js), eps: picture(js.eps), predicted: picture(js.predicted) };
   },
   async schedule() {
     const forward = pyodide.pyimport("sdlens.browser.forward");
