@@ -472,7 +472,8 @@ export function mountDetail(container, store) {
   let scrolledFrom = null;
   const motion = () => (matchMedia("(prefers-reduced-motion: reduce)").matches ? "auto" : "smooth");
 
-  function show(id) {
+  /** Opens panel `id`. `intoView: false` (the tour, which scrolls to its own target) leaves the page where it is. */
+  function show(id, { intoView = true } = {}) {
     if (!open) scrolledFrom = window.scrollY;
     open = id;
     container.hidden = false;
@@ -484,7 +485,7 @@ export function mountDetail(container, store) {
     d3.select(container).style("opacity", 0).style("transform", "scale(0.96)")
       .transition().duration(250).style("opacity", 1).style("transform", "scale(1)")
       .on("end", () => {
-        if (open === id && container.getBoundingClientRect().top > innerHeight * 0.4) {
+        if (intoView && open === id && container.getBoundingClientRect().top > innerHeight * 0.4) {
           container.scrollIntoView({ block: "start", behavior: motion() });
         }
       });

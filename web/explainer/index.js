@@ -43,7 +43,7 @@ export function mountExplainer(store) {
   mountGeneralisation($("generalisation"), $("starters"), store);
   const tour = mountTour($("tour-start"), store);
   // For tests and curious students: what each view shows right now, as plain arrays.
-  window.sdlens.debug = { ...window.sdlens.debug, displayed, open: (id) => detail.show(id), close: () => detail.close(),
+  window.sdlens.debug = { ...window.sdlens.debug, displayed, open: (id, options) => detail.show(id, options), close: () => detail.close(),
     panel: () => detail.open, store, expand, tour };
   mountCodeEditor($("code-section"), store); // (adds debug.code)
   window.sdlens.debug.forward = mountForward($("explainer"), store, window.sdlens);

@@ -15,6 +15,9 @@ const $ = (id) => document.getElementById(id);
 const esc = (text) => String(text).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 
 const debug = () => window.sdlens.debug;
+// The tour scrolls to each stop's target itself: a panel it opens must not scroll the page after
+// the card is placed (detail.js brings a panel the learner opens into view).
+const openPanel = (id) => debug().open(id, { intoView: false });
 const run = () => window.sdlens.store.main;
 const step = () => window.sdlens.store.step();
 
@@ -83,7 +86,7 @@ export const STOPS = [
   },
   {
     id: "tokens", title: "Words become tokens", target: () => document.querySelector("#detail ol.tokens"),
-    enter: () => debug().open("text"),
+    enter: () => openPanel("text"),
     text: () => {
       const t = run().tokens;
       return `The tokenizer cut the prompt into <b>${t.length - 2}</b> tokens, each with its id in CLIP's vocabulary, between a
@@ -93,7 +96,7 @@ export const STOPS = [
   {
     id: "clip", title: "How the text encoder learned meaning", target: () => $("clip-lesson"),
     enter: () => {
-      debug().open("text");
+      openPanel("text");
       const lesson = $("clip-lesson");
       if (lesson) lesson.open = true;
     },
@@ -104,21 +107,21 @@ export const STOPS = [
     id: "noise", title: "It starts as pure noise", target: () => $("timeline"),
     enter: () => {
       window.sdlens.store.select(0);
-      debug().open("refiner");
+      openPanel("refiner");
     },
     text: () => `Step 1 of ${run().steps.length}: the latent is random numbers from seed <b>${esc(run().settings.seed)}</b>,
       noise level σ = ${step().sigma.toFixed(2)}. The slider (or ← →) moves through the steps; every view follows it.`,
   },
   {
     id: "eps", title: "The UNet predicts the noise", target: () => stripTitled("ε"),
-    enter: () => debug().open("refiner"),
+    enter: () => openPanel("refiner"),
     text: () => (step().tensors.eps_uncond
       ? "The UNet guesses which part of the latent is noise, twice: once without the prompt (ε_uncond) and once with it (ε_cond)."
       : "The UNet guesses which part of the latent is noise. Guidance is off, so it runs once, with the prompt."),
   },
   {
     id: "guidance", title: "Guidance pushes harder", target: () => $("guidance-geometry"),
-    enter: () => debug().open("refiner"),
+    enter: () => openPanel("refiner"),
     text: () => {
       const geo = debug().displayed.guidanceGeometry;
       if (!geo || geo.push === null) return `Guidance g = ${esc(run().settings.guidance)} ≤ 1 is off: ε is the prompt's own prediction.`;
@@ -129,7 +132,7 @@ export const STOPS = [
   },
   {
     id: "scheduler", title: "The scheduler removes some noise", target: () => document.querySelector("#detail .scheduler"),
-    enter: () => debug().open("refiner"),
+    enter: () => openPanel("refiner"),
     text: () => `The scheduler (${esc(run().settings.scheduler)}) mixes the latent and the guided ε with these numbers to make
       the slightly cleaner latent of the next step.`,
   },
@@ -137,14 +140,14 @@ export const STOPS = [
     id: "guess", title: "Halfway: the model's guess", target: () => stripTitled("x̂₀"),
     enter: () => {
       window.sdlens.store.select(Math.floor((run().steps.length - 1) / 2));
-      debug().open("refiner");
+      openPanel("refiner");
     },
     text: () => `At step ${window.sdlens.store.selected + 1} of ${run().steps.length} (σ = ${step().sigma.toFixed(2)}) this is
       what the model thinks the clean picture is. Play the timeline to watch it sharpen.`,
   },
   {
     id: "upscaler", title: "From latent to pixels", target: () => $("detail"),
-    enter: () => debug().open("upscaler"),
+    enter: () => openPanel("upscaler"),
     text: () => `The last latent, ${run().steps.at(-1).shape.slice(1).join("×")} numbers, is decoded by the VAE into the
       ${run().final.width}×${run().final.height} picture.`,
   },
