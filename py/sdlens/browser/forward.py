@@ -26,10 +26,22 @@ def forward(session, x0_f32, shape, t: int, seed: int, from_picture: bool, promp
     x_t = noised(runtime, x0, eps, int(t), alphas)
     eps_hat = predicted_noise(session.pipeline, x_t, int(t), str(prompt))
     signal, noise = weights(alphas, int(t))
-    latent, eps_f32, eps_hat_f32 = runtime.read_f32(x_t), runtime.read_f32(eps), runtime.read_f32(eps_hat)
+    latent, eps_hat_f32 = runtime.read_f32(x_t), runtime.read_f32(eps_hat)
     return {**session.decode(latent, list(shape)), "latent": latent,
             "signal": signal, "noise": noise, "alpha_bar": alphas[int(t)], "t": int(t),
-            "eps": {"latent": eps_f32, **session.decode(eps_f32, list(shape))},
+            "eps": _noise_drawn(session, eps, (int(seed), shape, bool(from_picture))),
             "predicted": {"latent": eps_hat_f32, **session.decode(eps_hat_f32, list(shape))},
-            "loss": squared_error(runtime.read(eps_hat), eps_values),
+            "loss": squared_error(eps_hat_f32.to_py().tolist(), eps_values),  # (one read of ε̂, not two)
             "eps_mean_square": squared_error([0.0] * len(eps_values), eps_values)}
+
+
+# ε is the same at every t: moving the slider draws it once, not once a move.
+_last_noise: dict = {}
+
+
+def _noise_drawn(session, eps, key) -> dict:
+    """ε read back and decoded ({latent, rgb, width, height, by}), kept for the last (session, seed, shape, kind)."""
+    if _last_noise.get("session") is not session or _last_noise.get("key") != key:
+        eps_f32 = session.runtime.read_f32(eps)
+        _last_noise.update(session=session, key=key, drawn={"latent": eps_f32, **session.decode(eps_f32, list(key[1]))})
+    return _last_noise["drawn"]
