@@ -244,21 +244,16 @@ def check_encoded_final_image(p, shown, seed):
     assert np.abs(got - expected).max() <= 1e-3 * float(expected.max() - expected.min())
 
 
-def check_training_question(p, shape, x_t, eps, t):
+def check_training_question(p, pipeline, shape, x_t, eps, t):
     """The view's ε is the ε that made its x_t, drawn by the VAE as CPython draws it; its ε̂ is the
     UNet's prediction from that x_t, t and the prompt, as CPython's; its loss is their mean squared
     difference."""
-    from sdlens.cpython.runtime import OnnxRuntime
-    from sdlens.model import Model
-    from sdlens.pipeline import Pipeline
-
     shown = p.evaluate("""() => { const f = window.sdlens.debug.displayed.forward;
         return {eps: Array.from(f.eps), predicted: Array.from(f.predicted), loss: f.loss, zero: f.eps_mean_square,
                 prompt: f.prompt, by: f.eps_decoded_by, picture: Array.from(f.eps_picture.rgba),
                 drawn: ['forward-eps', 'forward-eps-true', 'forward-predicted'].map((id) => document.getElementById(id).width),
                 text: document.getElementById('forward-loss').textContent}; }""")
     assert np.array_equal(np.array(shown["eps"], np.float32), eps)
-    pipeline = Pipeline(Model.from_dir(str(DEFAULT_MODEL)), OnnxRuntime())
     runtime = pipeline.runtime
     eps_hat = np.array(runtime.read(predicted_noise(pipeline, x_t.reshape(shape), t, shown["prompt"])), np.float32)
     got = np.array(shown["predicted"], np.float32)
@@ -274,7 +269,12 @@ def check_training_question(p, shape, x_t, eps, t):
 
 
 def test_forward_view_equals_cpython(page):
+    from sdlens.cpython.runtime import OnnxRuntime
+    from sdlens.model import Model
+    from sdlens.pipeline import Pipeline
+
     p = page.page
+    pipeline = Pipeline(Model.from_dir(str(DEFAULT_MODEL)), OnnxRuntime())
     p.set_checked("#picture-on", False)
     settings = {"prompt": PROMPT, "steps": 6, "seed": 11}
     p.evaluate("(s) => window.sdlens.explain(s)", settings)
@@ -305,7 +305,7 @@ def test_forward_view_equals_cpython(page):
         got = np.array(shown["latent"], np.float32)
         span = float(expected.max() - expected.min())
         assert np.abs(got - expected).max() <= 1e-3 * span, (t, np.abs(got - expected).max(), span)
-        check_training_question(p, shown["shape"], got, eps, t)
+        check_training_question(p, pipeline, shown["shape"], got, eps, t)
     assert p.text_content("#forward-formula").startswith("x_999 = ")
     p.evaluate("""() => { const s = document.getElementById('forward-t'); s.value = '500'; s.dispatchEvent(new Event('input')); }""")
     p.wait_for_function("window.sdlens.debug.displayed.forward.t === 500", timeout=TIMEOUT)
